@@ -1,0 +1,42 @@
+# Quick start: `make demo` runs the recognizer; `make test` runs the test suite. Both create/reuse .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export QT_QPA_PLATFORM ?= offscreen
+
+.PHONY: demo test install install-dev system-deps clean
+demo: $(VENV)/.core
+	$(BIN)/twostream run synthetic:demo --max-frames 300
+
+test: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.core
+install-dev: $(VENV)/.dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch: take a CPU wheel lying on this machine's disk when pip finds one (--no-index looks only at
+# local find-links), else let pip resolve torch normally. Nobody elsewhere is pinned to 2.13.0.
+$(VENV)/.torch: | $(BIN)/python
+	@if $(BIN)/pip install -q --no-index --no-deps "torch==2.13.0" >/dev/null 2>&1; then \
+	  echo "torch: using the CPU wheel found on this machine"; $(BIN)/pip install -q "torch==2.13.0"; \
+	else $(BIN)/pip install -q "torch>=2.2"; fi
+	@touch $@
+
+$(VENV)/.core: pyproject.toml $(VENV)/.torch
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $@
+
+# Debian packages the tests use (a real RTSP server, Qt's runtime libraries); skipped with a note
+# where apt-get is not available to this user.
+system-deps:
+	@bash scripts/system-deps.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,214 @@
+"""Self-describing two-stream checkpoints: a directory holding `model.json` and `weights.safetensors`.
+
+`model.json` owns every fact a net needs at run time (architecture, input size, labels,
+normalisation, flow settings, L, fusion, metrics); the weights are plain tensors in safetensors,
+which cannot carry code, so loading a checkpoint never runs anything from it.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, UserError
+from .flow import FlowSettings
+from .models import ARCHITECTURES, create_model
+
+FORMAT = "twostream-checkpoint"
+VERSION = 1
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+FUSION_MODES = ("avg", "weighted", "svm")
+
+
+@dataclass
+class FusionConfig:
+    mode: str = "avg"
+    spatial_weight: float = 0.5  # used by "weighted"; "avg" is 0.5
+    svm_weight: list[list[float]] | None = None  # (classes, 2*classes) on L2-normalised [spatial, temporal] scores
+    svm_bias: list[float] | None = None
+
+
+@dataclass
+class ModelConfig:
+    """Everything about a two-stream model except its weights."""
+
+    labels: list[str]
+    spatial_arch: str = "mobilenet_v2_050"
+    temporal_arch: str = "mobilenet_v2_050"
+    input_size: int = 112  # nets see a centre crop of this side from the working-size frame / flow
+    clip_length: int = 10  # L: flow fields per temporal input (2L channels)
+    subtract_mean_flow: bool = True
+    flow: FlowSettings = field(default_factory=FlowSettings)
+    rgb_mean: tuple[float, ...] = IMAGENET_MEAN
+    rgb_std: tuple[float, ...] = IMAGENET_STD
+    flow_scale: float = 4.0  # flow (px) is divided by this before the temporal net
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    trained: bool = True
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+    @property
+    def temporal_channels(self) -> int:
+        return 2 * self.clip_length
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["flow"] = self.flow.to_dict()
+        return {"format": FORMAT, "version": VERSION, **d}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], where: str) -> "ModelConfig":
+        if d.get("format") != FORMAT:
+            raise CheckpointError(f"{where}: not a twostream checkpoint (no '\"format\": \"{FORMAT}\"' in {CONFIG_FILE})")
+        if d.get("version", 0) > VERSION:
+            raise CheckpointError(f"{where}: checkpoint version {d.get('version')} is newer than this twostream reads ({VERSION}); upgrade twostream")
+        try:
+            d = dict(d)
+            d.pop("format"), d.pop("version")
+            d["flow"] = FlowSettings.from_dict(d.get("flow", {}))
+            d["fusion"] = FusionConfig(**d.get("fusion", {}))
+            d["rgb_mean"], d["rgb_std"] = tuple(d.get("rgb_mean", IMAGENET_MEAN)), tuple(d.get("rgb_std", IMAGENET_STD))
+            cfg = cls(**d)
+        except (TypeError, ValueError, UserError) as e:
+            raise CheckpointError(f"{where}: {CONFIG_FILE} does not describe a model ({e})") from None
+        cfg.validate(where)
+        return cfg
+
+    def validate(self, where: str) -> None:
+        """Refuse a config whose parts do not fit together."""
+        problems = []
+        if not self.labels or len(set(self.labels)) != len(self.labels) or not all(isinstance(x, str) and x for x in self.labels):
+            problems.append("labels must be distinct non-empty names")
+        for role, arch in (("spatial", self.spatial_arch), ("temporal", self.temporal_arch)):
+            if arch not in ARCHITECTURES:
+                problems.append(f"unknown {role} architecture '{arch}'")
+        if not 1 <= self.clip_length <= 64:
+            problems.append(f"clip_length L={self.clip_length} is outside 1..64")
+        if not 16 <= self.input_size <= min(self.flow.width, self.flow.height):
+            problems.append(f"input_size {self.input_size} does not fit in the {self.flow.width}x{self.flow.height} working size")
+        if len(self.rgb_mean) != 3 or len(self.rgb_std) != 3 or min(self.rgb_std) <= 0:
+            problems.append("rgb_mean/rgb_std must have 3 values, std > 0")
+        if not (self.flow_scale > 0 and math.isfinite(self.flow_scale)):
+            problems.append("flow_scale must be > 0")
+        f = self.fusion
+        if f.mode not in FUSION_MODES:
+            problems.append(f"unknown fusion mode '{f.mode}'")
+        if not 0 <= f.spatial_weight <= 1:
+            problems.append("fusion spatial_weight must be in 0..1")
+        if f.mode == "svm":
+            n = self.num_classes
+            if f.svm_weight is None or f.svm_bias is None or len(f.svm_weight) != n or any(len(r) != 2 * n for r in f.svm_weight) or len(f.svm_bias) != n:
+                problems.append(f"SVM fusion parameters do not fit {n} labels (need weight {n}x{2 * n} and bias {n})")
+        if problems:
+            raise CheckpointError(f"{where}: " + "; ".join(problems))
+
+
+@dataclass
+class TwoStreamModel:
+    """A spatial and a temporal net with the config that says how to feed and fuse them."""
+
+    config: ModelConfig
+    spatial: nn.Module
+    temporal: nn.Module
+
+    @classmethod
+    def create(cls, config: ModelConfig, seed: int | None = None) -> "TwoStreamModel":
+        """Fresh (untrained) nets for `config`."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        spatial = create_model(config.spatial_arch, config.num_classes, 3)
+        temporal = create_model(config.temporal_arch, config.num_classes, config.temporal_channels)
+        return cls(config, spatial.eval(), temporal.eval())
+
+    def save(self, directory: str | Path, half: bool = False) -> Path:
+        """Write the checkpoint directory; `half` stores weights as fp16 (half the size)."""
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        tensors = {}
+        for role, net in (("spatial", self.spatial), ("temporal", self.temporal)):
+            for k, v in net.state_dict().items():
+                v = v.detach().cpu()
+                tensors[f"{role}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
+        tmp = out / (WEIGHTS_FILE + ".tmp")
+        save_file(tensors, str(tmp))
+        tmp.replace(out / WEIGHTS_FILE)
+        (out / CONFIG_FILE).write_text(json.dumps(self.config.to_json(), indent=2) + "\n")
+        return out
+
+
+def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: list[str] | None = None) -> TwoStreamModel:
+    """Load a checkpoint directory (or its model.json). Never executes code from the files.
+
+    `flow` and `labels`, when given, are what the caller's data or runtime use; a checkpoint that
+    was trained with other ones is refused, saying what does not fit.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    p = Path(path)
+    directory = p.parent if p.name == CONFIG_FILE else p
+    where = str(directory)
+    if not directory.exists():
+        raise CheckpointError(f"{where}: no such model directory (give a directory holding {CONFIG_FILE} and {WEIGHTS_FILE})")
+    if not (directory / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{where}: not a twostream checkpoint ({CONFIG_FILE} is missing)")
+    try:
+        raw = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("top level is not an object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{where}: {CONFIG_FILE} is corrupt ({e.__class__.__name__}); re-export or re-train the model") from None
+    config = ModelConfig.from_json(raw, where)
+    if flow is not None and flow != config.flow:
+        raise CheckpointError(f"{where}: trained with flow {_describe_flow(config.flow)} but asked to run with {_describe_flow(flow)}; "
+                              "a temporal net degrades on flow made another way: use the model's settings or retrain")
+    if labels is not None and list(labels) != list(config.labels):
+        raise CheckpointError(f"{where}: labels do not fit: the model has {len(config.labels)} ({', '.join(config.labels[:5])}...), "
+                              f"expected {len(labels)} ({', '.join(list(labels)[:5])}...)")
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{where}: {WEIGHTS_FILE} is missing")
+    try:
+        tensors = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: {WEIGHTS_FILE} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
+    model = TwoStreamModel.create(config)
+    for role, net, chans in (("spatial", model.spatial, 3), ("temporal", model.temporal, config.temporal_channels)):
+        state = {k[len(role) + 1:]: v for k, v in tensors.items() if k.startswith(role + ".")}
+        expected = net.state_dict()
+        missing = sorted(set(expected) - set(state))
+        if missing:
+            raise CheckpointError(f"{where}: {role} weights are missing {len(missing)} tensors (e.g. {missing[0]}) for {getattr(config, role + '_arch')}")
+        conv_key = next(k for k, v in expected.items() if v.ndim == 4)
+        head_key = [k for k, v in expected.items() if v.ndim == 2][-1]
+        if state[conv_key].shape[1] != expected[conv_key].shape[1]:
+            raise CheckpointError(f"{where}: {role} net takes {state[conv_key].shape[1]} input channels but the config needs {chans}")
+        if state[head_key].shape[0] != expected[head_key].shape[0]:
+            raise CheckpointError(f"{where}: {role} head has {state[head_key].shape[0]} outputs for {config.num_classes} labels")
+        wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
+        if wrong:
+            k = wrong[0]
+            raise CheckpointError(f"{where}: {role} weights do not fit {getattr(config, role + '_arch')}: "
+                                  f"{k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
+        net.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()})
+        net.eval()
+    return model
+
+
+def _describe_flow(f: FlowSettings) -> str:
+    preset = f"/{f.preset}" if f.algorithm == "dis" else ""
+    return f"{f.algorithm}{preset} at {f.width}x{f.height}, bound {f.bound:g} px"

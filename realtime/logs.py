@@ -1,0 +1,30 @@
+"""Logging for the CLI and GUI: one line per message, URL credentials always redacted."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+
+
+def scrub(text: str) -> str:
+    """Remove `user:pass@` from any URL inside free text."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("twostream: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger("twostream")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False

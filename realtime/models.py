@@ -1,0 +1,181 @@
+"""The networks: plain nn.Modules built by one `create_model(name, num_classes, in_chans)`.
+
+Parameter names follow torchvision's for MobileNetV2 and ResNet-18, so an ImageNet state dict in
+torchvision format loads into them (`realtime.train` uses that for `--init`). The odd input channel
+count (2L = 20 for a flow stack) is handled in one place: the first conv.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return new_v + divisor if new_v < 0.9 * v else new_v
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1):
+        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        layers: list[nn.Module] = [] if expand == 1 else [ConvBNReLU(cin, hidden, 1)]
+        layers += [ConvBNReLU(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018); `width` scales every layer's channels."""
+
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+    def __init__(self, num_classes: int, in_chans: int = 3, width: float = 1.0, dropout: float = 0.2):
+        super().__init__()
+        cin = _make_divisible(32 * width)
+        self.last_channel = _make_divisible(1280 * max(1.0, width))
+        features: list[nn.Module] = [ConvBNReLU(in_chans, cin, 3, 2)]
+        for t, c, n, s in self.SETTINGS:
+            cout = _make_divisible(c * width)
+            for i in range(n):
+                features.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
+                cin = cout
+        features.append(ConvBNReLU(cin, self.last_channel, 1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.last_channel, num_classes))
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al. 2016) with torchvision's parameter names."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, cin = (64, 128, 256, 512), 64
+        for i, w in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
+            cin = w
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(512, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.forward_features(x)))
+
+
+class CNNM2048(nn.Module):
+    """The paper's CNN-M-2048: conv1 7x7/2 96, conv2 5x5/2 256, conv3-5 3x3 512, fc6 4096, fc7 2048."""
+
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.5):
+        super().__init__()
+        lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
+        self.features = nn.Sequential(
+            nn.Conv2d(in_chans, 96, 7, 2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(96, 256, 5, 2, 1), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(256, 512, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        )
+        self.pool = nn.AdaptiveMaxPool2d(6)  # 6x6 at 224+ px as in the paper; keeps fc6 fixed at other sizes
+        self.fc6 = nn.Sequential(nn.Linear(512 * 36, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.fc7 = nn.Sequential(nn.Linear(4096, 2048), nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.classifier = nn.Linear(2048, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc7(self.fc6(torch.flatten(self.pool(self.features(x)), 1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.forward_features(x))
+
+
+def _init_weights(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+    "mobilenet_v2": lambda **kw: MobileNetV2(width=1.0, **kw),
+    "mobilenet_v2_050": lambda **kw: MobileNetV2(width=0.5, **kw),
+    "mobilenet_v2_035": lambda **kw: MobileNetV2(width=0.35, **kw),
+    "resnet18": ResNet18,
+    "cnn_m_2048": CNNM2048,
+}
+
+
+def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: object) -> nn.Module:
+    """Build an architecture by name, for `num_classes` outputs from `in_chans` input channels."""
+    if name not in ARCHITECTURES:
+        raise UserError(f"unknown architecture '{name}': choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name](num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def classifier_layer(model: nn.Module) -> nn.Linear:
+    """The final linear layer (the per-dataset head)."""
+    for attr in ("classifier", "fc"):
+        head = getattr(model, attr, None)
+        if isinstance(head, nn.Linear):
+            return head
+        if isinstance(head, nn.Sequential) and isinstance(head[-1], nn.Linear):
+            return head[-1]
+    raise TypeError(f"{type(model).__name__} has no linear head")
+
+
+def first_conv(model: nn.Module) -> nn.Conv2d:
+    """The first convolution: where the input channel count lives."""
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d))

@@ -1,0 +1,373 @@
+"""The live pipeline: capture -> flow -> infer threads, one fused Prediction per frame.
+
+    with Pipeline("synthetic:demo", model) as p:
+        for pred in p:
+            print(pred.index, pred.label, pred.score)
+
+Every hand-over between threads is bounded. A live source keeps only the newest work and counts
+what it drops, so latency stays bounded under overload; a file (unless paced with realtime=True)
+is read without loss. Work buffers are preallocated and recycled: the per-frame path builds no
+new input stacks. An exception in any stage stops the pipeline and is raised to the caller.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .buffers import FlowRing, LatestSlot
+from .checkpoint import TwoStreamModel, load_checkpoint
+from .engines import Engine, create_engine
+from .errors import UserError
+from .flow import FlowEstimator, FlowSettings
+from .fusion import Fusion, Smoother
+from .models_store import default_model
+from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
+from .sources import FrameSource, open_source
+
+log = logging.getLogger("twostream")
+_END = object()
+
+
+class PipelineError(RuntimeError):
+    """A stage of the pipeline failed; `__cause__` holds the original exception."""
+
+
+@dataclass
+class Prediction:
+    """What the pipeline says about one frame. Scores are probabilities over `labels`."""
+
+    index: int
+    capture_ts: float  # time.monotonic() when the frame was read
+    flow_ts: float  # flow and net inputs ready
+    infer_ts: float  # fused scores ready
+    labels: list[str]
+    fused: np.ndarray  # fused and smoothed
+    spatial: np.ndarray
+    temporal: np.ndarray | None  # None until L flow fields exist
+    dropped: int = 0  # frames dropped so far, all stages
+    status: str = "ok"
+    frame: np.ndarray | None = None  # the BGR frame as read
+    flow: np.ndarray | None = None  # newest flow field (H, W, 2) px at the working size
+    truth: str | None = None  # ground-truth label, for synthetic sources
+
+    @property
+    def ready(self) -> bool:
+        """Both streams contributed (L flow fields were available)."""
+        return self.temporal is not None
+
+    @property
+    def label(self) -> str:
+        return self.labels[int(np.argmax(self.fused))]
+
+    @property
+    def score(self) -> float:
+        return float(np.max(self.fused))
+
+    @property
+    def latency_ms(self) -> float:
+        return (self.infer_ts - self.capture_ts) * 1e3
+
+    def top(self, k: int = 5, which: str = "fused") -> list[tuple[str, float]]:
+        scores = getattr(self, which)
+        if scores is None:
+            return []
+        order = np.argsort(scores)[::-1][:k]
+        return [(self.labels[i], float(scores[i])) for i in order]
+
+    def to_dict(self, k: int = 5) -> dict:
+        return {
+            "frame": self.index,
+            "label": self.label,
+            "score": round(self.score, 4),
+            "top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(k)],
+            "spatial_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "spatial")],
+            "temporal_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "temporal")],
+            "ready": self.ready,
+            "status": self.status,
+            "capture_ts": round(self.capture_ts, 6),
+            "latency_ms": {"flow": round((self.flow_ts - self.capture_ts) * 1e3, 3),
+                           "infer": round((self.infer_ts - self.flow_ts) * 1e3, 3),
+                           "total": round(self.latency_ms, 3)},
+            "dropped": self.dropped,
+            **({"truth": self.truth} if self.truth is not None else {}),
+        }
+
+
+class _Work:
+    """One preallocated set of net inputs, recycled between the flow and infer threads."""
+
+    def __init__(self, input_size: int, temporal_channels: int):
+        self.rgb = torch.empty(1, 3, input_size, input_size)
+        self.temporal = torch.empty(1, temporal_channels, input_size, input_size)
+        self.has_temporal = False
+        self.index = 0
+        self.capture_ts = self.flow_ts = 0.0
+        self.frame: np.ndarray | None = None
+        self.flow: np.ndarray | None = None
+        self.truth: str | None = None
+
+
+@dataclass
+class PipelineStats:
+    """Counters and recent timings (bounded), for the closing summary and the GUI."""
+
+    captured: int = 0
+    predicted: int = 0
+    started: float = field(default_factory=time.monotonic)
+    first_capture: float | None = None
+    last_prediction: float | None = None
+    flow_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
+    infer_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
+    total_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
+    flow_compute: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
+    infer_compute: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
+
+    @staticmethod
+    def percentiles(values: collections.deque) -> dict[str, float]:
+        if not values:
+            return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+        a = np.fromiter(values, np.float64) * 1e3
+        p50, p95, p99 = np.percentile(a, [50, 95, 99])
+        return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
+
+    def fps(self) -> float:
+        if self.first_capture is None or self.last_prediction is None or self.predicted < 2:
+            return 0.0
+        return (self.predicted - 1) / max(self.last_prediction - self.first_capture, 1e-9)
+
+
+class Pipeline:
+    """Live two-stream recognition on any source. Iterate for Predictions; use as a context manager."""
+
+    def __init__(self, source: str | int | FrameSource, model: str | Path | TwoStreamModel | None = None, *,
+                 engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
+                 fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
+                 realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
+                 flow: FlowSettings | None = None):
+        self.model = _resolve_model(model, flow)
+        cfg = self.model.config
+        self.labels = list(cfg.labels)
+        self._source_arg = source
+        self._realtime = realtime
+        self._source_timeout = source_timeout
+        self.max_frames = max_frames
+        self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
+        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight)
+        self.smoother = Smoother(cfg.num_classes, smoothing)
+        self.source: FrameSource | None = None
+        self.source_name = str(source) if isinstance(source, (str, int)) else getattr(source, "name", "source")
+        self.stats = PipelineStats()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._error: tuple[str, BaseException] | None = None
+        self._pool: LatestSlot | None = None
+        self._frames = self._work = self._out = None  # type: ignore[assignment]
+        self.status = "idle"
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> "Pipeline":
+        if self._threads:
+            return self
+        src = self._source_arg
+        self.source = src if isinstance(src, FrameSource) else open_source(src, realtime=self._realtime, timeout_s=self._source_timeout)
+        self.source_name = self.source.name
+        live = self.source.is_live
+        cfg = self.model.config
+        self._frames = LatestSlot(1 if live else 4, drop_oldest=live)
+        self._work = LatestSlot(1 if live else 2, drop_oldest=live)
+        self._out = LatestSlot(16 if live else 4, drop_oldest=live)
+        self._pool = LatestSlot(8, drop_oldest=False)
+        for _ in range(4):  # one being filled, one queued, one in the nets, one spare
+            self._pool.put(_Work(cfg.input_size, cfg.temporal_channels))
+        self.stats = PipelineStats()
+        self.status = "running"
+        for name, target in (("capture", self._capture_loop), ("flow", self._flow_loop), ("infer", self._infer_loop)):
+            t = threading.Thread(target=self._guard, args=(name, target), name=f"twostream-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop every thread and release the source; returns within about `timeout` seconds."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("threads still finishing after stop: %s (blocked in the source's read)", ", ".join(alive))
+        if self.source is not None and not any(t.name == "twostream-capture" and t.is_alive() for t in self._threads):
+            self.source.close()
+        self.engine.close()
+        if self.status == "running":
+            self.status = "stopped"
+
+    def __enter__(self) -> "Pipeline":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        slots = {"capture": self._frames, "infer": self._work, "output": self._out}
+        return {k: (s.dropped if s is not None else 0) for k, s in slots.items()}
+
+    def __iter__(self) -> Iterator[Prediction]:
+        self.start()
+        assert self._out is not None
+        while True:
+            item = self._out.get(timeout=0.1)
+            if self._error is not None:
+                self._raise()
+            if item is _END:
+                self.status = "finished"
+                return
+            if item is None:
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    return
+                continue
+            yield item  # type: ignore[misc]
+
+    def _raise(self) -> None:
+        assert self._error is not None
+        stage, err = self._error
+        self.status = "failed"
+        if isinstance(err, UserError):
+            raise err
+        raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
+
+    def _guard(self, stage: str, loop) -> None:  # type: ignore[no-untyped-def]
+        try:
+            loop()
+        except BaseException as e:  # any failure must reach the caller, not die with the thread
+            if self._error is None:
+                self._error = (stage, e)
+            self._stop.set()
+        finally:
+            if stage == "capture" and self.source is not None:
+                self.source.close()
+
+    # -- stages -------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        src, frames = self.source, self._frames
+        assert src is not None and frames is not None
+        index = 0
+        truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
+        while not self._stop.is_set():
+            frame = src.read()
+            if frame is None:
+                break
+            now = time.monotonic()
+            if self.stats.first_capture is None:
+                self.stats.first_capture = now
+            self.stats.captured += 1
+            frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None), self._stop)
+            index += 1
+            if self.max_frames is not None and index >= self.max_frames:
+                break
+        frames.finish(_END)
+
+    def _flow_loop(self) -> None:
+        cfg = self.model.config
+        frames, work, pool = self._frames, self._work, self._pool
+        assert frames is not None and work is not None and pool is not None
+        estimator = FlowEstimator(cfg.flow)
+        ring = FlowRing(cfg.flow, cfg.clip_length)
+        top, left = centre_crop(cfg.flow, cfg.input_size)
+        rgb_view = temporal_view = None
+        while not self._stop.is_set():
+            item = frames.get()
+            if item is None:
+                continue
+            if item is _END:
+                work.finish(_END)
+                return
+            index, capture_ts, frame, truth = item  # type: ignore[misc]
+            t0 = time.perf_counter()
+            small = to_working_size(frame, cfg.flow)
+            flow = estimator.push(small)
+            if flow is not None:
+                ring.push(flow)
+            w = None
+            while w is None and not self._stop.is_set():
+                w = pool.get(timeout=0.1)
+            if w is None:
+                return
+            rgb_view, temporal_view = w.rgb.numpy()[0], w.temporal.numpy()[0]
+            rgb_input(small, cfg, top, left, out=rgb_view)
+            w.has_temporal = ring.ready
+            if ring.ready:
+                flow_input(ring.codes, cfg, top, left, out=temporal_view, order=ring.order())
+            w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
+            w.flow_ts = time.monotonic()
+            self.stats.flow_compute.append(time.perf_counter() - t0)
+            evicted = work.put(w, self._stop)
+            if evicted is not None and evicted is not _END:
+                pool.put(evicted)
+
+    def _infer_loop(self) -> None:
+        work, pool, out = self._work, self._pool, self._out
+        assert work is not None and pool is not None and out is not None
+        stats = self.stats
+        while not self._stop.is_set():
+            w = work.get()
+            if w is None:
+                continue
+            if w is _END:
+                out.finish(_END)
+                return
+            t0 = time.perf_counter()
+            spatial, temporal = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
+            s, t = spatial[0], (temporal[0] if temporal is not None else None)
+            fused = self.smoother(self.fusion(s, t))
+            now = time.monotonic()
+            stats.infer_compute.append(time.perf_counter() - t0)
+            pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
+                              dropped=sum(self.dropped.values()), frame=w.frame, flow=w.flow, truth=w.truth)  # type: ignore[union-attr]
+            w.frame = w.flow = None  # type: ignore[union-attr]
+            pool.put(w)
+            stats.predicted += 1
+            stats.last_prediction = now
+            stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
+            stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
+            stats.total_latency.append(pred.infer_ts - pred.capture_ts)
+            out.put(pred, self._stop)
+
+    # -- reporting ----------------------------------------------------------
+    def summary(self) -> dict:
+        st = self.stats
+        cfg = self.model.config
+        return {
+            "source": self.source_name,
+            "frames": st.predicted,
+            "captured": st.captured,
+            "seconds": round((st.last_prediction or time.monotonic()) - (st.first_capture or st.started), 3),
+            "fps": round(st.fps(), 2),
+            "latency_ms": {"flow": st.percentiles(st.flow_latency), "infer": st.percentiles(st.infer_latency),
+                           "total": st.percentiles(st.total_latency)},
+            "compute_ms": {"flow": st.percentiles(st.flow_compute), "infer": st.percentiles(st.infer_compute)},
+            "dropped": self.dropped,
+            "engine": self.engine.describe(),
+            "model": cfg.provenance.get("name", "model"),
+            "trained": cfg.trained,
+            "status": self.status,
+        }
+
+
+def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:
+    if isinstance(model, TwoStreamModel):
+        if flow is not None and flow != model.config.flow:
+            raise UserError("the model was trained with other flow settings than the ones asked for")
+        return model
+    if model is None:
+        return default_model(flow)
+    return load_checkpoint(model, flow=flow)
