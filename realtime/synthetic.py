@@ -153,7 +153,8 @@ class SyntheticClip:
         return np.array([[ca, -sa, c[0] - ca * half + sa * half], [sa, ca, c[1] - sa * half - ca * half], [0, 0, 1]])
 
     # -- rendering ----------------------------------------------------------
-    def _object_mask(self, t: float) -> np.ndarray:
+    def object_mask(self, t: float) -> np.ndarray:
+        """Where the object covers frame t (uint8 0..255)."""
         return cv2.warpAffine(self.mask, self._object_matrix(t)[:2], (self.width, self.height), flags=cv2.INTER_LINEAR)
 
     def frame(self, t: int) -> np.ndarray:
@@ -184,7 +185,7 @@ class SyntheticClip:
         obj_u = step[0, 0] * xs + step[0, 1] * ys + step[0, 2] - xs
         obj_v = step[1, 0] * xs + step[1, 1] * ys + step[1, 2] - ys
         cam = self.camera(t + 1) - self.camera(t)
-        inside = self._object_mask(t) > 127
+        inside = self.object_mask(t) > 127
         out = np.empty((h, w, 2), np.float32)
         out[..., 0] = np.where(inside, obj_u, cam[0])
         out[..., 1] = np.where(inside, obj_v, cam[1])

@@ -1,0 +1,49 @@
+"""Shared test fixtures: real video files written with OpenCV, small models, offscreen Qt."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TWOSTREAM_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "twostream"))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
+from realtime.synthetic import SyntheticClip  # noqa: E402
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
+    """Write BGR frames to a real video file (MJPG .avi or mp4v .mp4) and check it reads back."""
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix == ".avi" else "mp4v"))
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (w, h))
+    assert writer.isOpened(), f"OpenCV cannot write {path}"
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def synthetic_frames(label: str, n: int, seed: int = 0, size: tuple[int, int] = (160, 120)) -> list[np.ndarray]:
+    clip = SyntheticClip(label, seed, size[0], size[1])
+    return [clip.frame(t) for t in range(n)]
+
+
+@pytest.fixture
+def video_file(tmp_path: Path) -> Path:
+    """A 40-frame 160x120 MJPG video of a synthetic swipe."""
+    return write_video(tmp_path / "clip.avi", synthetic_frames("swipe_right", 40))
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> TwoStreamModel:
+    """An untrained small model (4 labels, L=3, 64 px): fast enough for many pipeline tests."""
+    from realtime.flow import FlowSettings
+
+    cfg = ModelConfig(labels=["a", "b", "c", "d"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035",
+                      input_size=64, clip_length=3, flow=FlowSettings(width=72, height=72), trained=False,
+                      provenance={"name": "tiny-test"})
+    return TwoStreamModel.create(cfg, seed=0)

@@ -1,0 +1,139 @@
+"""The live pipeline end to end: every frame predicted, timestamps in order, bounded under overload, clean stop."""
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from realtime.engines import create_engine
+from realtime.errors import SourceError, UserError
+from realtime.fusion import Fusion, Smoother
+from realtime.checkpoint import FusionConfig
+from realtime.pipeline import Pipeline, PipelineError
+from realtime.sources import FrameSource
+from realtime.synthetic import SyntheticSource
+
+
+def _pipeline_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("twostream-") and t.is_alive()]
+
+
+def test_file_gives_one_prediction_per_frame_in_order(video_file, tiny_model) -> None:
+    with Pipeline(video_file, tiny_model, engine="torch") as p:
+        preds = list(p)
+    assert [q.index for q in preds] == list(range(40))
+    L = tiny_model.config.clip_length
+    assert [q.ready for q in preds] == [False] * L + [True] * (40 - L)  # L flow fields need L+1 frames
+    for q in preds:
+        assert q.capture_ts <= q.flow_ts <= q.infer_ts
+        assert q.fused.shape == (4,) and abs(float(q.fused.sum()) - 1) < 1e-4
+        assert q.frame.shape == (120, 160, 3) and q.label in tiny_model.config.labels
+    caps = [q.capture_ts for q in preds]
+    assert all(b > a for a, b in zip(caps, caps[1:]))
+    assert p.summary()["frames"] == 40 and p.summary()["dropped"] == {"capture": 0, "infer": 0, "output": 0}
+    assert p.status == "finished"
+
+
+def test_synthetic_source_predictions_carry_ground_truth_and_flow(tiny_model) -> None:
+    with Pipeline("synthetic:demo?fps=0&frames=12&clip=6&size=96x72", tiny_model, engine="torch") as p:
+        preds = list(p)
+    assert [q.truth for q in preds] == ["swipe_left"] * 6 + ["swipe_right"] * 6
+    assert preds[0].flow is None and preds[1].flow.shape == (72, 72, 2)
+    assert all(q.temporal is not None for q in preds[3:])
+
+
+def test_engines_agree_with_eager(tiny_model) -> None:
+    s, n = tiny_model.config.input_size, tiny_model.config.temporal_channels
+    xs, xt = torch.randn(1, 3, s, s), torch.randn(1, n, s, s)
+    ref_s, ref_t = create_engine(tiny_model, "torch", "cpu")(xs, xt)
+    eng = create_engine(tiny_model, "torchscript", "cpu")
+    got_s, got_t = eng(xs, xt)
+    eng.close()
+    assert np.abs(got_s - ref_s).max() < 1e-4 and np.abs(got_t - ref_t).max() < 1e-4
+
+
+def test_missing_engine_names_the_package_and_extra(tiny_model) -> None:
+    with pytest.raises(UserError, match=r"torch-tensorrt.*twostream\[tensorrt\]"):
+        create_engine(tiny_model, "tensorrt", "cpu")
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        create_engine(tiny_model, "torch", "cuda")
+
+
+def test_auto_engine_picks_torchscript_on_cpu_and_says_why_not_others(tiny_model) -> None:
+    eng = create_engine(tiny_model, "auto", "cpu")
+    assert eng.name == "torchscript"
+    assert any("tensorrt" in r for r in eng.auto_reasons)
+    eng.close()
+
+
+def test_overload_drops_frames_instead_of_growing_latency(tiny_model) -> None:
+    # 400 fps live source, far faster than the nets: the pipeline must drop, and latency stays bounded.
+    with Pipeline("synthetic:demo?fps=400&frames=600&size=160x120", tiny_model, engine="torch", smoothing=1) as p:
+        preds = list(p)
+    summary = p.summary()
+    dropped = sum(summary["dropped"].values())
+    assert dropped > 0 and len(preds) + dropped >= 590
+    late = [q.latency_ms for q in preds[len(preds) // 2:]]
+    assert np.percentile(late, 95) < 250  # bounded: a queue growing with 600 frames would reach seconds
+
+
+def test_stop_joins_every_thread_within_a_second(tiny_model) -> None:
+    p = Pipeline("synthetic:demo?fps=30", tiny_model, engine="torch").start()
+    it = iter(p)
+    next(it), next(it)
+    t0 = time.monotonic()
+    p.stop()
+    assert time.monotonic() - t0 < 1.0
+    assert _pipeline_threads() == []
+
+
+class _FailingSource(FrameSource):
+    name = "failing"
+    is_live = False
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.closed = False
+
+    def read(self):
+        self.n += 1
+        if self.n > 5:
+            raise RuntimeError("sensor unplugged")
+        return np.zeros((48, 64, 3), np.uint8)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_an_error_in_a_stage_reaches_the_caller_with_its_cause(tiny_model) -> None:
+    src = _FailingSource()
+    with pytest.raises(PipelineError, match="capture stage failed: RuntimeError: sensor unplugged") as e:
+        with Pipeline(src, tiny_model, engine="torch") as p:
+            list(p)
+    assert isinstance(e.value.__cause__, RuntimeError)
+    assert src.closed and _pipeline_threads() == []
+
+
+def test_a_bad_source_fails_at_start_with_a_user_error(tmp_path, tiny_model) -> None:
+    with pytest.raises(SourceError, match="no such file"):
+        Pipeline(tmp_path / "missing.mp4", tiny_model, engine="torch").start()
+
+
+def test_fusion_modes_and_smoothing() -> None:
+    s, t = np.array([0.7, 0.2, 0.1]), np.array([0.1, 0.8, 0.1])
+    np.testing.assert_allclose(Fusion(FusionConfig("avg"))(s, t), [0.4, 0.5, 0.1])
+    np.testing.assert_allclose(Fusion(FusionConfig("weighted", spatial_weight=0.75))(s, t), [0.55, 0.35, 0.1])
+    np.testing.assert_allclose(Fusion(FusionConfig("avg"))(s, None), s)  # before L flow fields: spatial alone
+    w = np.hstack([np.eye(3), np.eye(3) * 2]).tolist()  # trust the temporal stream twice as much
+    fused = Fusion(FusionConfig("svm", svm_weight=w, svm_bias=[0, 0, 0]))(s, t)
+    assert int(np.argmax(fused)) == 1 and abs(fused.sum() - 1) < 1e-5
+    with pytest.raises(UserError, match="no fitted SVM"):
+        Fusion(FusionConfig("avg"), mode="svm")
+    sm = Smoother(2, window=3)
+    outs = [sm(np.array(v, np.float32)) for v in ([1, 0], [0, 1], [0, 1], [0, 1])]
+    np.testing.assert_allclose(outs[1], [0.5, 0.5])
+    np.testing.assert_allclose(outs[3], [0, 1])  # the first frame has left the window
