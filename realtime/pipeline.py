@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -30,10 +30,17 @@ from .flow import FlowEstimator, FlowSettings
 from .fusion import Fusion, Smoother
 from .models_store import default_model
 from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
-from .sources import FrameSource, open_source
+from .sources import FrameSource, as_frame, open_source
 
 log = logging.getLogger("twostream")
 _END = object()
+
+
+class _Segment(NamedTuple):
+    """A run of frames with no gap or size change inside: flow is never computed across two segments."""
+
+    number: int
+    status: str  # what Predictions say until the temporal stream is rebuilt: "ok", "reconnected", "resized"
 
 
 class PipelineError(RuntimeError):
@@ -113,6 +120,8 @@ class _Work:
         self.frame: np.ndarray | None = None
         self.flow: np.ndarray | None = None
         self.truth: str | None = None
+        self.status = "ok"
+        self.segment = 0
 
 
 @dataclass
@@ -262,18 +271,34 @@ class Pipeline:
         assert src is not None and frames is not None
         index = 0
         truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
-        while not self._stop.is_set():
-            frame = src.read()
-            if frame is None:
-                break
-            now = time.monotonic()
-            if self.stats.first_capture is None:
-                self.stats.first_capture = now
-            self.stats.captured += 1
-            frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None), self._stop)
-            index += 1
-            if self.max_frames is not None and index >= self.max_frames:
-                break
+        segment, shape, reconnects = _Segment(0, "ok"), None, src.reconnects
+
+        def on_status(status: str, message: str) -> None:  # from inside src.read(), on this thread
+            self.status = "reconnecting" if status == "reconnecting" else "running"
+
+        src.watch(self._stop, on_status)  # stop() cuts a blocked read or a reconnect wait short
+        try:
+            while not self._stop.is_set():
+                frame = src.read()
+                if frame is None:
+                    break
+                frame = as_frame(frame, src.name)  # grey, BGRA, 16-bit or strided frames from any source
+                now = time.monotonic()
+                if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
+                    # A gap or a new resolution: the flow stage restarts its ring instead of spanning it.
+                    segment = _Segment(segment.number + 1, "reconnected" if src.reconnects != reconnects else "resized")
+                    reconnects = src.reconnects
+                shape = frame.shape
+                if self.stats.first_capture is None:
+                    self.stats.first_capture = now
+                self.stats.captured += 1
+                frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment), self._stop)
+                index += 1
+                if self.max_frames is not None and index >= self.max_frames:
+                    break
+        finally:
+            if self.status == "reconnecting":  # stopped while the source was away
+                self.status = "running"
         frames.finish(_END)
 
     def _flow_loop(self) -> None:
@@ -284,6 +309,7 @@ class Pipeline:
         ring = FlowRing(cfg.flow, cfg.clip_length)
         top, left = centre_crop(cfg.flow, cfg.input_size)
         rgb_view = temporal_view = None
+        segment = None
         while not self._stop.is_set():
             item = frames.get()
             if item is None:
@@ -291,7 +317,11 @@ class Pipeline:
             if item is _END:
                 work.finish(_END)
                 return
-            index, capture_ts, frame, truth = item  # type: ignore[misc]
+            index, capture_ts, frame, truth, seg = item  # type: ignore[misc]
+            if seg != segment:  # the source reconnected or changed size: no flow across the gap
+                estimator.reset()
+                ring.reset()
+                segment = seg
             t0 = time.perf_counter()
             small = to_working_size(frame, cfg.flow)
             flow = estimator.push(small)
@@ -308,6 +338,7 @@ class Pipeline:
             if ring.ready:
                 flow_input(ring.codes, cfg, top, left, out=temporal_view, order=ring.order())
             w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
+            w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
             w.flow_ts = time.monotonic()
             self.stats.flow_compute.append(time.perf_counter() - t0)
             evicted = work.put(w, self._stop)
@@ -318,6 +349,7 @@ class Pipeline:
         work, pool, out = self._work, self._pool, self._out
         assert work is not None and pool is not None and out is not None
         stats = self.stats
+        segment = 0
         while not self._stop.is_set():
             w = work.get()
             if w is None:
@@ -325,14 +357,18 @@ class Pipeline:
             if w is _END:
                 out.finish(_END)
                 return
+            if w.segment != segment:  # type: ignore[union-attr]  # after a gap, smooth only over the new frames
+                self.smoother.reset()
+                segment = w.segment  # type: ignore[union-attr]
             t0 = time.perf_counter()
             spatial, temporal = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
             s, t = spatial[0], (temporal[0] if temporal is not None else None)
             fused = self.smoother(self.fusion(s, t))
             now = time.monotonic()
             stats.infer_compute.append(time.perf_counter() - t0)
+            status = "reconnecting" if self.status == "reconnecting" else w.status  # type: ignore[union-attr]
             pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
-                              dropped=sum(self.dropped.values()), frame=w.frame, flow=w.flow, truth=w.truth)  # type: ignore[union-attr]
+                              dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth)  # type: ignore[union-attr]
             w.frame = w.flow = None  # type: ignore[union-attr]
             pool.put(w)
             stats.predicted += 1
@@ -360,6 +396,8 @@ class Pipeline:
             "model": cfg.provenance.get("name", "model"),
             "trained": cfg.trained,
             "status": self.status,
+            "reconnects": self.source.reconnects if self.source is not None else 0,
+            "source_down_s": round(self.source.downtime_s, 3) if self.source is not None else 0.0,
         }
 
 

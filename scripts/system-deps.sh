@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, once; says so and carries on where it cannot.
 set -u
-packages=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+# Qt's runtime libraries (GUI tests), then GStreamer's RTSP server for the system python3 (tests/rtsp_server.py:
+# appsrc and videoconvert from -base, rtph264pay from -good, x264enc from -ugly).
+packages=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+          python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
