@@ -1,0 +1,75 @@
+"""Start the desktop app: the QApplication, its look, and the main window."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import pyqtgraph as pg
+from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtGui import QColor, QPalette
+from PyQt6.QtWidgets import QApplication
+
+from .controller import safe_text
+from .window import MainWindow
+
+log = logging.getLogger("twostream")
+ORGANISATION, APPLICATION = "twostream", "twostream-gui"
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    """The QApplication with the app's dark look (video and flow read best on dark)."""
+    app = QApplication.instance() or QApplication(argv or [sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName(ORGANISATION)
+    app.setApplicationName(APPLICATION)
+    apply_dark_theme(app)
+    pg.setConfigOptions(antialias=True)
+    return app
+
+
+def apply_dark_theme(app: QApplication) -> None:
+    app.setStyle("Fusion")
+    pal = QPalette()
+    colours = {QPalette.ColorRole.Window: "#1b1e23", QPalette.ColorRole.WindowText: "#e6e6e6", QPalette.ColorRole.Base: "#14161a",
+               QPalette.ColorRole.AlternateBase: "#22262c", QPalette.ColorRole.ToolTipBase: "#2a2f36",
+               QPalette.ColorRole.ToolTipText: "#f0f0f0", QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#2a2f36",
+               QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.BrightText: "#ff6b6b", QPalette.ColorRole.Link: "#4c9be8",
+               QPalette.ColorRole.Highlight: "#3d7bd9", QPalette.ColorRole.HighlightedText: "#ffffff",
+               QPalette.ColorRole.PlaceholderText: "#8a9099"}
+    for role, colour in colours.items():
+        pal.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6b7078"))
+    app.setPalette(pal)
+
+
+def open_settings(path: str | Path | None = None) -> QSettings:
+    """The settings file given, else Qt's per-user location for this app."""
+    if path:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
+
+
+def run(source: str | None = None, model: str | None = None, engine: str | None = None, device: str | None = None,
+        source_timeout: float = 5.0, settings_path: str | None = None) -> int:
+    """Open the window and run until it closes. Returns the exit status."""
+    app = create_app()
+    window = MainWindow(open_settings(settings_path), source=source, model=model, engine=engine, device=device,
+                        source_timeout=source_timeout)
+
+    def report(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+        # A bug in a slot must not abort the app (PyQt's default): log it and show it in the window.
+        log.error("internal error: %s", safe_text("".join(traceback.format_exception(kind, value, tb))))
+        window.banner.show_message("error", safe_text(f"internal error: {kind.__name__}: {value} (details in the log)"))
+
+    sys.excepthook = report
+    # Ctrl+C in the terminal closes the window cleanly; the timer lets Python see the signal while Qt waits.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    wake = QTimer()
+    wake.timeout.connect(lambda: None)
+    wake.start(200)
+    window.show()
+    return app.exec()

@@ -1,0 +1,42 @@
+"""`twostream gui [SOURCE]`: registered into the main CLI. Imports nothing heavy until the command runs."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from realtime.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    p = subparsers.add_parser("gui", help="the desktop app: live video, live optical flow, per-stream scores and stats",
+                              description="Open the twostream window on a source. Settings (source, model, engine, fusion, "
+                                          "layout) are remembered between runs; see docs/gui.md.")
+    p.add_argument("source", nargs="?", help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME "
+                                             "(default: the last source used, else synthetic:demo)")
+    p.add_argument("--model", help="checkpoint directory (default: the last one used, else trained/default or $TWOSTREAM_MODEL)")
+    p.add_argument("--engine", help="auto, torch, torchscript, compile or tensorrt (default: the last one used, else auto)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the last one used, else auto)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")
+    p.add_argument("--settings", metavar="FILE", help="read and write settings in this .ini file instead of the per-user one")
+    commands["gui"] = cmd_gui
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from PyQt6 import QtWidgets  # noqa: F401
+        import pyqtgraph  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"the desktop app needs PyQt6 and pyqtgraph ({e.name or 'PyQt6'} is missing): pip install 'twostream[gui]'") from None
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        raise UserError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
+                        "run it in a desktop session, or headless with QT_QPA_PLATFORM=offscreen")
+    from realtime.engines import ENGINES
+
+    if args.engine is not None and args.engine not in ENGINES:
+        raise UserError(f"unknown engine '{args.engine}': choose one of {', '.join(ENGINES)}")
+    from .app import run
+
+    return run(args.source, args.model, args.engine, args.device, args.timeout, args.settings)

@@ -1,0 +1,745 @@
+"""The main window: controls, panels, the display timer, shortcuts and remembered settings."""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+from pathlib import Path
+
+import torch
+from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
+from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
+                             QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+
+from realtime.engines import ENGINES
+from realtime.errors import UserError
+from realtime.models_store import default_model_path, shipped_models, trained_dir
+from realtime.pipeline import Prediction
+from realtime.sources import parse_source, redact
+
+from .controller import Controller, RunRequest, SessionInfo, safe_text
+from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView, flow_arrows
+
+log = logging.getLogger("twostream")
+DEFAULT_SOURCE = "synthetic:demo"
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"
+RECENT_MAX = 8
+TIMELINE_SECONDS = 10.0
+FUSION_MODES = ("avg", "weighted", "svm")
+FLOW_VIEWS = ("colour", "arrows")
+SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
+             ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
+             ("Ctrl+O", "open a video file"), ("Ctrl+L", "type a source: camera index, URL, file or synthetic:NAME"),
+             ("Ctrl+M", "open a model folder"), ("F11", "full screen"), ("F1", "this list"), ("Ctrl+Q", "quit"))
+
+
+def _remembered(text: str) -> bool:
+    """Only sources without credentials are written to the settings file."""
+    return redact(text) == text and safe_text(text) == text
+
+
+def model_title(info: SessionInfo) -> str:
+    """The model's name, marked UNTRAINED when it is (once: the fallback's own name already says so)."""
+    if info.trained or "untrained" in info.model_name.lower():
+        return info.model_name
+    return f"{info.model_name} (UNTRAINED)"
+
+
+def _timestamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+class MainWindow(QMainWindow):
+    """`twostream gui`: live video with labels, live flow, per-stream scores, a timeline and stats, all from one Pipeline."""
+
+    def __init__(self, settings: QSettings, source: str | None = None, model: str | None = None, engine: str | None = None,
+                 device: str | None = None, source_timeout: float = 5.0, probe_cameras: bool = True, display_hz: float = 60.0,
+                 autostart: bool = True):
+        super().__init__()
+        self.settings = settings
+        self.controller = Controller(source_timeout, self)
+        self._secret_sources: dict[str, str] = {}
+        self._cameras: list[str] = []  # shown (redacted) text -> what was typed; memory only
+        self._newest: Prediction | None = None
+        self._info: SessionInfo | None = None
+        self._shown: collections.deque[float] = collections.deque(maxlen=240)
+        self.frames_shown = 0
+        self._last_timeline = 0.0
+        self._rates_prev: tuple[float, int, int, int] | None = None
+        self._record_started = 0.0
+        self.last_saved: Path | None = None
+        self._closed = False
+        self.resize(1280, 800)
+        self.setMinimumSize(900, 600)
+
+        self._build_panels()
+        self._build_controls()
+        self._build_layout()
+        self._build_actions()
+        self._load_settings(source, model, engine, device)
+
+        c = self.controller
+        c.predictionReady.connect(self._on_prediction_ready)
+        c.sessionStarted.connect(self._on_session_started)
+        c.sessionEnded.connect(self._on_session_ended)
+        c.problem.connect(self._on_problem)
+        c.problemCleared.connect(self._on_problem_cleared)
+        c.progress.connect(self._on_progress)
+        c.camerasFound.connect(self._on_cameras_found)
+        c.recordingStopped.connect(self._on_recording_failed)
+
+        self.display_timer = QTimer(self)
+        self.display_timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.display_timer.timeout.connect(self._refresh_display)
+        self.display_timer.start(max(1, int(1000 / display_hz)))
+        self.stats_timer = QTimer(self)
+        self.stats_timer.timeout.connect(self._refresh_stats)
+        self.stats_timer.start(500)
+
+        self._update_title()
+        self.video.setFocus()
+        if probe_cameras:
+            c.probe_cameras()
+        if autostart:
+            self._run(RunRequest(self.source_text, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
+
+    # -- construction -------------------------------------------------------------
+    def _build_panels(self) -> None:
+        self.video = VideoView()
+        self.video.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # single-key shortcuts work from the start
+        self.flow_view = FlowView()
+        self.bars = ScoreBars(5)
+        self.timeline = Timeline(TIMELINE_SECONDS, 5)
+        self.stats = StatsPanel()
+        self.banner = Banner(dismissable=True)
+        self.model_banner = Banner(dismissable=False)
+
+    def _build_controls(self) -> None:
+        self.source_box = QComboBox()
+        self.source_box.setEditable(True)
+        self.source_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.source_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.source_box.setMinimumContentsLength(18)
+        self.source_box.lineEdit().setPlaceholderText("0, /dev/video0, rtsp://…, a file, synthetic:demo")
+        self.source_box.setToolTip("A camera index or device, an rtsp:// or http(s):// URL, a video file, or synthetic:NAME.\n"
+                                   "Press Enter to open. Credentials in URLs are never shown or remembered.")
+        self.source_box.activated.connect(self._on_source_activated)
+        self.source_box.lineEdit().returnPressed.connect(self._on_source_return)
+        self.open_button = QPushButton("Open")
+        self.open_button.setToolTip("Open the source typed on the left (Enter)")
+        self.open_button.clicked.connect(lambda: self.open_source(self._typed_source()))
+        self.file_button = QPushButton("File…")
+        self.file_button.setToolTip("Open a video file (Ctrl+O)")
+        self.file_button.clicked.connect(self.choose_file)
+
+        self.model_box = QComboBox()
+        self.model_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.model_box.setMinimumContentsLength(14)
+        self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_box.activated.connect(lambda i: self.open_model(self.model_box.itemData(i)))
+        self.model_button = QPushButton("Folder…")
+        self.model_button.setToolTip("Open a checkpoint folder (holding model.json and weights.safetensors) (Ctrl+M)")
+        self.model_button.clicked.connect(self.choose_model)
+        self.engine_box = QComboBox()
+        self.engine_box.addItems(ENGINES)
+        self.engine_box.setToolTip("Inference back end; auto picks the fastest that works here")
+        self.engine_box.activated.connect(lambda _: self._rerun())
+        self.device_box = QComboBox()
+        self.device_box.addItems(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+                                                     if torch.cuda.is_available() else []))
+        self.device_box.activated.connect(lambda _: self._rerun())
+
+        self.fusion_box = QComboBox()
+        self.fusion_box.addItems(FUSION_MODES)
+        self.fusion_box.setToolTip("avg: mean of the two streams; weighted: the slider sets the mix; svm: the model's fitted SVM")
+        self.fusion_box.activated.connect(lambda i: self.set_fusion_mode(FUSION_MODES[i]))
+        self.weight_slider = QSlider(Qt.Orientation.Horizontal)
+        self.weight_slider.setRange(0, 100)
+        self.weight_slider.setValue(50)
+        self.weight_slider.setMinimumWidth(120)
+        self.weight_slider.setToolTip("Weight of the spatial (RGB) stream in weighted fusion; the temporal stream gets the rest ([ and ])")
+        self.weight_slider.valueChanged.connect(self._on_weight_changed)
+        self.weight_label = QLabel()
+        self.weight_label.setMinimumWidth(150)
+        self.smoothing_box = QSpinBox()
+        self.smoothing_box.setRange(1, 120)
+        self.smoothing_box.setValue(8)
+        self.smoothing_box.setSuffix(" frames")
+        self.smoothing_box.setToolTip("Average the fused scores over this many frames (1 = off)")
+        self.smoothing_box.valueChanged.connect(self._on_smoothing_changed)
+        self.flow_box = QComboBox()
+        self.flow_box.addItems(["colour image", "arrows on video"])
+        self.flow_box.setToolTip("Show flow as a colour image beside the video, or as sparse arrows on it (F)")
+        self.flow_box.activated.connect(lambda i: self.set_flow_view(FLOW_VIEWS[i]))
+        self.pause_button = QPushButton("❚❚ Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Pause / resume (Space)")
+        self.pause_button.toggled.connect(self.set_paused)
+        self.record_button = QPushButton("● Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Record the annotated view to a video file in the output folder (R)")
+        self.record_button.clicked.connect(lambda checked: self.start_recording() if checked else self.stop_recording())
+        self.snapshot_button = QPushButton("Snapshot")
+        self.snapshot_button.setToolTip("Save the annotated view as a PNG in the output folder (S)")
+        self.snapshot_button.clicked.connect(lambda: self.save_snapshot())
+
+    def _build_layout(self) -> None:
+        top = QHBoxLayout()
+        top.setSpacing(6)
+        for widget, stretch in ((QLabel("Source"), 0), (self.source_box, 4), (self.open_button, 0), (self.file_button, 0),
+                                (QLabel("  Model"), 0), (self.model_box, 3), (self.model_button, 0),
+                                (QLabel("  Engine"), 0), (self.engine_box, 0), (QLabel("Device"), 0), (self.device_box, 0)):
+            top.addWidget(widget, stretch)
+        live = QHBoxLayout()
+        live.setSpacing(6)
+        for widget, stretch in ((QLabel("Fusion"), 0), (self.fusion_box, 0), (self.weight_slider, 1), (self.weight_label, 0),
+                                (QLabel("  Smoothing"), 0), (self.smoothing_box, 0), (QLabel("  Flow"), 0), (self.flow_box, 0)):
+            live.addWidget(widget, stretch)
+        live.addSpacing(12)
+        for b in (self.pause_button, self.record_button, self.snapshot_button):
+            live.addWidget(b)
+
+        def group(title: str, widget: QWidget) -> QGroupBox:
+            box = QGroupBox(title)
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(4, 4, 4, 4)
+            lay.addWidget(widget)
+            return box
+
+        self.flow_group = group("Optical flow", self.flow_view)
+        self.video_group = group("Video", self.video)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.flow_group)
+        right.addWidget(group("Performance", self.stats))
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 2)
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(self.video_group)
+        upper.addWidget(right)
+        upper.setStretchFactor(0, 3)
+        upper.setStretchFactor(1, 2)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(group("Scores of the top classes", self.bars))
+        lower.addWidget(group(f"Fused probability, last {TIMELINE_SECONDS:g} s", self.timeline))
+        lower.setStretchFactor(0, 1)
+        lower.setStretchFactor(1, 1)
+        outer = QSplitter(Qt.Orientation.Vertical)
+        outer.addWidget(upper)
+        outer.addWidget(lower)
+        outer.setStretchFactor(0, 5)
+        outer.setStretchFactor(1, 2)
+        self.splitters = {"right": right, "upper": upper, "lower": lower, "outer": outer}
+        self._default_sizes = {"right": [330, 230], "upper": [740, 500], "lower": [620, 620], "outer": [520, 230]}
+        for key, sizes in self._default_sizes.items():
+            self.splitters[key].setSizes(sizes)
+
+        central = QWidget()
+        col = QVBoxLayout(central)
+        col.setContentsMargins(8, 6, 8, 4)
+        col.setSpacing(5)
+        col.addLayout(top)
+        col.addWidget(self.model_banner)
+        col.addWidget(self.banner)
+        col.addWidget(outer, 1)
+        col.addLayout(live)
+        self.setCentralWidget(central)
+        self.status_label = QLabel()
+        self.statusBar().addWidget(self.status_label, 1)
+
+    def _build_actions(self) -> None:
+        def action(menu, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:  # type: ignore[no-untyped-def]
+            a = QAction(text, self)
+            if shortcut:
+                a.setShortcut(QKeySequence(shortcut))
+                a.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            a.setCheckable(checkable)
+            (a.toggled if checkable else a.triggered).connect(slot)
+            menu.addAction(a)
+            return a
+
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        action(m, "Open video file…", self.choose_file, "Ctrl+O")
+        action(m, "Type a source (camera, URL, file)…", self.focus_source, "Ctrl+L")
+        action(m, "Open model folder…", self.choose_model, "Ctrl+M")
+        action(m, "Output folder for recordings and snapshots…", self.choose_output_dir)
+        m.addSeparator()
+        action(m, "Quit", self.close, "Ctrl+Q")
+        m = bar.addMenu("&Run")
+        self.pause_action = action(m, "Pause", lambda: self.pause_button.toggle(), "Space")
+        self.record_action = action(m, "Record / stop recording", lambda: self.record_button.click(), "R")
+        action(m, "Save snapshot", lambda: self.save_snapshot(), "S")
+        m.addSeparator()
+        action(m, "Spatial weight down", lambda: self.nudge_weight(-0.05), "[")
+        action(m, "Spatial weight up", lambda: self.nudge_weight(+0.05), "]")
+        action(m, "Rescan cameras", self.controller.probe_cameras)
+        m = bar.addMenu("&View")
+        self.arrows_action = action(m, "Flow as arrows on the video", lambda on: self.set_flow_view("arrows" if on else "colour"),
+                                    "F", checkable=True)
+        action(m, "Full screen", self._toggle_full_screen, "F11")
+        action(m, "Reset layout", self._reset_layout)
+        m = bar.addMenu("&Help")
+        action(m, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        action(m, "About", self._about)
+
+    # -- settings -------------------------------------------------------------------
+    def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None) -> None:
+        s = self.settings
+        self.recent_sources = [x for x in _list(s.value("recent_sources")) if _remembered(x)]
+        self.recent_models = [x for x in _list(s.value("recent_models")) if (Path(x) / "model.json").is_file()]
+        self.output_dir = Path(str(s.value("output_dir", "") or _default_output_dir()))
+        self.source_text = source or str(s.value("source", "") or "") or DEFAULT_SOURCE
+        self.model_key = str(Path(model).resolve()) if model else str(s.value("model", "") or "")
+        if self.model_key and not Path(self.model_key).exists():
+            self.model_key = ""
+        self._fill_sources([])
+        self._show_source_text(self.source_text)
+        self._fill_models()
+        _select(self.engine_box, engine or str(s.value("engine", "auto")))
+        _select(self.device_box, device or str(s.value("device", "auto")))
+        _select(self.fusion_box, str(s.value("fusion", "avg")))
+        self.weight_slider.setValue(_int(s.value("spatial_weight", 50), 50))
+        self.smoothing_box.setValue(_int(s.value("smoothing", 8), 8))
+        self.flow_mode = str(s.value("flow_view", "colour"))
+        self.set_flow_view(self.flow_mode if self.flow_mode in FLOW_VIEWS else "colour")
+        self._update_fusion_controls()
+        geometry = s.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        for key, splitter in self.splitters.items():
+            state = s.value(f"splitter/{key}")
+            if state is not None:
+                splitter.restoreState(state)
+        # The pipeline starts with what the controls say; a first run uses the model's own fusion.
+        self.controller.set_smoothing(self.smoothing_box.value())
+        mode = self.fusion_box.currentText() if s.value("fusion") is not None else None
+        self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
+
+    def save_settings(self) -> None:
+        s = self.settings
+        running = self.controller.source_text  # the last source that opened, not a typo that did not
+        if running is not None and _remembered(running):
+            s.setValue("source", running)
+        s.setValue("recent_sources", self.recent_sources[:RECENT_MAX])
+        s.setValue("model", self.model_key)
+        s.setValue("recent_models", self.recent_models[:RECENT_MAX])
+        s.setValue("engine", self.engine_box.currentText())
+        s.setValue("device", self.device_box.currentText())
+        s.setValue("fusion", self.fusion_box.currentText())
+        s.setValue("spatial_weight", self.weight_slider.value())
+        s.setValue("smoothing", self.smoothing_box.value())
+        s.setValue("flow_view", self.flow_mode)
+        s.setValue("output_dir", str(self.output_dir))
+        s.setValue("geometry", self.saveGeometry())
+        for key, splitter in self.splitters.items():
+            s.setValue(f"splitter/{key}", splitter.saveState())
+        s.sync()
+
+    # -- sources and models ------------------------------------------------------------
+    def _fill_sources(self, cameras: list[str] | None = None) -> None:
+        if cameras is not None:
+            self._cameras = cameras
+        box = self.source_box
+        text = box.currentText()
+        box.clear()
+        for name in self._cameras:  # "/dev/video0 (640x480)"
+            box.addItem(f"camera {name}", name.split(" (")[0])
+        box.addItem("synthetic:demo (built-in test scene)", DEFAULT_SOURCE)
+        for recent in self.recent_sources:
+            if recent != DEFAULT_SOURCE and box.findData(recent) < 0:
+                box.addItem(recent, recent)
+        box.setEditText(text)
+
+    def _fill_models(self) -> None:
+        box = self.model_box
+        box.clear()
+        default_path = default_model_path()
+        box.addItem(f"default ({default_path.name})" if default_path else "default (UNTRAINED: none in trained/)", "")
+        for path in shipped_models():
+            if default_path is None or path.resolve() != default_path.resolve():
+                box.addItem(f"trained/{path.name}", str(path.resolve()))
+        for recent in self.recent_models:
+            if box.findData(recent) < 0:
+                box.addItem(_short_path(recent), recent)
+        if self.model_key and box.findData(self.model_key) < 0:
+            box.addItem(_short_path(self.model_key), self.model_key)
+        box.setCurrentIndex(max(0, box.findData(self.model_key)))
+        box.setToolTip(f"Checkpoints in {trained_dir()} and recently opened folders")
+
+    def _show_source_text(self, text: str) -> None:
+        shown = safe_text(text)
+        if shown != text:
+            self._secret_sources[shown] = text
+        self.source_box.setEditText(shown)
+
+    def _typed_source(self) -> str:
+        text = self.source_box.currentText().strip()
+        return self._secret_sources.get(text, text)
+
+    def _on_source_activated(self, index: int) -> None:
+        data = self.source_box.itemData(index)
+        self.open_source(str(data) if data else self._typed_source())
+
+    def _on_source_return(self) -> None:
+        if self.source_box.findText(self.source_box.currentText()) < 0:  # a listed item arrives through activated
+            self.open_source(self._typed_source())
+
+    def open_source(self, text: str) -> None:
+        """Switch to another source (typed, picked, or a file); the current one runs until the new one is open."""
+        text = text.strip()
+        if not text:
+            return
+        try:
+            spec = parse_source(text)
+        except UserError as e:
+            self._on_problem("error", safe_text(str(e)))
+            return
+        if spec.kind == "file" and not Path(spec.target).exists():
+            self._on_problem("error", f"{safe_text(spec.name)}: no such file")
+            return
+        self.source_text = text
+        self._show_source_text(text)
+        self._run(RunRequest(text, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
+
+    def open_model(self, key: str | None) -> None:
+        """Switch model ("" = default); the current one runs until the new one is ready or refused."""
+        self.model_key = str(Path(key).resolve()) if key else ""
+        self._run(RunRequest(None, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
+
+    def _rerun(self) -> None:
+        self._run(RunRequest(None, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
+
+    def _run(self, req: RunRequest) -> None:
+        if req.source is None and not self.controller.running and self._info is None:
+            req = RunRequest(self.source_text, req.model, req.engine, req.device)
+        self.controller.request(req)
+        if self._info is None:
+            self.video.set_placeholder("Starting…")
+
+    def choose_file(self) -> None:
+        start = str(Path(self.source_text).parent) if parse_source(self.source_text).kind == "file" else str(Path.home())
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video file", start, VIDEO_FILTER)
+        if path:
+            self.open_source(path)
+
+    def choose_model(self) -> None:
+        start = self.model_key or str(trained_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open a checkpoint folder (model.json + weights.safetensors)", start)
+        if path:
+            self.open_model(path)
+
+    def choose_output_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for recordings and snapshots", str(self.output_dir))
+        if path:
+            self.output_dir = Path(path)
+            self._status(f"recordings and snapshots go to {self.output_dir}")
+
+    def focus_source(self) -> None:
+        self.source_box.setFocus()
+        self.source_box.lineEdit().selectAll()
+
+    # -- live controls -------------------------------------------------------------------
+    def _update_fusion_controls(self) -> None:
+        mode = self.fusion_box.currentText()
+        self.weight_slider.setEnabled(mode == "weighted")
+        w = self.weight_slider.value() / 100 if mode == "weighted" else 0.5
+        self.weight_label.setText(f"spatial {w:.2f} · temporal {1 - w:.2f}" if mode != "svm" else "SVM decides the mix")
+
+    def set_fusion_mode(self, mode: str) -> None:
+        """avg, weighted (the slider sets the mix) or svm (when the model has one); applies live."""
+        _select(self.fusion_box, mode)
+        self._apply_fusion()
+
+    def _apply_fusion(self) -> None:
+        mode = self.fusion_box.currentText()
+        try:
+            self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
+        except UserError as e:
+            self._on_problem("error", safe_text(str(e)))
+            info = self.controller.info
+            _select(self.fusion_box, info.fusion_mode if info else "avg")
+        self._update_fusion_controls()
+
+    def _on_weight_changed(self, _: int) -> None:
+        self._update_fusion_controls()
+        if self.fusion_box.currentText() == "weighted":
+            self._apply_fusion()
+
+    def nudge_weight(self, delta: float) -> None:
+        if self.fusion_box.currentText() != "weighted":
+            self.set_fusion_mode("weighted")
+        self.weight_slider.setValue(self.weight_slider.value() + round(delta * 100))
+
+    def _on_smoothing_changed(self, frames: int) -> None:
+        self.controller.set_smoothing(frames)
+
+    def set_flow_view(self, mode: str) -> None:
+        self.flow_mode = mode
+        self.flow_box.setCurrentIndex(FLOW_VIEWS.index(mode))
+        if hasattr(self, "arrows_action"):
+            self.arrows_action.blockSignals(True)
+            self.arrows_action.setChecked(mode == "arrows")
+            self.arrows_action.blockSignals(False)
+        self.flow_group.setVisible(mode == "colour")
+        if mode == "colour":
+            self.video.arrows = []
+            self.video.update()
+
+    def set_paused(self, paused: bool) -> None:
+        if paused and not self.controller.running:
+            self.pause_button.setChecked(False)
+            return
+        self.controller.pause(paused)
+        self.pause_button.setText("▶ Resume" if paused else "❚❚ Pause")
+        self.video.paused = paused
+        self.video.update()
+        self._status("paused" if paused else "running")
+
+    def start_recording(self, path: str | Path | None = None) -> Path | None:
+        target = Path(path) if path else self.output_dir / f"twostream-{_timestamp()}.mp4"
+        try:
+            written = self.controller.start_recording(target)
+        except UserError as e:
+            self._on_problem("error", f"cannot record: {safe_text(str(e))}")
+            self.record_button.setChecked(False)
+            return None
+        self._record_started = time.monotonic()
+        self.record_button.setChecked(True)
+        self.record_button.setText("■ Stop recording")
+        self.video.recording_text = "● REC"
+        self._status(f"recording the annotated view to {written}")
+        return written
+
+    def stop_recording(self) -> tuple[Path, int] | None:
+        done = self.controller.stop_recording()
+        self.record_button.setChecked(False)
+        self.record_button.setText("● Record")
+        self.video.recording_text = ""
+        self.video.update()
+        if done is not None:
+            self.last_saved = done[0]
+            self._status(f"saved {done[1]} frames to {done[0]}")
+        return done
+
+    def _on_recording_failed(self, path: str, frames: int, error: str) -> None:
+        self.stop_recording()
+        self._on_problem("error", f"recording stopped after {frames} frames ({path}): {error}")
+
+    def save_snapshot(self, path: str | Path | None = None) -> Path | None:
+        """Save the annotated video view, as shown, to a PNG."""
+        target = Path(path) if path else self.output_dir / f"twostream-{_timestamp()}.png"
+        if not target.parent.is_dir():
+            self._on_problem("error", f"cannot save the snapshot: the folder {target.parent} does not exist (File > Output folder)")
+            return None
+        if not self.video.grab().save(str(target), "PNG"):
+            self._on_problem("error", f"cannot save the snapshot to {target} (check permissions and free space)")
+            return None
+        self.last_saved = target
+        self._status(f"snapshot saved to {target}")
+        return target
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def _about(self) -> None:
+        from realtime import __version__
+
+        QMessageBox.about(self, "About twostream", f"<b>twostream {__version__}</b><br>Live two-stream (RGB + optical flow) action "
+                          "recognition after Simonyan &amp; Zisserman, NIPS 2014.")
+
+    def _toggle_full_screen(self) -> None:
+        self.showNormal() if self.isFullScreen() else self.showFullScreen()
+
+    def _reset_layout(self) -> None:
+        for key, sizes in self._default_sizes.items():
+            self.splitters[key].setSizes(sizes)
+
+    # -- controller signals -----------------------------------------------------------------
+    def _on_prediction_ready(self) -> None:
+        pred = self.controller.take_latest()
+        if pred is not None:
+            self._newest = pred  # drawn at the next display tick; older ones are simply replaced
+
+    def _refresh_display(self) -> None:
+        pred, self._newest = self._newest, None
+        if pred is None or pred.frame is None:
+            return
+        arrows = None
+        h, w = pred.frame.shape[:2]
+        if pred.flow is not None:
+            if self.flow_mode == "arrows":
+                arrows = flow_arrows(pred.flow, w, h, self.flow_view.scale.update(pred.flow))
+            else:
+                self.flow_view.show_flow(pred.flow, pred.frame.shape)
+        self.video.show_frame(pred.frame, pred.top(3), pred.truth, pred.ready, arrows, pred.status)
+        self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused)
+        now = time.monotonic()
+        self._shown.append(now)
+        self.frames_shown += 1
+        if now - self._last_timeline >= 0.1:  # 10 Hz is smooth for a 10 s plot and keeps the Qt thread light
+            self._last_timeline = now
+            ts, scores, labels = self.controller.history.window(pred.capture_ts - TIMELINE_SECONDS)
+            self.timeline.show_history(ts, scores, labels, pred.capture_ts)
+
+    @property
+    def display_fps(self) -> float:
+        shown = [t for t in self._shown if t > time.monotonic() - 2.0]
+        return (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 2 and shown[-1] > shown[0] else 0.0
+
+    def _refresh_stats(self) -> None:
+        st = self.controller.stats()
+        if self.controller.recording is not None:
+            _, frames = self.controller.recording
+            self.video.recording_text = f"● REC {frames} frames"
+        if not st:
+            return
+        now = time.monotonic()
+        counts = (now, st["captured"], st["flowed"], st["predicted"])
+        rates = [0.0, 0.0, 0.0]
+        if self._rates_prev is not None and now > self._rates_prev[0]:
+            dt = now - self._rates_prev[0]
+            rates = [max(0.0, (a - b) / dt) for a, b in zip(counts[1:], self._rates_prev[1:])]
+        self._rates_prev = counts
+        info: SessionInfo = st["info"]
+        nominal = f" of {info.source_fps:g}" if info.source_fps else ""
+        self.stats.set("capture", f"{rates[0]:5.1f}{nominal}")
+        self.stats.set("flow", f"{rates[1]:5.1f}")
+        self.stats.set("infer", f"{rates[2]:5.1f}")
+        self.stats.set("display", f"{self.display_fps:5.1f}")
+        p50, p95 = st["latency_p50"], st["latency_p95"]
+        self.stats.set("latency", "–" if math.isnan(p50) else f"{p50:5.1f} / {p95:5.1f} ms")
+        d = st["dropped"]
+        total = sum(d.values())
+        self.stats.set("dropped", f"{total}" + (f"  (capture {d['capture']}, infer {d['infer']}, output {d['output']})" if total else ""),
+                       "#ffb13b" if total else None)
+        self.stats.set("engine", f"{info.engine} ({info.precision})")
+        self.stats.set("device", info.device)
+        self.stats.set("model", model_title(info), None if info.trained else "#ffb13b")
+        self.stats.set("source", f"{info.source_name}  [{st['status']}]")
+
+    def _on_session_started(self, info: SessionInfo) -> None:
+        self._info = info
+        self._rates_prev = None
+        self.source_text = self.controller.source_text or self.source_text
+        if _remembered(self.source_text) and self.source_text != DEFAULT_SOURCE:
+            self.recent_sources = [self.source_text] + [x for x in self.recent_sources if x != self.source_text][: RECENT_MAX - 1]
+            self._fill_sources()
+        self._show_source_text(self.source_text)
+        self.model_key = info.model_key
+        if info.model_key and info.model_key not in self.recent_models:
+            self.recent_models.insert(0, info.model_key)
+        self._fill_models()
+        _select(self.fusion_box, info.fusion_mode)
+        svm_item = self.fusion_box.model().item(FUSION_MODES.index("svm"))  # type: ignore[union-attr]
+        svm_item.setEnabled(info.has_svm)
+        svm_item.setToolTip("" if info.has_svm else "this model has no fitted SVM fusion")
+        self._update_fusion_controls()
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("❚❚ Pause")
+        self.pause_button.blockSignals(False)
+        self.video.paused = False
+        self.video.clip_length = info.clip_length
+        self.flow_view.clear()
+        self.timeline.clear_history()
+        if info.trained:
+            self.model_banner.hide()
+        else:
+            named = "" if "untrained" in info.model_name.lower() else f" ({info.model_name})"
+            self.model_banner.show_message("warning", f"UNTRAINED MODEL{named}: random weights, so the labels are meaningless. "
+                                           "Train one with 'twostream train', or open a trained model (Ctrl+M).")
+        self._update_title()
+        self._status(f"running {info.source_name} with {model_title(info)} on {info.engine} / {info.device}")
+        self.save_settings()
+
+    def _on_session_ended(self, why: str) -> None:
+        self._status(f"{why}: press Enter in the source field or Open to start it again")
+        self._update_title()
+
+    def _on_problem(self, level: str, text: str) -> None:
+        text = safe_text(text)
+        self.banner.show_message(level, text)
+        self._status(text)
+        if self.controller.info is None or not self.controller.running:
+            self.video.set_placeholder(f"{text}\n\nChoose another source above.")
+        if level == "error" and self.controller.info is not None:
+            self.model_key = self.controller.info.model_key  # a refused model: the box shows the one still running
+            self._fill_models()
+
+    def _on_problem_cleared(self) -> None:
+        self.banner.dismiss()
+
+    def _on_progress(self, text: str) -> None:
+        self._status(text)
+        if not self.controller.running:
+            self.video.set_placeholder(text)
+
+    def _on_cameras_found(self, cameras: list[str]) -> None:
+        self._fill_sources(cameras)
+        if cameras:
+            self._status(f"cameras found: {', '.join(cameras)}")
+
+    # -- misc ------------------------------------------------------------------------------
+    def _status(self, text: str) -> None:
+        self.status_label.setText(safe_text(text))
+
+    @property
+    def status_text(self) -> str:
+        return self.status_label.text()
+
+    def _update_title(self) -> None:
+        info = self._info
+        if info is None:
+            self.setWindowTitle("twostream")
+            return
+        self.setWindowTitle(safe_text(f"twostream — {info.source_name} — {model_title(info)}"))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        if self._closed:
+            event.accept()
+            return
+        self._closed = True
+        self.display_timer.stop()
+        self.stats_timer.stop()
+        if self.controller.recording is not None:
+            self.stop_recording()
+        self.save_settings()
+        self.controller.shutdown(1.0)
+        event.accept()
+
+
+def _list(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]  # type: ignore[union-attr]
+
+
+def _int(value: object, default: int) -> int:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _select(box: QComboBox, text: str) -> None:
+    i = box.findText(text)
+    if i >= 0:
+        box.setCurrentIndex(i)
+
+
+def _short_path(path: str) -> str:
+    p = Path(path)
+    return f"…/{p.parent.name}/{p.name}" if len(path) > 40 else path
+
+
+def _default_output_dir() -> Path:
+    for location in (QStandardPaths.StandardLocation.MoviesLocation, QStandardPaths.StandardLocation.PicturesLocation):
+        folder = QStandardPaths.writableLocation(location)
+        if folder and Path(folder).is_dir():
+            return Path(folder)
+    return Path.home()
