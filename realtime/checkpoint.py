@@ -26,6 +26,14 @@ WEIGHTS_FILE = "weights.safetensors"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FUSION_MODES = ("avg", "weighted", "svm")
+MAX_LABELS = 10_000
+# JSON types of model.json's fields: a hostile or hand-edited file must fail with a message, not a TypeError.
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "labels": list, "spatial_arch": str, "temporal_arch": str, "input_size": int, "clip_length": int,
+    "subtract_mean_flow": bool, "flow": dict, "rgb_mean": list, "rgb_std": list, "flow_scale": (int, float),
+    "fusion": dict, "trained": bool, "metrics": dict, "provenance": dict}
+_FLOW_TYPES: dict[str, type | tuple[type, ...]] = {"algorithm": str, "preset": str, "width": int, "height": int,
+                                                   "bound": (int, float), "levels": int}
 
 
 @dataclass
@@ -72,11 +80,14 @@ class ModelConfig:
     def from_json(cls, d: dict[str, Any], where: str) -> "ModelConfig":
         if d.get("format") != FORMAT:
             raise CheckpointError(f"{where}: not a twostream checkpoint (no '\"format\": \"{FORMAT}\"' in {CONFIG_FILE})")
+        if not isinstance(d.get("version", 0), int):
+            raise CheckpointError(f"{where}: {CONFIG_FILE} does not describe a model ('version' is not a number)")
         if d.get("version", 0) > VERSION:
             raise CheckpointError(f"{where}: checkpoint version {d.get('version')} is newer than this twostream reads ({VERSION}); upgrade twostream")
         try:
             d = dict(d)
             d.pop("format"), d.pop("version")
+            _check_json_types(d)
             d["flow"] = FlowSettings.from_dict(d.get("flow", {}))
             d["fusion"] = FusionConfig(**d.get("fusion", {}))
             d["rgb_mean"], d["rgb_std"] = tuple(d.get("rgb_mean", IMAGENET_MEAN)), tuple(d.get("rgb_std", IMAGENET_STD))
@@ -91,11 +102,17 @@ class ModelConfig:
         problems = []
         if not self.labels or len(set(self.labels)) != len(self.labels) or not all(isinstance(x, str) and x for x in self.labels):
             problems.append("labels must be distinct non-empty names")
+        if len(self.labels) > MAX_LABELS:  # the heads are built before the weights are checked: bound their size
+            problems.append(f"{len(self.labels)} labels is more than the {MAX_LABELS} twostream supports")
         for role, arch in (("spatial", self.spatial_arch), ("temporal", self.temporal_arch)):
             if arch not in ARCHITECTURES:
                 problems.append(f"unknown {role} architecture '{arch}'")
         if not 1 <= self.clip_length <= 64:
             problems.append(f"clip_length L={self.clip_length} is outside 1..64")
+        if not (16 <= self.flow.width <= 2048 and 16 <= self.flow.height <= 2048):
+            problems.append(f"flow working size {self.flow.width}x{self.flow.height} is outside 16..2048")
+        if not (math.isfinite(self.flow.bound) and self.flow.bound > 0):
+            problems.append("flow bound must be a number > 0")
         if not 16 <= self.input_size <= min(self.flow.width, self.flow.height):
             problems.append(f"input_size {self.input_size} does not fit in the {self.flow.width}x{self.flow.height} working size")
         if len(self.rgb_mean) != 3 or len(self.rgb_std) != 3 or min(self.rgb_std) <= 0:
@@ -164,13 +181,16 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
     where = str(directory)
     if not directory.exists():
         raise CheckpointError(f"{where}: no such model directory (give a directory holding {CONFIG_FILE} and {WEIGHTS_FILE})")
+    if directory.is_file():
+        raise CheckpointError(f"{where}: is a file, not a checkpoint directory (one holding {CONFIG_FILE} and {WEIGHTS_FILE}); "
+                              "twostream never unpickles .pt/.pth files, which can run code")
     if not (directory / CONFIG_FILE).is_file():
         raise CheckpointError(f"{where}: not a twostream checkpoint ({CONFIG_FILE} is missing)")
     try:
         raw = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
         if not isinstance(raw, dict):
             raise ValueError("top level is not an object")
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: absurdly deep nesting
         raise CheckpointError(f"{where}: {CONFIG_FILE} is corrupt ({e.__class__.__name__}); re-export or re-train the model") from None
     config = ModelConfig.from_json(raw, where)
     if flow is not None and flow != config.flow:
@@ -200,6 +220,12 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
         if state[head_key].shape[0] != expected[head_key].shape[0]:
             raise CheckpointError(f"{where}: {role} head has {state[head_key].shape[0]} outputs for {config.num_classes} labels")
         wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
+        not_float = next((k for k, v in expected.items() if v.is_floating_point() and not state[k].is_floating_point()), None)
+        if not_float is not None:
+            raise CheckpointError(f"{where}: {role} weights do not fit: {not_float} holds {state[not_float].dtype} values, expected floats")
+        broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+        if broken is not None:
+            raise CheckpointError(f"{where}: {role} weights hold NaN or infinite values ({broken}); the training run diverged or the file is damaged")
         if wrong:
             k = wrong[0]
             raise CheckpointError(f"{where}: {role} weights do not fit {getattr(config, role + '_arch')}: "
@@ -207,6 +233,24 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
         net.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()})
         net.eval()
     return model
+
+
+def _check_json_types(d: dict[str, Any]) -> None:
+    """Raise TypeError naming the first field of model.json whose JSON type is wrong."""
+    def check(table: dict[str, type | tuple[type, ...]], values: dict[str, Any], prefix: str = "") -> None:
+        for key, kind in table.items():
+            if key in values:
+                v = values[key]
+                if not isinstance(v, kind) or (isinstance(v, bool) and kind in (int, (int, float))):
+                    raise TypeError(f"'{prefix}{key}' is a JSON {type(v).__name__}")
+
+    check(_JSON_TYPES, d)
+    if not all(isinstance(x, str) for x in d.get("labels", [])):
+        raise TypeError("'labels' must be a list of names")
+    for key in ("rgb_mean", "rgb_std"):
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in d.get(key, [])):
+            raise TypeError(f"'{key}' must be a list of numbers")
+    check(_FLOW_TYPES, d.get("flow", {}), "flow.")
 
 
 def _describe_flow(f: FlowSettings) -> str:

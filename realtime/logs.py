@@ -5,12 +5,14 @@ import logging
 import re
 import sys
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+# The user part of a URL ends at its LAST '@': passwords often hold '/', '?', '#' or '@' unescaped.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)\S*@")
+_SECRET_QUERY = re.compile(r"(?P<key>[?&][^=&\s]*(?:pass|pwd|token|key|secret|auth|sig|user)[^=&\s]*=)[^&#\s]*", re.IGNORECASE)
 
 
 def scrub(text: str) -> str:
-    """Remove `user:pass@` from any URL inside free text."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+    """Remove `user:pass@` and secret-looking query values (?token=...) from any URL inside free text."""
+    return _SECRET_QUERY.sub(r"\g<key>***", _CREDENTIALS.sub(r"\g<scheme>***@", text))
 
 
 class RedactingFilter(logging.Filter):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import cv2
 import numpy as np
@@ -26,7 +26,8 @@ log = logging.getLogger("twostream")
 
 SourceKind = Literal["camera", "stream", "file", "synthetic"]
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|token|key|secret|auth|sig", re.IGNORECASE)
+_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|token|key|secret|auth|sig|user", re.IGNORECASE)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 # FFmpeg options that keep a live stream at the newest frame instead of queueing backlog.
 LOW_LATENCY_FFMPEG = "fflags;nobuffer|flags;low_delay|threads;1|max_delay;0"
 # FFmpeg options for a minimal probe: the stream is usable as soon as its codec is known.
@@ -35,21 +36,26 @@ _ffmpeg_env_lock = threading.Lock()
 
 
 def redact(text: str) -> str:
-    """Return `text` with URL credentials and secret-looking query values replaced by ***."""
-    try:
-        parts = urlsplit(text)
-    except ValueError:
+    """Return `text` with URL credentials and secret-looking query values replaced by ***.
+
+    The user part ends at the LAST '@': camera passwords often hold '/', '?', '#' or '@' unescaped,
+    which a URL parser would read as the path, query or fragment and so print. Over-redacting a
+    rare URL with '@' in its path is the safe side of that trade.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep or not _SCHEME.fullmatch(scheme):
         return text
-    if not parts.scheme or not parts.netloc:
-        return text
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = "&".join(f"{k}=***" if _SECRET_QUERY_KEYS.search(k) else f"{k}={v}" for k, v in pairs)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    head, qmark, query = rest.partition("?")
+    if not qmark:
+        return f"{scheme}://{rest}"
+    query, hash_, fragment = query.partition("#")
+    pairs = []
+    for pair in query.split("&"):
+        key, eq, _ = pair.partition("=")
+        pairs.append(f"{key}=***" if eq and _SECRET_QUERY_KEYS.search(key) else pair)
+    return f"{scheme}://{head}?{'&'.join(pairs)}{hash_}{fragment}"
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class FrameSource:
     status_message: str = ""  # the last thing worth telling a user about this source, names redacted
     reconnects: int = 0  # times a lost stream came back
     downtime_s: float = 0.0  # seconds spent without a stream, summed over reconnects
+    _cancel: threading.Event | None = None  # set by watch()
+    _on_status: Callable[[str, str], None] | None = None
 
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
