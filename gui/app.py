@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
-import pyqtgraph as pg
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
@@ -17,6 +18,25 @@ from .window import MainWindow
 
 log = logging.getLogger("twostream")
 ORGANISATION, APPLICATION = "twostream", "twostream-gui"
+QT_THREAD_NICENESS = 5  # the view yields the CPU to the pipeline, never the other way round
+
+
+def lower_qt_thread_priority(niceness: int = QT_THREAD_NICENESS) -> bool:
+    """Give the calling (Qt) thread a lower CPU priority than the pipeline's threads. Linux only; True if done.
+
+    On a busy machine the display then waits for the pipeline instead of slowing it. Threads started
+    later by this thread inherit the lower priority, so the window's controller starts its loader
+    thread (which starts every pipeline) before this is called.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))  # per thread on Linux
+        return True
+    except OSError as e:
+        log.debug("could not lower the Qt thread's priority: %s", e)
+        return False
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -26,7 +46,6 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
     apply_dark_theme(app)
-    pg.setConfigOptions(antialias=True)
     return app
 
 
@@ -59,6 +78,7 @@ def run(source: str | None = None, model: str | None = None, engine: str | None 
     app = create_app()
     window = MainWindow(open_settings(settings_path), source=source, model=model, engine=engine, device=device,
                         source_timeout=source_timeout)
+    lower_qt_thread_priority()
 
     def report(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
         # A bug in a slot must not abort the app (PyQt's default): log it and show it in the window.

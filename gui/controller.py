@@ -294,7 +294,8 @@ class Controller(QObject):
         self._swap_lock = threading.Lock()
         self._generation = 0
         self._pending: RunRequest | None = None
-        self._loader: threading.Thread | None = None
+        self._wake = threading.Condition(self._lock)
+        self._busy = False
         self._closing = False
         self._session: _Session | None = None
         self._source_text: str | None = None
@@ -310,6 +311,10 @@ class Controller(QObject):
         self._record_lock = threading.Lock()
         self._probe: threading.Thread | None = None
         self._event.connect(self._on_event)
+        # Started now, from the thread that builds the window: pipelines started by this thread get its
+        # scheduling priority, not the (possibly lowered) priority the Qt thread has later (see gui.app).
+        self._loader = threading.Thread(target=self._load_loop, name="twostream-gui-loader", daemon=True)
+        self._loader.start()
 
     # -- what the window asks ---------------------------------------------------
     def request(self, req: RunRequest) -> None:
@@ -322,9 +327,7 @@ class Controller(QObject):
                 return
             self._generation += 1
             self._pending = req
-            if self._loader is None:
-                self._loader = threading.Thread(target=self._load_loop, name="twostream-gui-loader", daemon=True)
-                self._loader.start()
+            self._wake.notify()
 
     @property
     def info(self) -> SessionInfo | None:
@@ -343,7 +346,7 @@ class Controller(QObject):
 
     @property
     def loading(self) -> bool:
-        return self._loader is not None
+        return self._busy or self._pending is not None
 
     def take_latest(self) -> Prediction | None:
         """The newest Prediction (None if nothing new since the last call)."""
@@ -450,6 +453,7 @@ class Controller(QObject):
             self._closing = True
             self._generation += 1
             self._pending = None
+            self._wake.notify()
         self.stop_recording()
         with self._swap_lock:
             s, self._session = self._session, None
@@ -468,11 +472,13 @@ class Controller(QObject):
     def _load_loop(self) -> None:
         while True:
             with self._lock:
+                while self._pending is None and not self._closing:
+                    self._wake.wait()
+                if self._closing:
+                    return
                 req, self._pending = self._pending, None
                 gen = self._generation
-                if req is None or self._closing:
-                    self._loader = None
-                    return
+                self._busy = True
             try:
                 self._load(req, gen)
             except UserError as e:
@@ -480,6 +486,8 @@ class Controller(QObject):
             except Exception as e:  # a bug must not kill the loader silently: show it and keep the window
                 log.exception("loading failed")
                 self._post(gen, "failed", (req, safe_text(f"could not start: {type(e).__name__}: {e}")))
+            finally:
+                self._busy = False
 
     @staticmethod
     def _refusal(e: UserError) -> str:

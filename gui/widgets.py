@@ -73,8 +73,9 @@ class ScaledImage:
         if size[0] < 2 or size[1] < 2:
             self.image = None
             return
-        self.scaled = np.ascontiguousarray(cv2.resize(array, size, interpolation=interpolation))
-        self.image = bgr_image(self.scaled)
+        # BGRX is Qt's native RGB32 layout, so painting is a plain copy, not a per-pixel conversion.
+        self.scaled = cv2.cvtColor(cv2.resize(array, size, interpolation=interpolation), cv2.COLOR_BGR2BGRA)
+        self.image = QImage(self.scaled.data, size[0], size[1], self.scaled.strides[0], QImage.Format.Format_RGB32)
         self.image.setDevicePixelRatio(dpr)
 
     def draw(self, p: QPainter, widget: QWidget) -> QRectF:
@@ -100,8 +101,9 @@ class FlowScale:
         self.value: float | None = None
 
     def update(self, flow: np.ndarray) -> float:
-        mag = cv2.magnitude(flow[..., 0], flow[..., 1])
-        top = max(float(np.percentile(mag, 99)), self.floor)
+        mag = cv2.magnitude(flow[::2, ::2, 0], flow[::2, ::2, 1]).ravel()  # every 4th vector is plenty for a percentile
+        k = int(0.99 * (mag.size - 1))
+        top = max(float(np.partition(mag, k)[k]), self.floor)
         self.value = top if self.value is None else self.decay * self.value + (1 - self.decay) * top
         return self.value
 
@@ -265,14 +267,31 @@ class VideoView(QWidget):
                                 align_right=True) + pad / 2
 
 
-def colour_wheel(size: int) -> QImage:
-    """The flow colour key: the colour flow_to_colour gives each direction (image y points down), bright at the rim."""
-    r = size / 2
-    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32) - r + 0.5
+def colour_wheel(size: int, rim: int = 3) -> QImage:
+    """The flow colour key: the colour flow_to_colour gives each direction (image y points down), bright at the rim.
+
+    Drawn once per size, with its dark ring and light outline, as a premultiplied image: painting it is a blend, nothing more.
+    """
+    inner = size - 2 * rim
+    r = inner / 2
+    ys, xs = np.mgrid[0:inner, 0:inner].astype(np.float32) - r + 0.5
     bgr = flow_to_colour(np.dstack([xs, ys]), max_magnitude=r)
     alpha = np.where(np.hypot(xs, ys) <= r, 255, 0).astype(np.uint8)
     bgra = np.ascontiguousarray(np.dstack([bgr, alpha]))
-    return QImage(bgra.data, size, size, size * 4, QImage.Format.Format_ARGB32).copy()  # ARGB32 is B,G,R,A in memory
+    wheel = QImage(bgra.data, inner, inner, inner * 4, QImage.Format.Format_ARGB32)  # ARGB32 is B,G,R,A in memory
+    out = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    p = QPainter(out)
+    p.setRenderHint(QPainter.RenderHint.Antialiasing)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(QColor(0, 0, 0, 150))
+    p.drawEllipse(QRectF(0, 0, size, size))
+    p.drawImage(rim, rim, wheel)
+    p.setPen(QPen(QColor(255, 255, 255, 160), 1))
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawEllipse(QRectF(rim, rim, inner, inner))
+    p.end()
+    return out
 
 
 class FlowView(QWidget):
@@ -325,11 +344,7 @@ class FlowView(QWidget):
             return
         target = self.colour.draw(p, self)
         side = int(max(40, min(80, target.height() / 3)))
-        wheel = QRectF(target.right() - side - 8, target.bottom() - side - 8, side, side)
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(QColor(0, 0, 0, 150))
-        p.drawEllipse(wheel.adjusted(-3, -3, 3, 3))
-        p.drawImage(wheel.topLeft(), self._wheel_image(side))
+        p.drawImage(QPointF(target.right() - side - 6, target.bottom() - side - 6), self._wheel_image(side))
         fm = p.fontMetrics()
         boxed_text(p, target.x() + 6, target.y() + fm.ascent() + 8, f"full brightness = {self.full_speed:.1f} px/frame", QColor("#f0f0f0"))
         boxed_text(p, target.x() + 6, target.bottom() - fm.descent() - 8, "hue = direction, brightness = speed", QColor("#d8d8d8"))
@@ -398,8 +413,8 @@ class ScoreBars(QWidget):
             p.setFont(self.font())
             y = mid - (3 * bar_h + 2) / 2
             vx = label_w + span + 10
+            p.fillRect(QRectF(label_w, y, span, 3 * bar_h + 2), QColor(255, 255, 255, 20))  # one track behind the three bars
             for value, (_, colour) in zip((s, t, f), self.STREAMS):
-                p.fillRect(QRectF(label_w, y, span, bar_h), QColor(255, 255, 255, 20))
                 if value is not None:
                     p.fillRect(QRectF(label_w, y, max(1.0, span * value), bar_h), colour)
                 p.setPen(colour if value is not None else QColor("#7a8088"))

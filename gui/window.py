@@ -90,10 +90,15 @@ class MainWindow(QMainWindow):
         c.camerasFound.connect(self._on_cameras_found)
         c.recordingStopped.connect(self._on_recording_failed)
 
+        # The display timer: started when a prediction arrives, it draws the newest one no sooner than one
+        # display interval after the last drawing. So the view shows every frame a source gives up to the
+        # display rate, never more, and a slow view skips to the newest instead of queueing anything.
+        self.display_interval = 1.0 / display_hz
+        self._last_drawn = 0.0
         self.display_timer = QTimer(self)
+        self.display_timer.setSingleShot(True)
         self.display_timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.display_timer.timeout.connect(self._refresh_display)
-        self.display_timer.start(max(1, int(1000 / display_hz)))
         self.stats_timer = QTimer(self)
         self.stats_timer.timeout.connect(self._refresh_stats)
         self.stats_timer.start(500)
@@ -560,13 +565,18 @@ class MainWindow(QMainWindow):
     # -- controller signals -----------------------------------------------------------------
     def _on_prediction_ready(self) -> None:
         pred = self.controller.take_latest()
-        if pred is not None:
-            self._newest = pred  # drawn at the next display tick; older ones are simply replaced
+        if pred is None:
+            return
+        self._newest = pred  # an older one not drawn yet is simply replaced
+        if not self.display_timer.isActive() and not self._closed:
+            wait = self._last_drawn + self.display_interval - time.monotonic()
+            self.display_timer.start(max(0, int(wait * 1000)))
 
     def _refresh_display(self) -> None:
         pred, self._newest = self._newest, None
         if pred is None or pred.frame is None:
             return
+        self._last_drawn = time.monotonic()
         arrows = None
         h, w = pred.frame.shape[:2]
         if pred.flow is not None:
