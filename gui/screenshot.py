@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     from PyQt6.QtCore import QSettings
-    from PyQt6.QtWidgets import QApplication
 
     from .app import create_app
     from .window import MainWindow
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     def spin(seconds: float, until=lambda: False) -> bool:  # type: ignore[no-untyped-def]
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            QApplication.processEvents()
+            app.processEvents()
             if until():
                 return True
             time.sleep(0.005)

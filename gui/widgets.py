@@ -444,7 +444,8 @@ class Timeline(pg.PlotWidget):
         for axis in ("left", "bottom"):
             item.getAxis(axis).setTextPen("#c8ccd2")
             item.getAxis(axis).setPen("#5a6068")
-        self.legend = item.addLegend(offset=(-6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt")
+        # Top left: the newest values, at the right edge, stay in view.
+        self.legend = item.addLegend(offset=(6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt")
         self.curves = [item.plot([], [], pen=pg.mkPen(class_colour(i), width=2)) for i in range(k)]
         self.classes: list[str] = []
         self.setMinimumHeight(150)

@@ -60,15 +60,14 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings
         self.controller = Controller(source_timeout, self)
-        self._secret_sources: dict[str, str] = {}
-        self._cameras: list[str] = []  # shown (redacted) text -> what was typed; memory only
+        self._secret_sources: dict[str, str] = {}  # shown (redacted) text -> what was typed; memory only
+        self._cameras: list[str] = []
         self._newest: Prediction | None = None
         self._info: SessionInfo | None = None
         self._shown: collections.deque[float] = collections.deque(maxlen=240)
         self.frames_shown = 0
         self._last_timeline = 0.0
-        self._rates_prev: tuple[float, int, int, int] | None = None
-        self._record_started = 0.0
+        self._counts: collections.deque[tuple[float, int, int, int]] = collections.deque(maxlen=5)  # rates over the last ~2 s
         self.last_saved: Path | None = None
         self._closed = False
         self.resize(1280, 800)
@@ -510,7 +509,6 @@ class MainWindow(QMainWindow):
             self._on_problem("error", f"cannot record: {safe_text(str(e))}")
             self.record_button.setChecked(False)
             return None
-        self._record_started = time.monotonic()
         self.record_button.setChecked(True)
         self.record_button.setText("■ Stop recording")
         self.video.recording_text = "● REC"
@@ -608,11 +606,10 @@ class MainWindow(QMainWindow):
             return
         now = time.monotonic()
         counts = (now, st["captured"], st["flowed"], st["predicted"])
-        rates = [0.0, 0.0, 0.0]
-        if self._rates_prev is not None and now > self._rates_prev[0]:
-            dt = now - self._rates_prev[0]
-            rates = [max(0.0, (a - b) / dt) for a, b in zip(counts[1:], self._rates_prev[1:])]
-        self._rates_prev = counts
+        self._counts.append(counts)
+        first = self._counts[0]
+        dt = now - first[0]
+        rates = [max(0.0, (a - b) / dt) if dt > 0 else 0.0 for a, b in zip(counts[1:], first[1:])]
         info: SessionInfo = st["info"]
         nominal = f" of {info.source_fps:g}" if info.source_fps else ""
         self.stats.set("capture", f"{rates[0]:5.1f}{nominal}")
@@ -629,10 +626,13 @@ class MainWindow(QMainWindow):
         self.stats.set("device", info.device)
         self.stats.set("model", model_title(info), None if info.trained else "#ffb13b")
         self.stats.set("source", f"{info.source_name}  [{st['status']}]")
+        source = self.controller.source
+        if st["status"] == "reconnecting" and source is not None and source.status_message:
+            self.banner.show_message("warning", safe_text(source.status_message))  # with the attempt count as it grows
 
     def _on_session_started(self, info: SessionInfo) -> None:
         self._info = info
-        self._rates_prev = None
+        self._counts.clear()
         self.source_text = self.controller.source_text or self.source_text
         if _remembered(self.source_text) and self.source_text != DEFAULT_SOURCE:
             self.recent_sources = [self.source_text] + [x for x in self.recent_sources if x != self.source_text][: RECENT_MAX - 1]

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pytest
 
 pytest.importorskip("PyQt6.QtWidgets", reason="the GUI tests need PyQt6: pip install 'twostream[gui]'")
@@ -19,6 +18,8 @@ from PyQt6.QtCore import QSettings, Qt  # noqa: E402
 from gui.window import MainWindow  # noqa: E402
 from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
 from realtime.flow import FlowSettings  # noqa: E402
+from realtime.sources import FrameSource  # noqa: E402
+from realtime.synthetic import SyntheticClip  # noqa: E402
 
 SOURCE = "synthetic:demo?fps=30&size=160x120"
 SECRET_URL = "rtsp://user:secret@127.0.0.1:1/x"
@@ -173,6 +174,68 @@ def test_a_bad_url_at_start_leaves_a_usable_window(qtbot, open_window) -> None:
     w.open_source(SOURCE)
     wait_for_frames(qtbot, w)
     assert w.controller.info.source_kind == "synthetic" and not w.banner.isVisible()
+
+
+class _DroppingStream(FrameSource):
+    """A live stream that drops after 15 frames and comes back after `down_s`, reconnecting inside read() as OpenCVSource does."""
+
+    def __init__(self, name: str, down_s: float = 1.0):
+        self.name, self.fps, self.is_live = name, 30.0, True
+        self.clip = SyntheticClip("swipe_right", 0, 160, 120)
+        self.n, self.down_s, self.closed = 0, down_s, False
+        self._cancel = self._on_status = None
+
+    def read(self):  # type: ignore[no-untyped-def]
+        if self._cancel is not None and self._cancel.is_set():
+            return None
+        if self.n == 15:
+            self.status, self.status_message = "reconnecting", f"{self.name}: the stream ended or the connection was lost, reconnecting"
+            self._on_status and self._on_status(self.status, self.status_message)
+            end = time.monotonic() + self.down_s
+            while time.monotonic() < end:
+                if self._cancel is not None and self._cancel.wait(0.02):
+                    return None
+                self.status_message = f"{self.name}: the stream ended or the connection was lost, reconnecting (attempt 2)"
+            self.reconnects += 1
+            self.status, self.status_message = "ok", f"{self.name}: reconnected after {self.down_s:.1f} s (2 attempts)"
+            self._on_status and self._on_status(self.status, self.status_message)
+        time.sleep(1 / 30)
+        self.n += 1
+        return self.clip.frame(self.n)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_lost_stream_shows_reconnecting_then_recovers_without_showing_credentials(qtbot, open_window, monkeypatch) -> None:
+    import gui.controller
+
+    opened: list[_DroppingStream] = []
+
+    def fake_open(spec, realtime=False, timeout_s=5.0):  # type: ignore[no-untyped-def]
+        opened.append(_DroppingStream(spec.name))  # spec.name is the redacted URL, as OpenCVSource names itself
+        return opened[-1]
+
+    monkeypatch.setattr(gui.controller, "open_source", fake_open)
+    w = open_window("rtsp://admin:hunter2@cam.local/stream1")
+    qtbot.waitUntil(lambda: w.banner.level == "warning" and "reconnecting" in w.banner.text, timeout=WAIT_MS)
+    assert "cam.local" in w.banner.text and "hunter2" not in w.banner.text
+    qtbot.waitUntil(lambda: "reconnecting" in w.stats.values["source"].text(), timeout=WAIT_MS)
+    shown = w.frames_shown
+    qtbot.waitUntil(lambda: not w.banner.isVisible(), timeout=WAIT_MS)  # back: the warning goes
+    wait_for_frames(qtbot, w, 5)
+    assert w.frames_shown > shown and "reconnected" in w.status_text
+    assert not [t for t in (w.windowTitle(), w.status_text, w.source_box.currentText()) if "hunter2" in t]
+    assert len(opened) == 1  # the source reconnected by itself; the window did not reopen it
+
+
+def test_typing_in_the_source_field_is_not_taken_for_shortcuts(qtbot, open_window) -> None:
+    w = open_window()
+    wait_for_frames(qtbot, w)
+    w.focus_source()
+    qtbot.keyClicks(w.source_box.lineEdit(), "rs f")
+    assert w.source_box.currentText() == "rs f"
+    assert w.controller.recording is None and not w.controller.paused and w.flow_mode == "colour"
 
 
 def test_recording_writes_a_video_that_opencv_reads_back_frame_for_frame(qtbot, open_window, tmp_path: Path) -> None:
