@@ -10,6 +10,8 @@ Every message that leaves this module has URL credentials removed.
 from __future__ import annotations
 
 import collections
+import difflib
+import os
 import logging
 import threading
 import time
@@ -36,7 +38,44 @@ LATENCY_WINDOW = 150  # predictions behind the latency percentiles (5 s at 30 fp
 
 def safe_text(text: str) -> str:
     """Text fit for the window, the status bar and logs: URL credentials and secret query values removed."""
-    return scrub(" ".join(redact(word) if "://" in word else word for word in str(text).split(" ")))
+    text = str(text)
+    if "://" in text and redact(text) != text and " " not in text.split("://", 1)[0]:  # the whole text is one URL
+        return redact(text)
+    return scrub(" ".join(redact(word) if "://" in word else word for word in text.split(" ")))
+
+
+class Redactor:
+    """safe_text, plus the literal secrets of every source this window was given, wherever they turn up.
+
+    Patterns catch `user:pass@` in URLs; a password with a space, or echoed by some library without
+    its URL, is caught only by knowing it. Secrets stay in memory, never on disk.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def learn(self, source_text: str) -> None:
+        """Remember the parts of `source_text` that redaction removes (user info, secret query values)."""
+        shown = redact(source_text)
+        if shown == source_text:
+            return
+        # The span redaction changed (from the first to the last difference), and each changed piece.
+        head = len(os.path.commonprefix([source_text, shown]))
+        tail = len(os.path.commonprefix([source_text[head:][::-1], shown[head:][::-1]]))
+        pieces = [source_text[head:len(source_text) - tail]]
+        for op, a0, a1, _, _ in difflib.SequenceMatcher(None, source_text, shown, autojunk=False).get_opcodes():
+            if op in ("replace", "delete"):
+                pieces.append(source_text[a0:a1])
+        for piece in pieces:
+            for secret in (piece, piece.split(":", 1)[1] if ":" in piece else ""):  # also a password on its own
+                if len(secret) >= 3:
+                    self._secrets.add(secret)
+
+    def __call__(self, text: str) -> str:
+        text = safe_text(text)
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
 
 
 class ControlledSource(FrameSource):
@@ -290,6 +329,7 @@ class Controller(QObject):
         super().__init__(parent)
         self.source_timeout = source_timeout
         self.history = ScoreHistory()
+        self.safe_text = Redactor()  # every message this controller emits passes through it
         self._lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self._generation = 0
@@ -319,6 +359,8 @@ class Controller(QObject):
     # -- what the window asks ---------------------------------------------------
     def request(self, req: RunRequest) -> None:
         """Open `req` in the loader thread; the running pipeline keeps going until the new one is ready."""
+        if req.source is not None:
+            self.safe_text.learn(req.source)
         self._enqueue(req)
 
     def _enqueue(self, req: RunRequest) -> None:
@@ -485,13 +527,12 @@ class Controller(QObject):
                 self._post(gen, "failed", (req, self._refusal(e)))
             except Exception as e:  # a bug must not kill the loader silently: show it and keep the window
                 log.exception("loading failed")
-                self._post(gen, "failed", (req, safe_text(f"could not start: {type(e).__name__}: {e}")))
+                self._post(gen, "failed", (req, self.safe_text(f"could not start: {type(e).__name__}: {e}")))
             finally:
                 self._busy = False
 
-    @staticmethod
-    def _refusal(e: UserError) -> str:
-        text = safe_text(str(e))
+    def _refusal(self, e: UserError) -> str:
+        text = self.safe_text(str(e))
         return f"model refused: {text}" if isinstance(e, CheckpointError) else text
 
     def _superseded(self, gen: int) -> bool:
@@ -565,6 +606,9 @@ class Controller(QObject):
         slow = " (TorchScript traces the nets: a few seconds)" if key[1] in ("auto", "torchscript") else ""
         self._post(gen, "progress", f"building the {key[1]} engine on {key[2]}{slow}…")
         engine = create_engine(model, key[1], key[2])
+        if self._closing:  # the window closed while it was being built
+            engine.close()
+            raise UserError("closing")
         self._engines[key] = engine
         in_use = self._session.engine_key if self._session is not None else None
         while len(self._engines) > 2:
@@ -580,14 +624,14 @@ class Controller(QObject):
             self._post(gen, "warning", f"{cfg.provenance.get('name', 'this model')} has no fitted SVM fusion: using {cfg.fusion.mode}")
             mode = None
         pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing)
-        info = SessionInfo(source_name=safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
+        info = SessionInfo(source_name=self.safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
                            model_key=req.model, model_name=str(cfg.provenance.get("name", "model")), trained=cfg.trained,
                            labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
                            precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
                            spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
                            smoothing=self._smoothing)
         session = _Session(gen, pipe, source, source_text, req, info, engine_key)
-        source.on_status = lambda status, message: self._post(gen, "source-status", (status, safe_text(message)))
+        source.on_status = lambda status, message: self._post(gen, "source-status", (status, self.safe_text(message)))
         if self.history.labels != info.labels:
             self.history.reset(info.labels)
         pipe.start()
@@ -614,9 +658,9 @@ class Controller(QObject):
             for pred in s.pipe:
                 self._publish(s, pred)
         except UserError as e:
-            reason, message = "lost", safe_text(str(e))
+            reason, message = "lost", self.safe_text(str(e))
         except Exception as e:  # PipelineError and anything else: the window says so and stays up
-            reason, message = "lost", safe_text(str(e))
+            reason, message = "lost", self.safe_text(str(e))
         if s.retired:  # stopped on purpose: nothing to report
             return
         self._retire(s, keep_source=False)
@@ -636,7 +680,7 @@ class Controller(QObject):
                     if self._recorder is writer:
                         self._recorder = None
                 writer.close()
-                self._event.emit(-1, "record-failed", (str(writer.path), writer.frames, safe_text(str(e))))
+                self._event.emit(-1, "record-failed", (str(writer.path), writer.frames, self.safe_text(str(e))))
         with self._lock:
             self._latest = pred
             self.seq += 1

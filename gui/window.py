@@ -295,6 +295,7 @@ class MainWindow(QMainWindow):
         self.recent_models = [x for x in _list(s.value("recent_models")) if (Path(x) / "model.json").is_file()]
         self.output_dir = Path(str(s.value("output_dir", "") or _default_output_dir()))
         self.source_text = source or str(s.value("source", "") or "") or DEFAULT_SOURCE
+        self.controller.safe_text.learn(self.source_text)
         self.model_key = str(Path(model).resolve()) if model else str(s.value("model", "") or "")
         if self.model_key and not Path(self.model_key).exists():
             self.model_key = ""
@@ -373,7 +374,7 @@ class MainWindow(QMainWindow):
         box.setToolTip(f"Checkpoints in {trained_dir()} and recently opened folders")
 
     def _show_source_text(self, text: str) -> None:
-        shown = safe_text(text)
+        shown = self.controller.safe_text(text)
         if shown != text:
             self._secret_sources[shown] = text
         self.source_box.setEditText(shown)
@@ -395,13 +396,14 @@ class MainWindow(QMainWindow):
         text = text.strip()
         if not text:
             return
+        self.controller.safe_text.learn(text)  # before anything can show it
         try:
             spec = parse_source(text)
         except UserError as e:
-            self._on_problem("error", safe_text(str(e)))
+            self._on_problem("error", self.controller.safe_text(str(e)))
             return
         if spec.kind == "file" and not Path(spec.target).exists():
-            self._on_problem("error", f"{safe_text(spec.name)}: no such file")
+            self._on_problem("error", f"{self.controller.safe_text(spec.name)}: no such file")
             return
         self.source_text = text
         self._show_source_text(text)
@@ -461,7 +463,7 @@ class MainWindow(QMainWindow):
         try:
             self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
         except UserError as e:
-            self._on_problem("error", safe_text(str(e)))
+            self._on_problem("error", self.controller.safe_text(str(e)))
             info = self.controller.info
             _select(self.fusion_box, info.fusion_mode if info else "avg")
         self._update_fusion_controls()
@@ -506,7 +508,7 @@ class MainWindow(QMainWindow):
         try:
             written = self.controller.start_recording(target)
         except UserError as e:
-            self._on_problem("error", f"cannot record: {safe_text(str(e))}")
+            self._on_problem("error", f"cannot record: {self.controller.safe_text(str(e))}")
             self.record_button.setChecked(False)
             return None
         self.record_button.setChecked(True)
@@ -628,7 +630,7 @@ class MainWindow(QMainWindow):
         self.stats.set("source", f"{info.source_name}  [{st['status']}]")
         source = self.controller.source
         if st["status"] == "reconnecting" and source is not None and source.status_message:
-            self.banner.show_message("warning", safe_text(source.status_message))  # with the attempt count as it grows
+            self.banner.show_message("warning", self.controller.safe_text(source.status_message))  # with the attempt count as it grows
 
     def _on_session_started(self, info: SessionInfo) -> None:
         self._info = info
@@ -670,7 +672,7 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _on_problem(self, level: str, text: str) -> None:
-        text = safe_text(text)
+        text = self.controller.safe_text(text)
         self.banner.show_message(level, text)
         self._status(text)
         if self.controller.info is None or not self.controller.running:
@@ -694,7 +696,7 @@ class MainWindow(QMainWindow):
 
     # -- misc ------------------------------------------------------------------------------
     def _status(self, text: str) -> None:
-        self.status_label.setText(safe_text(text))
+        self.status_label.setText(self.controller.safe_text(text))
 
     @property
     def status_text(self) -> str:
@@ -705,7 +707,7 @@ class MainWindow(QMainWindow):
         if info is None:
             self.setWindowTitle("twostream")
             return
-        self.setWindowTitle(safe_text(f"twostream — {info.source_name} — {model_title(info)}"))
+        self.setWindowTitle(self.controller.safe_text(f"twostream — {info.source_name} — {model_title(info)}"))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self._closed:

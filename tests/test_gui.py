@@ -149,10 +149,12 @@ def test_a_refused_model_is_reported_and_the_running_one_keeps_going(qtbot, open
     assert w.model_box.currentData() == w.controller.info.model_key
 
 
-def test_a_bad_url_shows_an_error_keeps_the_app_usable_and_never_shows_the_secret(qtbot, open_window, settings_file: Path) -> None:
+@pytest.mark.parametrize("url", [SECRET_URL, "rtsp://admin:a secret@pw/?#@127.0.0.1:1/x?token=secret2"])
+def test_a_bad_url_shows_an_error_keeps_the_app_usable_and_never_shows_the_secret(qtbot, open_window, settings_file: Path,
+                                                                                  url: str) -> None:
     w = open_window(timeout=1.0)
     wait_for_frames(qtbot, w)
-    w.source_box.setEditText(SECRET_URL)
+    w.source_box.setEditText(url)
     qtbot.keyClick(w.source_box.lineEdit(), Qt.Key.Key_Return)  # typed and Enter, as a user does
     qtbot.waitUntil(lambda: w.banner.level == "error", timeout=WAIT_MS)
     assert "127.0.0.1:1" in w.banner.text and "***" in w.banner.text
