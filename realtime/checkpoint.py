@@ -49,15 +49,15 @@ class ModelConfig:
     """Everything about a two-stream model except its weights."""
 
     labels: list[str]
-    spatial_arch: str = "mobilenet_v2_050"
-    temporal_arch: str = "mobilenet_v2_050"
+    spatial_arch: str = "resnet18_050"
+    temporal_arch: str = "resnet18_050"
     input_size: int = 112  # nets see a centre crop of this side from the working-size frame / flow
     clip_length: int = 10  # L: flow fields per temporal input (2L channels)
     subtract_mean_flow: bool = True
     flow: FlowSettings = field(default_factory=FlowSettings)
     rgb_mean: tuple[float, ...] = IMAGENET_MEAN
     rgb_std: tuple[float, ...] = IMAGENET_STD
-    flow_scale: float = 4.0  # flow (px) is divided by this before the temporal net
+    flow_scale: float = 1.0  # flow (px) is divided by this before the temporal net
     fusion: FusionConfig = field(default_factory=FusionConfig)
     trained: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)

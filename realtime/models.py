@@ -64,6 +64,9 @@ class MobileNetV2(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
 
 class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int):
@@ -85,19 +88,20 @@ class BasicBlock(nn.Module):
 class ResNet18(nn.Module):
     """ResNet-18 (He et al. 2016) with torchvision's parameter names."""
 
-    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.0):
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.0, width: float = 1.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_chans, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        widths = tuple(int(c * width) for c in (64, 128, 256, 512))
+        cin = widths[0]
+        self.conv1 = nn.Conv2d(in_chans, cin, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(cin)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, cin = (64, 128, 256, 512), 64
         for i, w in enumerate(widths):
             stride = 1 if i == 0 else 2
             setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(cin, w, stride), BasicBlock(w, w, 1)))
             cin = w
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
         _init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,7 +110,10 @@ class ResNet18(nn.Module):
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.forward_features(x)))
+        return self.head(self.forward_features(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(features))
 
 
 class CNNM2048(nn.Module):
@@ -134,6 +141,9 @@ class CNNM2048(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.forward_features(x))
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
 
 def _init_weights(model: nn.Module) -> None:
     for m in model.modules():
@@ -154,6 +164,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "mobilenet_v2_050": lambda **kw: MobileNetV2(width=0.5, **kw),
     "mobilenet_v2_035": lambda **kw: MobileNetV2(width=0.35, **kw),
     "resnet18": ResNet18,
+    "resnet18_050": lambda **kw: ResNet18(width=0.5, **kw),
     "cnn_m_2048": CNNM2048,
 }
 

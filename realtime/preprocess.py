@@ -24,10 +24,16 @@ def to_working_size(frame_bgr: np.ndarray, settings: FlowSettings) -> np.ndarray
 
 
 def rgb_input(frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False,
-              out: np.ndarray | None = None) -> np.ndarray:
-    """Working-size BGR uint8 frame -> (3, S, S) float32, RGB order, normalised."""
+              out: np.ndarray | None = None, crop_size: int | None = None) -> np.ndarray:
+    """Working-size BGR uint8 frame -> (3, S, S) float32, RGB order, normalised.
+
+    `crop_size` (training's scale jitter) takes a larger square and resizes it to S.
+    """
     s = config.input_size
-    crop = frame_bgr[top:top + s, left:left + s, ::-1]
+    c = crop_size or s
+    crop = frame_bgr[top:top + c, left:left + c, ::-1]
+    if c != s:
+        crop = cv2.resize(np.ascontiguousarray(crop), (s, s), interpolation=cv2.INTER_AREA)
     if flip:
         crop = crop[:, ::-1]
     if out is None:
@@ -39,24 +45,32 @@ def rgb_input(frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, f
 
 
 def flow_input(codes: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False,
-               out: np.ndarray | None = None, order: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None, order: np.ndarray | None = None, crop_size: int | None = None) -> np.ndarray:
     """L quantised flow fields (L, H, W, 2) uint8 -> (2L, S, S) float32: x0, y0, x1, y1, ...
 
     Each field's mean displacement is subtracted (the paper's camera-motion compensation) and the
     result divided by `flow_scale`. A flip mirrors the fields and negates x. `order` picks the ring
     slots oldest first (live ring buffers); by default the fields are taken in the given order.
+    `crop_size` (training's scale jitter) takes a larger square, resized to S with the
+    displacements scaled by the same factor.
     """
     s, n = config.input_size, config.clip_length
+    cs = crop_size or s
     if out is None:
         out = np.empty((2 * n, s, s), np.float32)
     inv_scale = np.float32(1.0 / config.flow_scale)
     for i in range(n):
-        field = codes[i if order is None else order[i], top:top + s, left:left + s]
+        field = codes[i if order is None else order[i], top:top + cs, left:left + cs]
         if flip:
             field = field[:, ::-1]
+        if cs != s:
+            resized = cv2.resize(config.flow.dequantise(field), (s, s), interpolation=cv2.INTER_AREA) * np.float32(s / cs)
         for c in range(2):
             dst = out[2 * i + c]
-            config.flow.dequantise(field[..., c], out=dst)
+            if cs != s:
+                dst[:] = resized[..., c]
+            else:
+                config.flow.dequantise(field[..., c], out=dst)
             if config.subtract_mean_flow:
                 dst -= dst.mean(dtype=np.float32)
             dst *= -inv_scale if (flip and c == 0) else inv_scale

@@ -3,6 +3,11 @@
 `open_source("0")`, `open_source("rtsp://user:pass@cam/1")`, `open_source("clip.mp4")`,
 `open_source("synthetic:demo?fps=30")`. Every source reads BGR uint8 frames and has a
 `name` that is safe to print: credentials in URLs are redacted everywhere.
+
+Nothing here can hang its reader: every OpenCV call runs on a capture thread under a deadline, so
+a source that stops delivering without closing is noticed after `timeout_s`. A camera or live
+stream that is lost is re-opened with backoff (status "reconnecting" meanwhile); a file that
+stalls raises SourceError. docs/reliability.md lists the faults tested and what a user sees.
 """
 from __future__ import annotations
 
@@ -383,6 +388,9 @@ class OpenCVSource(FrameSource):
                 conn.close(wait=0)
                 continue
             self._conn = conn
+            if self._closed.is_set():  # closed from another thread while this attempt ran
+                self.close()
+                return None
             down = time.monotonic() - lost_at
             self.reconnects += 1
             self.downtime_s += down

@@ -85,14 +85,20 @@ class SyntheticClip:
         rng = np.random.default_rng([self.seed, CLASSES.index(self.label)])
         w, h = self.width, self.height
         self.margin = m = 16
-        self.background = _smooth_texture(rng, h + 2 * m, w + 2 * m)
+        texture = _smooth_texture(rng, h + 2 * m, w + 2 * m)
+        # Half-contrast clutter: enough texture for flow to see the camera shake, without hiding the object.
+        self.background = cv2.addWeighted(texture, 0.55, np.full_like(texture, int(texture.mean())), 0.45, 0)
         shape = _STILL_SHAPE.get(self.label) or MOVER_SHAPES[rng.integers(len(MOVER_SHAPES))]
         self.shape = shape
         self.mask = _shape_mask(shape)
-        self.sprite = _smooth_texture(rng, SPRITE, SPRITE, octaves=(3, 8))
-        self.sprite = cv2.addWeighted(self.sprite, 0.5, np.full_like(self.sprite, rng.integers(0, 255, 3, dtype=np.uint8)), 0.8, 0)
+        hsv = np.array([[[rng.integers(0, 180), rng.integers(170, 256), rng.integers(150, 256)]]], np.uint8)
+        colour = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]
+        sprite = _smooth_texture(rng, SPRITE, SPRITE, octaves=(3, 8))
+        self.sprite = cv2.addWeighted(sprite, 0.35, np.full_like(sprite, colour), 0.75, 0)
+        outline = (self.mask > 127) & (cv2.erode(self.mask, np.ones((5, 5), np.uint8)) <= 127)
+        self.sprite[outline] = (self.sprite[outline] * 0.3).astype(np.uint8)  # a dark rim: shape reads at any colour
         s = min(w, h)
-        self.base_scale = rng.uniform(0.75, 1.25) * s / 240
+        self.base_scale = rng.uniform(1.1, 1.6) * s / 240
         self.speed = rng.uniform(0.012, 0.03) * s  # pixels per frame for swipes
         self.centre = np.array([rng.uniform(0.35, 0.65) * w, rng.uniform(0.35, 0.65) * h])
         self.radius = rng.uniform(0.12, 0.22) * s

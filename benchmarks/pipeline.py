@@ -1,0 +1,168 @@
+"""Pipeline benchmark: the threaded pipeline against a straightforward single-threaded loop, same run.
+
+    python benchmarks/pipeline.py            # full (about 2 minutes)
+    python benchmarks/pipeline.py --quick    # short version
+
+Measures, on the synthetic source with the default model (both nets every frame):
+- as-fast-as-possible throughput of the pipeline and of a plain loop doing the same work
+  (read, flow, both nets, fuse), with eager nets and with the same TorchScript nets the pipeline uses;
+- paced live sources at 15/30/60 fps: fps, dropped frames, capture->prediction latency p50/p95/p99;
+- CPU use (process CPU seconds per wall second) and peak resident memory.
+Writes benchmarks/results/pipeline.json and pipeline.png and prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from realtime.buffers import FlowRing  # noqa: E402
+from realtime.engines import create_engine  # noqa: E402
+from realtime.flow import FlowEstimator  # noqa: E402
+from realtime.fusion import Fusion, Smoother  # noqa: E402
+from realtime.models_store import default_model  # noqa: E402
+from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.preprocess import centre_crop, flow_input, rgb_input, to_working_size  # noqa: E402
+from realtime.synthetic import SyntheticSource  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def reference_loop(model, frames: int, engine_name: str) -> dict:
+    """What a user would write first: one thread, read -> flow -> spatial net -> temporal net -> fuse."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    eng = create_engine(model, engine_name, "cpu")
+    eng.parallel_streams(False)
+    torch.set_num_threads(os.cpu_count() or 1)
+    cfg = model.config
+    src = SyntheticSource("demo", fps=0)
+    est, ring = FlowEstimator(cfg.flow), FlowRing(cfg.flow, cfg.clip_length)
+    fusion, smoother = Fusion(cfg.fusion), Smoother(cfg.num_classes)
+    top, left = centre_crop(cfg.flow, cfg.input_size)
+    rgb = torch.empty(1, 3, cfg.input_size, cfg.input_size)
+    tmp = torch.empty(1, cfg.temporal_channels, cfg.input_size, cfg.input_size)
+    lat = []
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    for _ in range(frames):
+        ts = time.perf_counter()
+        small = to_working_size(src.read(), cfg.flow)
+        flow = est.push(small)
+        if flow is not None:
+            ring.push(flow)
+        rgb_input(small, cfg, top, left, out=rgb.numpy()[0])
+        if ring.ready:
+            flow_input(ring.codes, cfg, top, left, out=tmp.numpy()[0], order=ring.order())
+        s, t = eng(rgb, tmp if ring.ready else None)
+        smoother(fusion(s[0], t[0] if t is not None else None))
+        lat.append(time.perf_counter() - ts)
+    wall = time.perf_counter() - t0
+    eng.close()
+    return {"fps": frames / wall, "cpu_per_wall": (cpu_seconds() - c0) / wall,
+            "latency_ms": dict(zip(("p50", "p95", "p99"), np.percentile(np.array(lat) * 1e3, [50, 95, 99]).round(3).tolist()))}
+
+
+def pipeline_run(model, source: str, frames: int) -> dict:
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    with Pipeline(source, model, engine="torchscript", device="cpu", max_frames=frames) as p:
+        for _ in p:
+            pass
+    wall = time.perf_counter() - t0
+    s = p.summary()
+    return {"fps": s["fps"], "frames": s["frames"], "captured": s["captured"], "dropped": sum(s["dropped"].values()),
+            "latency_ms": s["latency_ms"]["total"], "flow_latency_ms": s["latency_ms"]["flow"], "infer_latency_ms": s["latency_ms"]["infer"],
+            "compute_ms": s["compute_ms"], "cpu_per_wall": (cpu_seconds() - c0) / wall}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "pipeline.json"))
+    args = ap.parse_args()
+    n_fast = 300 if args.quick else 1200
+    seconds = 4 if args.quick else 15
+    model = default_model()
+    cfg = model.config
+    res: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+                             "torch": torch.__version__, "platform": platform.platform()},
+                 "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
+                           "L": cfg.clip_length, "flow": cfg.flow.to_dict()}}
+    print(f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores", flush=True)
+    res["reference_loop_eager"] = reference_loop(model, n_fast // 2, "torch")
+    print("reference loop (eager nets):", round(res["reference_loop_eager"]["fps"], 1), "fps", flush=True)
+    res["reference_loop_torchscript"] = reference_loop(model, n_fast, "torchscript")
+    print("reference loop (torchscript nets):", round(res["reference_loop_torchscript"]["fps"], 1), "fps", flush=True)
+    res["pipeline_max"] = pipeline_run(model, "synthetic:demo?fps=0", n_fast)
+    print("pipeline, as fast as possible:", res["pipeline_max"]["fps"], "fps", flush=True)
+    res["speedup_vs_loop_same_nets"] = res["pipeline_max"]["fps"] / res["reference_loop_torchscript"]["fps"]
+    res["speedup_vs_loop_eager"] = res["pipeline_max"]["fps"] / res["reference_loop_eager"]["fps"]
+    res["paced"] = {}
+    for fps in (15, 30, 60):
+        r = pipeline_run(model, f"synthetic:demo?fps={fps}", int(fps * seconds))
+        res["paced"][str(fps)] = r
+        print(f"pipeline at {fps} fps: {r['fps']:.1f} fps, dropped {r['dropped']}, latency p95 {r['latency_ms']['p95']:.1f} ms", flush=True)
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    p30 = res["paced"]["30"]
+    res["bars"] = {"throughput_2x_loop": res["speedup_vs_loop_same_nets"] >= 2.0, "zero_drops_at_30fps": p30["dropped"] == 0,
+                   "p95_latency_at_30fps_le_33ms": p30["latency_ms"]["p95"] <= 33.0}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    table = [
+        "| run | fps | dropped | latency p50 / p95 / p99 (ms) | CPU s per s |",
+        "|---|---|---|---|---|",
+        f"| single-threaded loop, eager nets | {res['reference_loop_eager']['fps']:.1f} | - | {' / '.join(f'{v:.1f}' for v in res['reference_loop_eager']['latency_ms'].values())} (per iteration) | {res['reference_loop_eager']['cpu_per_wall']:.2f} |",
+        f"| single-threaded loop, TorchScript nets | {res['reference_loop_torchscript']['fps']:.1f} | - | {' / '.join(f'{v:.1f}' for v in res['reference_loop_torchscript']['latency_ms'].values())} (per iteration) | {res['reference_loop_torchscript']['cpu_per_wall']:.2f} |",
+        f"| pipeline, as fast as possible | {res['pipeline_max']['fps']:.1f} | {res['pipeline_max']['dropped']} | (lossless file mode: includes queueing) | {res['pipeline_max']['cpu_per_wall']:.2f} |",
+    ]
+    for fps, r in res["paced"].items():
+        table.append(f"| pipeline, live {fps} fps source | {r['fps']:.1f} | {r['dropped']} | {' / '.join(f'{v:.1f}' for v in r['latency_ms'].values())} | {r['cpu_per_wall']:.2f} |")
+    table.append(f"\nthroughput: pipeline / loop with the same nets = {res['speedup_vs_loop_same_nets']:.2f}x; / eager loop = {res['speedup_vs_loop_eager']:.2f}x; peak RSS {res['peak_rss_mb']:.0f} MB")
+    print("\n".join(table))
+    (out.with_suffix(".md")).write_text("\n".join(table) + "\n")
+    try:
+        plot(res, out.with_suffix(".png"))
+    except ImportError:
+        print("matplotlib not installed: no plot (pip install 'twostream[train]')")
+
+
+def plot(res: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    names = ["loop\neager", "loop\nTorchScript", "pipeline"]
+    vals = [res["reference_loop_eager"]["fps"], res["reference_loop_torchscript"]["fps"], res["pipeline_max"]["fps"]]
+    a.bar(names, vals, color=["#999", "#666", "#2a7"])
+    a.set_ylabel("frames / s (as fast as possible)")
+    a.set_title("throughput, both nets every frame")
+    fps = list(res["paced"])
+    for k, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-")):
+        b.plot([int(f) for f in fps], [res["paced"][f]["latency_ms"][k] for f in fps], style, label=k)
+    b.axhline(33.3, color="r", ls=":", label="one frame at 30 fps")
+    b.set_xlabel("source fps")
+    b.set_ylabel("capture -> prediction (ms)")
+    b.set_title("latency on live sources")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

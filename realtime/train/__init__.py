@@ -1,0 +1,1 @@
+"""Offline training: dataset readers, the procedural dataset, the flow cache, training, evaluation."""

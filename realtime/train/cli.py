@@ -1,0 +1,147 @@
+"""Sub-commands `train`, `evaluate` and `make-dataset` (registered into `twostream`). Heavy imports happen inside."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("twostream")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return w, h
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, got {text!r}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import TrainOptions, train
+
+    fields = set(TrainOptions.__dataclass_fields__)
+    opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    metrics = train(opts)
+    if metrics:
+        line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics.get(k, {}).get("top1") is not None)
+        sys.stderr.write(f"held-out top-1 on {metrics['videos']} videos: {line}\n")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..checkpoint import load_checkpoint
+    from ..engines import resolve_device
+    from ..errors import UserError
+    from .cache import FlowCache
+    from .datasets import open_dataset
+    from .evaluate import evaluate_model, save_confusion_png, write_metrics
+
+    model = load_checkpoint(args.model)
+    cfg = model.config
+    ds = open_dataset(args.data, args.split, args.class_index, args.train_list, args.test_list, seed=args.seed)
+    missing = sorted(set(ds.classes) - set(cfg.labels))
+    if missing:
+        raise UserError(f"{args.model}: the model does not know {len(missing)} of the dataset's classes ({', '.join(missing[:4])})")
+    remap = {i: cfg.labels.index(c) for i, c in enumerate(ds.classes)}  # dataset order -> model order
+    cache = FlowCache(args.cache or Path(args.data) / ".twostream-cache", cfg.flow)
+    report = cache.build(ds.test, ds.root, workers=args.workers, progress=not args.no_progress)
+    log.info("%s", report.line())
+    from .datasets import Clip
+
+    clips = [Clip(c.path, remap[c.label]) for c in cache.available(ds.test, ds.root)]
+    if not clips:
+        raise UserError(f"{args.data}: no readable test clips")
+    torch.set_grad_enabled(False)
+    metrics, _ = evaluate_model(model, clips, ds.root, cache, args.samples, args.ten_crop, resolve_device(args.device), progress=not args.no_progress)
+    metrics.pop("_svm", None)
+    metrics["skipped_unreadable_clips"] = len(report.failed)
+    metrics["model"] = str(args.model)
+    out = Path(args.json)
+    write_metrics(metrics, out, cfg.labels)
+    if args.confusion:
+        save_confusion_png(metrics["confusion"], cfg.labels, Path(args.confusion), f"{Path(args.model).name}: {len(clips)} test videos")
+    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics[k].get("top1") is not None)
+    sys.stderr.write(f"{len(clips)} videos: top-1 {line}; written to {out}\n")
+    print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}))
+    return 0
+
+
+def cmd_make_dataset(args: argparse.Namespace) -> int:
+    from .procedural import make_dataset
+
+    root = make_dataset(args.out, args.train_clips, args.test_clips, args.frames, args.seed, args.size, args.classes, args.workers,
+                        progress=not args.no_progress)
+    sys.stderr.write(f"procedural dataset written to {root} (classInd.txt, trainlist01.txt, testlist01.txt)\n")
+    return 0
+
+
+def _dataset_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="dataset root: UCF-101 lists, HMDB-51 split files, or ROOT/<class>/<clip>")
+    p.add_argument("--train-list", help="UCF-style training list (Class/clip.avi [index])")
+    p.add_argument("--test-list", help="UCF-style test list")
+    p.add_argument("--class-index", help="UCF classInd.txt")
+    p.add_argument("--split", type=int, default=1, help="split number for UCF-101 / HMDB-51 (default 1)")
+    p.add_argument("--cache", help="flow cache directory (default: DATA/.twostream-cache)")
+    p.add_argument("--workers", type=int, default=2, help="processes computing the flow cache (default 2)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def register(sub: argparse._SubParsersAction, commands: dict) -> None:
+    t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
+    _dataset_options(t)
+    t.add_argument("--stream", required=True, choices=("spatial", "temporal", "both"))
+    t.add_argument("--out", required=True, help="checkpoint directory to write (run it with: twostream run --model DIR)")
+    t.add_argument("--arch", default="resnet18_050", help="network for both streams (default resnet18_050)")
+    t.add_argument("--size", type=int, default=112, help="net input side in px (default 112)")
+    t.add_argument("--work-size", type=int, default=128, help="frames are resized to this square before flow (default 128)")
+    t.add_argument("--L", dest="clip_length", type=int, default=10, help="flow fields per temporal input (default 10)")
+    t.add_argument("--flow-preset", default="ultrafast", choices=("ultrafast", "fast", "medium"))
+    t.add_argument("--flow-algorithm", default="dis", choices=("dis", "farneback"))
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--lr", type=float, default=0.02)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--dropout", type=float, default=0.2)
+    t.add_argument("--label-smoothing", type=float, default=0.1)
+    t.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
+    t.add_argument("--repeats", type=int, default=1, help="random samples per clip per epoch (default 1)")
+    t.add_argument("--data2", help="a second dataset for multi-task training (shared trunk, its own head; saved to OUT/task2)")
+    t.add_argument("--init", help="torchvision-format ImageNet state dict (.pth/.safetensors); flow nets get cross-modality init")
+    t.add_argument("--resume", action="store_true", help="continue from the last completed epoch in OUT")
+    t.add_argument("--loader-workers", type=int, default=0)
+    t.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    t.add_argument("--eval-samples", type=int, default=25, help="frames / flow stacks per test video (paper: 25)")
+    t.add_argument("--ten-crop", action="store_true", help="evaluate with 10 crops (4 corners + centre, flipped)")
+    t.add_argument("--svm-samples", type=int, default=5, help="samples per training video for fitting the SVM (0: no SVM)")
+    t.add_argument("--max-steps", type=int, help="stop each stream after this many optimiser steps")
+    t.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip evaluation and fusion fitting")
+    t.add_argument("--no-progress", dest="progress", action="store_false")
+    commands["train"] = cmd_train
+
+    e = sub.add_parser("evaluate", help="the paper's test protocol on a dataset's test split; writes JSON")
+    _dataset_options(e)
+    e.add_argument("--model", required=True)
+    e.add_argument("--json", required=True, help="metrics file to write")
+    e.add_argument("--samples", type=int, default=25, help="frames / flow stacks per video (default 25)")
+    e.add_argument("--ten-crop", action="store_true")
+    e.add_argument("--confusion", help="also write the confusion matrix as a PNG")
+    e.add_argument("--no-progress", action="store_true")
+    commands["evaluate"] = cmd_evaluate
+
+    m = sub.add_parser("make-dataset", help="write the procedural dataset (UCF-101 layout), deterministic by seed")
+    m.add_argument("--out", required=True)
+    m.add_argument("--train-clips", type=int, default=60, help="training clips per class (default 60)")
+    m.add_argument("--test-clips", type=int, default=20, help="test clips per class, from seeds never used in training (default 20)")
+    m.add_argument("--frames", type=int, default=32)
+    m.add_argument("--size", type=_size, default=(320, 240), help="WxH (default 320x240)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--classes", nargs="+", help="a subset of the procedural classes")
+    m.add_argument("--workers", type=int, default=2)
+    m.add_argument("--no-progress", action="store_true")
+    commands["make-dataset"] = cmd_make_dataset

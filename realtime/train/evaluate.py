@@ -1,0 +1,141 @@
+"""The paper's test protocol, per-stream and fused metrics, SVM fusion, and the confusion matrix."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import FusionConfig, ModelConfig, TwoStreamModel
+from ..errors import UserError
+from ..fusion import Fusion, l2_normalise
+from .cache import FlowCache
+from .data import stream_input_batches
+from .datasets import Clip
+from .procedural import _progress
+
+log = logging.getLogger("twostream")
+
+
+@torch.inference_mode()
+def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, stream: str,
+                 samples: int = 25, ten_crop: bool = False, device: torch.device | str = "cpu", batch: int = 128,
+                 progress: bool = False) -> np.ndarray:
+    """(videos, classes): softmax scores averaged over the protocol's positions and crops."""
+    net = net.eval().to(device)
+    out = np.zeros((len(clips), config.num_classes), np.float32)
+    bar = _progress(len(clips), "videos", progress)
+    for i, clip in enumerate(clips):
+        x = torch.from_numpy(stream_input_batches(clip.key(root), cache, config, stream, samples, ten_crop))
+        probs = [torch.softmax(net(x[j:j + batch].to(device).contiguous(memory_format=torch.channels_last)).float(), -1)
+                 for j in range(0, len(x), batch)]
+        out[i] = torch.cat(probs).mean(0).cpu().numpy()
+        bar.update(1)
+    bar.close()
+    return out
+
+
+def accuracy(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
+    """top-1, top-5 and mean class accuracy (0..1)."""
+    if len(labels) == 0:
+        return {"top1": float("nan"), "top5": float("nan"), "mean_class": float("nan")}
+    pred = scores.argmax(1)
+    k = min(5, num_classes)
+    top5 = (np.argsort(-scores, 1)[:, :k] == labels[:, None]).any(1)
+    per_class = [float((pred[labels == c] == c).mean()) for c in range(num_classes) if (labels == c).any()]
+    return {"top1": round(float((pred == labels).mean()), 4), "top5": round(float(top5.mean()), 4),
+            "mean_class": round(float(np.mean(per_class)), 4)}
+
+
+def fit_svm(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0) -> FusionConfig:
+    """A linear SVM on stacked L2-normalised softmax scores (the paper's fusion), one-vs-rest."""
+    try:
+        from sklearn.svm import LinearSVC
+    except ImportError:
+        raise UserError("SVM fusion needs scikit-learn: pip install 'twostream[train]'") from None
+    x = np.concatenate([l2_normalise(spatial), l2_normalise(temporal)], 1)
+    present = np.unique(labels)
+    svm = LinearSVC(C=c, max_iter=20000).fit(x, labels)
+    w = np.zeros((num_classes, x.shape[1]), np.float32)
+    b = np.full(num_classes, -1e3, np.float32)  # classes absent from training never win
+    if len(present) == 2:  # sklearn keeps one hyperplane for two classes
+        w[present[1]], b[present[1]] = svm.coef_[0], svm.intercept_[0]
+        w[present[0]], b[present[0]] = -svm.coef_[0], -svm.intercept_[0]
+    else:
+        w[present], b[present] = svm.coef_, svm.intercept_
+    return FusionConfig(mode="svm", svm_weight=w.tolist(), svm_bias=b.tolist())
+
+
+def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: FlowCache, samples: int = 25, ten_crop: bool = False,
+                   device: str | torch.device = "cpu", train_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                   progress: bool = True) -> tuple[dict, np.ndarray]:
+    """Metrics per stream and fused (average, and SVM when fitted / train scores given). Returns (metrics, fused scores)."""
+    cfg = model.config
+    labels = np.array([c.label for c in test])
+    s = video_scores(model.spatial, test, root, cache, cfg, "spatial", samples, ten_crop, device, progress=progress)
+    t = video_scores(model.temporal, test, root, cache, cfg, "temporal", samples, ten_crop, device, progress=progress)
+    n = cfg.num_classes
+    metrics: dict = {"videos": len(test), "protocol": {"samples_per_video": samples, "crops": 10 if ten_crop else 1},
+                     "spatial": accuracy(s, labels, n), "temporal": accuracy(t, labels, n)}
+    avg = Fusion(FusionConfig("avg"))(s, t)
+    metrics["fusion_avg"] = accuracy(avg, labels, n)
+    fused = avg
+    svm_cfg = cfg.fusion if cfg.fusion.mode == "svm" else None
+    if train_scores is not None:
+        svm_cfg = fit_svm(*train_scores, n)
+    if svm_cfg is not None:
+        svm = Fusion(svm_cfg)(s, t)
+        metrics["fusion_svm"] = accuracy(svm, labels, n)
+        metrics["_svm"] = svm_cfg
+        if cfg.fusion.mode == "svm":
+            fused = svm
+    else:
+        metrics["fusion_svm"] = {"top1": None, "note": "no SVM fitted in this model"}
+    metrics["confusion"] = confusion(fused, labels, n).tolist()
+    return metrics, fused
+
+
+def confusion(scores: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    m = np.zeros((n, n), np.int64)
+    np.add.at(m, (labels, scores.argmax(1)), 1)
+    return m
+
+
+def save_confusion_png(matrix: list[list[int]], classes: list[str], path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log.info("matplotlib not installed: no confusion matrix plot (pip install 'twostream[train]')")
+        return False
+    m = np.asarray(matrix, np.float64)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    size = max(5.0, 0.45 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    if len(classes) <= 30:
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                if m[i, j]:
+                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_metrics(metrics: dict, path: Path, classes: list[str]) -> None:
+    clean = {k: v for k, v in metrics.items() if not k.startswith("_")}
+    clean["classes"] = classes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(clean, indent=2) + "\n")

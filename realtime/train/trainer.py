@@ -1,0 +1,500 @@
+"""Offline training of the spatial and temporal nets (separately, as in the paper), then fusion.
+
+    twostream train --data ROOT --stream both --out DIR
+
+Writes DIR as a checkpoint that `twostream run --model DIR` accepts, plus train logs (CSV), the
+evaluation metrics (JSON), a confusion matrix (PNG) and a model card. Multi-GPU / multi-node via
+`torchrun ... -m realtime.cli train ...` (DistributedDataParallel; gloo on CPUs).
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checkpoint import CONFIG_FILE, FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
+from ..engines import resolve_device
+from ..errors import CheckpointError, UserError
+from ..flow import FlowSettings
+from ..models import ARCHITECTURES, classifier_layer, create_model
+from .cache import FlowCache
+from .data import StreamSamples
+from .datasets import Clip, VideoDataset, open_dataset
+from .evaluate import evaluate_model, save_confusion_png, video_scores, write_metrics
+from .procedural import _progress
+
+log = logging.getLogger("twostream")
+STREAMS = ("spatial", "temporal")
+
+
+@dataclass
+class TrainOptions:
+    data: str
+    out: str
+    stream: str = "both"
+    arch: str = "resnet18_050"
+    size: int = 112
+    work_size: int = 128
+    clip_length: int = 10
+    flow_algorithm: str = "dis"
+    flow_preset: str = "ultrafast"
+    epochs: int = 30
+    batch: int = 32
+    seed: int = 0
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    schedule: str = "cosine"
+    repeats: int = 1  # samples drawn per clip per epoch
+    train_list: str | None = None
+    test_list: str | None = None
+    class_index: str | None = None
+    split: int = 1
+    data2: str | None = None  # a second dataset for multi-task training (its own head)
+    init: str | None = None
+    resume: bool = False
+    cache: str | None = None
+    workers: int = 2  # flow-cache worker processes
+    loader_workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    eval_samples: int = 25
+    ten_crop: bool = False
+    svm_samples: int = 5
+    max_steps: int | None = None
+    progress: bool = True
+    evaluate: bool = True
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
+
+
+# -- distributed helpers ------------------------------------------------------
+def _dist() -> tuple[int, int]:
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
+    rank, world = _dist()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        torch.distributed.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
+        if device.type == "cpu":
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
+    return rank, world
+
+
+def _barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+# -- init from ImageNet weights ---------------------------------------------------
+def load_init(net: nn.Module, path: str, in_chans: int) -> int:
+    """Load a torchvision-format state dict; the first conv is cross-modality initialised for flow.
+
+    For a 2L-channel net the RGB filters are averaged over their 3 channels and replicated over
+    the 2L flow channels. The classifier is left fresh. Returns how many tensors were loaded.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--init {path}: no such file")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(p))
+        else:
+            state = torch.load(str(p), map_location="cpu", weights_only=True)  # restricted unpickler: no code runs
+    except Exception as e:
+        raise UserError(f"--init {path}: not a readable state dict ({str(e).splitlines()[0][:120]})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    own = net.state_dict()
+    conv_key = next(k for k, v in own.items() if v.ndim == 4)
+    head = classifier_layer(net)
+    head_name = next(n for n, m in net.named_modules() if m is head)
+    head_keys = {f"{head_name}.weight", f"{head_name}.bias"}
+    loaded = {}
+    for k, v in state.items():
+        if k not in own or k in head_keys or not torch.is_tensor(v):
+            continue
+        if k == conv_key and v.ndim == 4 and v.shape[1] != in_chans:
+            v = v.mean(1, keepdim=True).repeat(1, in_chans, 1, 1)  # cross-modality init
+        if v.shape == own[k].shape:
+            loaded[k] = v
+    if not loaded:
+        raise UserError(f"--init {path}: no tensor matches this architecture (torchvision-format names expected)")
+    net.load_state_dict(loaded, strict=False)
+    return len(loaded)
+
+
+# -- training one stream ------------------------------------------------------------
+class MultiTaskNet(nn.Module):
+    """One trunk, one head per dataset (the paper's multi-task learning)."""
+
+    def __init__(self, trunk: nn.Module, extra_classes: int, dropout: float):
+        super().__init__()
+        self.trunk = trunk
+        self.head2 = nn.Sequential(nn.Dropout(dropout), nn.Linear(classifier_layer(trunk).in_features, extra_classes))
+
+    def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
+        f = self.trunk.forward_features(x)
+        return self.trunk.head(f) if task == 0 else self.head2(f)
+
+
+def _schedule(opts: TrainOptions, total_steps: int):  # type: ignore[no-untyped-def]
+    warm = min(100, max(1, total_steps // 20))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if opts.schedule == "step":
+            return 0.1 ** sum(step >= total_steps * f for f in (0.5, 0.75))
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+    return factor
+
+
+def _loader(samples: StreamSamples, opts: TrainOptions, epoch: int, rank: int, world: int) -> list[list[int]]:
+    """Batches of sample indices for this epoch and this rank: seeded, sharded, no repeats within an epoch."""
+    order = np.random.default_rng([opts.seed, epoch, 7]).permutation(len(samples))
+    order = order[rank::world]
+    batch = opts.batch
+    if len(order) >= batch:
+        order = order[: len(order) // batch * batch]  # drop the ragged end: BatchNorm needs > 1 sample
+    return [order[i:i + batch].tolist() for i in range(0, len(order), batch)]
+
+
+def _collate(samples: StreamSamples, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(samples[i] for i in indices))
+    return torch.stack(xs), torch.tensor(ys)
+
+
+def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clips: list[Clip], ds: VideoDataset,
+                 cache: FlowCache, config: ModelConfig, opts: TrainOptions, device: torch.device, out: Path,
+                 extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None) -> tuple[nn.Module, nn.Module | None, list[dict]]:
+    """Train one stream's net; returns (net, second head or None, per-epoch history)."""
+    rank, world = _dist()
+    main = rank == 0
+    samples = StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed, repeats=opts.repeats)
+    val = StreamSamples(test_clips, ds.root, cache, config, stream, train=False)
+    samples2 = None
+    if extra is not None:
+        clips2, ds2, cache2, n2 = extra
+        samples2 = StreamSamples(clips2, ds2.root, cache2, config, stream, train=True, seed=opts.seed + 1, repeats=opts.repeats)
+        model: nn.Module = MultiTaskNet(net, n2, opts.dropout)
+    else:
+        model = net
+    model = model.to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    steps_per_epoch = max(1, len(_loader(samples, opts, 0, rank, world)))
+    total = steps_per_epoch * opts.epochs if opts.max_steps is None else min(opts.max_steps, steps_per_epoch * opts.epochs)
+    decay, no_decay = [], []
+    for n_, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimiser = torch.optim.SGD([{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=opts.lr, momentum=opts.momentum, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(opts, total))
+    use_amp = opts.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    resume_path = out / ".resume" / f"{stream}.pt"
+    start_epoch, step, history = 0, 0, []
+    if opts.resume and resume_path.is_file():
+        state = torch.load(resume_path, map_location="cpu", weights_only=True)  # restricted unpickler
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, step, history = state["epoch"] + 1, state["step"], json.loads(state["history"])
+        if main:
+            log.info("%s: resuming after epoch %d (step %d)", stream, start_epoch, step)
+    train_model = model
+    if world > 1:
+        train_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=extra is not None)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    log_path = out / f"train_log_{stream}.csv"
+    for epoch in range(start_epoch, opts.epochs):
+        if opts.max_steps is not None and step >= opts.max_steps:
+            break
+        samples.set_epoch(epoch)
+        batches = _loader(samples, opts, epoch, rank, world)
+        batches2 = _loader(samples2, opts, epoch, rank, world) if samples2 is not None else None
+        train_model.train()
+        seen = correct = 0
+        loss_sum = 0.0
+        t0 = time.perf_counter()
+        bar = _progress(len(batches), "batch", opts.progress and main)
+        if hasattr(bar, "set_description"):
+            bar.set_description(f"{stream} {epoch + 1}/{opts.epochs}")
+        for b, idx in enumerate(batches):
+            if opts.max_steps is not None and step >= opts.max_steps:
+                break
+            x, y = _collate(samples, idx)
+            x, y = x.to(device, non_blocking=True), y.to(device)
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                logits = train_model(x)
+                loss = loss_fn(logits.float(), y)
+                if batches2:
+                    x2, y2 = _collate(samples2, batches2[b % len(batches2)])  # type: ignore[arg-type]
+                    x2, y2 = x2.to(device), y2.to(device)
+                    loss = loss + loss_fn(train_model(x2, 1).float(), y2)  # the paper sums the tasks' losses
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            seen += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.item() * len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", clips_s=f"{seen * world / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        if not main:
+            continue
+        val_acc = quick_accuracy(net, val, device) if test_clips else float("nan")
+        row = {"epoch": epoch + 1, "step": step, "lr": round(scheduler.get_last_lr()[0], 6), "loss": round(loss_sum / max(seen, 1), 4),
+               "train_acc": round(correct / max(seen, 1), 4), "val_acc": round(val_acc, 4),
+               "clips_per_s": round(seen * world / max(elapsed, 1e-9), 1), "seconds": round(elapsed, 2)}
+        history.append(row)
+        _append_csv(log_path, row)
+        log.info("%s epoch %d/%d: loss %.3f, train acc %.3f, held-out acc %.3f, %.0f clips/s", stream, epoch + 1, opts.epochs,
+                 row["loss"], row["train_acc"], row["val_acc"], row["clips_per_s"])
+        resume_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                    "epoch": epoch, "step": step, "history": json.dumps(history)}, resume_path.with_suffix(".tmp"))
+        resume_path.with_suffix(".tmp").replace(resume_path)
+    head2 = model.head2 if isinstance(model, MultiTaskNet) else None
+    return net.cpu().eval(), (head2.cpu() if head2 is not None else None), history
+
+
+@torch.inference_mode()
+def quick_accuracy(net: nn.Module, val: StreamSamples, device: torch.device, batch: int = 64) -> float:
+    """Held-out accuracy on one centre sample per clip: the cheap per-epoch figure."""
+    net.eval()
+    correct = 0
+    for i in range(0, len(val), batch):
+        x, y = _collate(val, list(range(i, min(len(val), i + batch))))
+        x = x.to(device)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        correct += int((net(x).argmax(1).cpu() == y).sum())
+    net.train()
+    return correct / max(1, len(val))
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+# -- the whole job ------------------------------------------------------------------
+def _config_for(opts: TrainOptions, classes: list[str]) -> ModelConfig:
+    if opts.arch not in ARCHITECTURES:
+        raise UserError(f"unknown architecture '{opts.arch}': choose one of {', '.join(ARCHITECTURES)}")
+    if not 16 <= opts.size <= opts.work_size:
+        raise UserError(f"--size {opts.size} must be between 16 and the working size {opts.work_size}")
+    flow = FlowSettings(algorithm=opts.flow_algorithm, preset=opts.flow_preset, width=opts.work_size, height=opts.work_size)
+    return ModelConfig(labels=list(classes), spatial_arch=opts.arch, temporal_arch=opts.arch, input_size=opts.size,
+                       clip_length=opts.clip_length, flow=flow)
+
+
+def _check_options(opts: TrainOptions) -> None:
+    if opts.stream not in ("spatial", "temporal", "both"):
+        raise UserError(f"--stream must be spatial, temporal or both, not {opts.stream}")
+    for name in ("epochs", "batch", "clip_length", "repeats"):
+        if getattr(opts, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if opts.lr <= 0:
+        raise UserError("--lr must be > 0")
+    if opts.schedule not in ("cosine", "step"):
+        raise UserError("--schedule must be cosine or step")
+
+
+def train(opts: TrainOptions) -> dict:
+    """Run a training job end to end; returns the metrics (empty when evaluation was skipped)."""
+    _check_options(opts)
+    device = resolve_device(opts.device)
+    rank, world = _setup_distributed(device)
+    main = rank == 0
+    torch.manual_seed(opts.seed)
+    np.random.seed(opts.seed % 2**32)
+    out = Path(opts.out)
+    ds = open_dataset(opts.data, opts.split, opts.class_index, opts.train_list, opts.test_list, seed=opts.seed)
+    if main:
+        log.info("%s", ds.summary())
+        out.mkdir(parents=True, exist_ok=True)
+    config = _config_for(opts, ds.classes)
+    model = _start_model(out, config, opts)
+    config = model.config
+    cache = FlowCache(opts.cache or Path(opts.data) / ".twostream-cache", config.flow)
+    t_cache = time.perf_counter()
+    if main:
+        report = cache.build(ds.train + ds.test, ds.root, workers=opts.workers, progress=opts.progress)
+        log.info("%s", report.line())
+    _barrier()
+    train_clips, test_clips = cache.available(ds.train, ds.root), cache.available(ds.test, ds.root)
+    skipped = len(ds.train) + len(ds.test) - len(train_clips) - len(test_clips)
+    if not train_clips:
+        raise UserError(f"{opts.data}: none of the {len(ds.train)} training clips could be read")
+    extra = None
+    if opts.data2:
+        ds2 = open_dataset(opts.data2, opts.split, seed=opts.seed)
+        cache2 = FlowCache(Path(opts.data2) / ".twostream-cache", config.flow)
+        if main:
+            log.info("multi-task second dataset: %s", ds2.summary())
+            log.info("%s", cache2.build(ds2.train + ds2.test, ds2.root, workers=opts.workers, progress=opts.progress).line())
+        _barrier()
+        extra = (cache2.available(ds2.train, ds2.root), ds2, cache2, len(ds2.classes))
+    cache_s = time.perf_counter() - t_cache
+    streams = STREAMS if opts.stream == "both" else (opts.stream,)
+    trained = set(model.config.provenance.get("streams_trained", []))
+    timings = {"flow_cache_s": round(cache_s, 1)}
+    heads2 = {}
+    for stream in streams:
+        net = getattr(model, stream)
+        chans = 3 if stream == "spatial" else config.temporal_channels
+        if opts.init and not (opts.resume and (out / ".resume" / f"{stream}.pt").is_file()):
+            n = load_init(net, opts.init, chans)
+            if main:
+                log.info("%s: initialised %d tensors from %s%s", stream, n, opts.init, " (cross-modality first conv)" if chans != 3 else "")
+        t0 = time.perf_counter()
+        net, head2, history = train_stream(stream, net, train_clips, test_clips, ds, cache, config, opts, device, out, extra)
+        setattr(model, stream, net)
+        if head2 is not None:
+            heads2[stream] = head2
+        timings[f"{stream}_train_s"] = round(time.perf_counter() - t0, 1)
+        trained.add(stream)
+        model.config.provenance["streams_trained"] = sorted(trained)
+        model.config.provenance.setdefault("history", {})[stream] = history[-1] if history else {}
+        model.config.trained = trained == set(STREAMS)
+        if main:
+            model.save(out)
+    metrics: dict = {}
+    if main and model.config.trained and opts.evaluate and test_clips:
+        t0 = time.perf_counter()
+        train_scores = None
+        if opts.svm_samples > 0:
+            labels = np.array([c.label for c in train_clips])
+            s = video_scores(model.spatial, train_clips, ds.root, cache, config, "spatial", opts.svm_samples, device=device)
+            t = video_scores(model.temporal, train_clips, ds.root, cache, config, "temporal", opts.svm_samples, device=device)
+            train_scores = (s, t, labels)
+        metrics, _ = evaluate_model(model, test_clips, ds.root, cache, opts.eval_samples, opts.ten_crop, device, train_scores, opts.progress)
+        svm = metrics.pop("_svm", None)
+        if svm is not None:
+            model.config.fusion = FusionConfig(mode="avg", svm_weight=svm.svm_weight, svm_bias=svm.svm_bias)
+        timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
+        metrics["skipped_unreadable_clips"] = skipped
+        write_metrics(metrics, out / "metrics.json", ds.classes)
+        save_confusion_png(metrics["confusion"], ds.classes, out / "confusion.png", f"fused ({model.config.fusion.mode}), {len(test_clips)} test videos")
+        model.config.metrics = {k: v for k, v in metrics.items() if k not in ("confusion",)}
+    if main:
+        model.config.provenance.update({"name": out.name, "dataset": ds.name, "train_clips": len(train_clips), "test_clips": len(test_clips),
+                                        "command": opts.command, "options": {k: v for k, v in asdict(opts).items() if k not in ("command", "progress")},
+                                        "timings": timings, "date": datetime.date.today().isoformat(), "torch": torch.__version__})
+        model.save(out, half=False)
+        if heads2:
+            _save_second_task(model, heads2, extra, out)  # type: ignore[arg-type]
+        write_model_card(out, model.config, ds, metrics)
+        log.info("saved %s%s", out, "" if model.config.trained else f" (streams trained so far: {', '.join(sorted(trained))})")
+    if world > 1:
+        _barrier()
+        torch.distributed.destroy_process_group()
+    return metrics
+
+
+def _start_model(out: Path, config: ModelConfig, opts: TrainOptions) -> TwoStreamModel:
+    """Continue the checkpoint in `out` when training one stream into it; else fresh nets."""
+    if (out / CONFIG_FILE).is_file() and opts.stream != "both":
+        try:
+            model = load_checkpoint(out, flow=config.flow, labels=config.labels)
+        except CheckpointError as e:
+            raise UserError(f"{out} holds a model that does not fit this training job ({e}); use another --out") from None
+        if (model.config.spatial_arch, model.config.input_size, model.config.clip_length) != (config.spatial_arch, config.input_size, config.clip_length):
+            raise UserError(f"{out} holds a {model.config.spatial_arch} model at {model.config.input_size} px, L={model.config.clip_length}; "
+                            "train with the same --arch/--size/--L or use another --out")
+        for stream in STREAMS:  # carry dropout settings into the loaded nets
+            _set_dropout(getattr(model, stream), opts.dropout)
+        return model
+    torch.manual_seed(opts.seed)
+    spatial = create_model(config.spatial_arch, config.num_classes, 3, dropout=opts.dropout)
+    temporal = create_model(config.temporal_arch, config.num_classes, config.temporal_channels, dropout=opts.dropout)
+    config.trained = False
+    return TwoStreamModel(config, spatial, temporal)
+
+
+def _set_dropout(net: nn.Module, p: float) -> None:
+    for m in net.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+
+
+def _save_second_task(model: TwoStreamModel, heads2: dict, extra: tuple, out: Path) -> None:
+    import copy
+
+    _, ds2, _, _ = extra
+    cfg2 = copy.deepcopy(model.config)
+    cfg2.labels = list(ds2.classes)
+    cfg2.metrics = {}
+    cfg2.fusion = FusionConfig()
+    cfg2.trained = set(heads2) == set(STREAMS)
+    model2 = TwoStreamModel.create(cfg2)
+    for stream, head in heads2.items():
+        net2 = getattr(model2, stream)
+        own = getattr(model, stream).state_dict()
+        trunk = {k: v for k, v in own.items() if k in net2.state_dict() and net2.state_dict()[k].shape == v.shape}
+        net2.load_state_dict(trunk, strict=False)
+        lin = classifier_layer(net2)
+        lin.load_state_dict(head[-1].state_dict())
+    model2.save(out / "task2")
+    log.info("saved the second task's model (%d classes of %s) to %s", len(ds2.classes), ds2.name, out / "task2")
+
+
+def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: dict) -> None:
+    prov = config.provenance
+    lines = [f"# Model card: {out.name}", "",
+             f"Two-stream action recognizer ({config.spatial_arch} spatial + {config.temporal_arch} temporal at {config.input_size} px, "
+             f"L={config.clip_length} flow fields, flow {config.flow.algorithm}/{config.flow.preset} at {config.flow.width}x{config.flow.height}, "
+             f"bound {config.flow.bound:g} px). Trained by `twostream train` on {prov.get('date', '?')} with torch {prov.get('torch', '?')}.", "",
+             f"## Classes ({config.num_classes})", "", ", ".join(config.labels), "",
+             "## Data", "", f"{ds.name} at `{ds.root}`: {prov.get('train_clips')} training clips, {prov.get('test_clips')} held-out test clips."
+             + (f" Notes: {'; '.join(ds.notes)}." if ds.notes else ""), "",
+             "## Reproduce", "", "```", prov.get("command", "?"), "```", ""]
+    timings = prov.get("timings", {})
+    if timings:
+        lines += ["Time taken (this run): " + ", ".join(f"{k.replace('_s', '')} {v:.0f} s" for k, v in timings.items()), ""]
+    if metrics:
+        lines += ["## Held-out metrics", "",
+                  f"Test protocol: {metrics['protocol']['samples_per_video']} equally spaced frames / flow stacks per video, "
+                  f"{metrics['protocol']['crops']} crop(s), scores averaged; {metrics['videos']} videos.", "",
+                  "| | top-1 | top-5 | mean class |", "|---|---|---|---|"]
+        for key, name in (("spatial", "spatial stream"), ("temporal", "temporal stream"), ("fusion_avg", "fused (average)"), ("fusion_svm", "fused (SVM)")):
+            m = metrics.get(key, {})
+            if m.get("top1") is not None:
+                lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
+        lines += ["", "Confusion matrix of the fused scores: `confusion.png`; everything in `metrics.json`.", ""]
+    else:
+        lines += ["## Metrics", "", "Not evaluated yet (both streams must be trained).", ""]
+    lines += ["## Intended use and limits", "",
+              "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
+              "It has only seen the training data described here; expect it to be wrong on anything else.", ""]
+    (out / "MODEL_CARD.md").write_text("\n".join(lines))

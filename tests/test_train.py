@@ -1,0 +1,203 @@
+"""The trainer: dataset readers and splits, flow cache, real (small) training runs, resume, evaluation, DDP."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import synthetic_frames, write_video
+from realtime.checkpoint import load_checkpoint
+from realtime.errors import UserError
+from realtime.flow import FlowSettings
+from realtime.models import create_model, first_conv
+from realtime.train.cache import FlowCache
+from realtime.train.data import flow_window, protocol_crops, protocol_positions
+from realtime.train.datasets import open_dataset
+from realtime.train.procedural import make_dataset
+from realtime.train.trainer import TrainOptions, load_init, train
+
+ROOT = Path(__file__).resolve().parent.parent
+EASY = ["swipe_left", "swipe_right"]  # differ only in motion: the temporal stream's job
+SMALL = dict(arch="mobilenet_v2_035", size=48, work_size=56, clip_length=3, batch=8, workers=1, progress=False,
+             eval_samples=5, svm_samples=2, lr=0.01)
+
+
+@pytest.fixture(scope="module")
+def ucf_tree(tmp_path_factory) -> Path:
+    """A UCF-101-style tree (classInd.txt, trainlist01.txt, testlist01.txt) of real synthetic clips."""
+    root = tmp_path_factory.mktemp("ucf")
+    return make_dataset(root, train_clips=8, test_clips=4, frames=12, size=(96, 72), classes=EASY + ["hold_ring", "hold_cross"],
+                        workers=1, progress=False)
+
+
+def test_ucf_lists_give_classes_and_splits(ucf_tree) -> None:
+    ds = open_dataset(ucf_tree)
+    assert ds.classes == EASY + ["hold_ring", "hold_cross"]
+    assert len(ds.train) == 32 and len(ds.test) == 16
+    assert {c.label for c in ds.test} == {0, 1, 2, 3}
+    train_names = {c.path.name for c in ds.train}
+    assert not train_names & {c.path.name for c in ds.test}
+    assert all(ds.classes[c.label] == c.path.parent.name for c in ds.train + ds.test)
+
+
+def test_hmdb_split_files_mark_train_test_and_unused(tmp_path) -> None:
+    for cls in ("wave", "push"):
+        (tmp_path / cls).mkdir()
+        marks = []
+        for i, mark in enumerate((1, 1, 2, 0)):
+            write_video(tmp_path / cls / f"{cls}_{i}.avi", synthetic_frames(cls, 4, seed=i, size=(64, 48)))
+            marks.append(f"{cls}_{i}.avi {mark}")
+        (tmp_path / f"{cls}_test_split1.txt").write_text("\n".join(marks) + "\n")
+    ds = open_dataset(tmp_path)
+    assert ds.name == "hmdb51 split 1" and ds.classes == ["push", "wave"]
+    assert len(ds.train) == 4 and len(ds.test) == 2  # the clip marked 0 is unused
+
+
+def test_folder_tree_split_is_stratified_deterministic_and_reports_empty_classes(tmp_path) -> None:
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(8):
+            write_video(tmp_path / cls / f"{i}.avi", synthetic_frames("wave", 3, seed=i, size=(48, 32)))
+    (tmp_path / "empty").mkdir()
+    one, two = open_dataset(tmp_path, seed=3), open_dataset(tmp_path, seed=3)
+    assert one.classes == ["a", "b"] and any("'empty' has no clips" in n for n in one.notes)
+    assert [c.path for c in one.test] == [c.path for c in two.test]
+    assert sorted(c.label for c in one.test) == [0, 0, 1, 1]  # 25% of each class
+    assert [c.path for c in open_dataset(tmp_path, seed=4).test] != [c.path for c in one.test]
+
+
+def test_bad_dataset_paths_are_user_errors(tmp_path) -> None:
+    with pytest.raises(UserError, match="no such dataset directory"):
+        open_dataset(tmp_path / "absent")
+    with pytest.raises(UserError, match="no class folders"):
+        open_dataset(tmp_path)
+
+
+def test_flow_cache_is_reused_and_invalidated_when_flow_settings_change(ucf_tree, tmp_path) -> None:
+    ds = open_dataset(ucf_tree)
+    clips = ds.train[:4]
+    settings = FlowSettings(width=56, height=56)
+    first = FlowCache(tmp_path, settings).build(clips, ds.root, workers=1, progress=False)
+    again = FlowCache(tmp_path, settings).build(clips, ds.root, workers=1, progress=False)
+    assert (first.computed, first.reused) == (4, 0) and (again.computed, again.reused) == (0, 4)
+    other = FlowCache(tmp_path, FlowSettings(width=56, height=56, preset="medium"))
+    assert other.dir != FlowCache(tmp_path, settings).dir
+    assert other.build(clips, ds.root, workers=1, progress=False).computed == 4
+    flow = FlowCache(tmp_path, settings).load(clips[0].key(ds.root), "flow")
+    assert flow.dtype == np.uint8 and flow.shape == (11, 56, 56, 2)  # 12 frames -> 11 fields
+    assert first.flow_bytes_per_frame < first.raw_float32_bytes_per_frame / 4
+
+
+def test_unreadable_clips_are_skipped_and_counted(tmp_path) -> None:
+    (tmp_path / "a").mkdir()
+    write_video(tmp_path / "a" / "good.avi", synthetic_frames("wave", 5, size=(64, 48)))
+    (tmp_path / "a" / "bad.avi").write_bytes(os.urandom(2000))
+    ds = open_dataset(tmp_path)
+    report = FlowCache(tmp_path / "cache", FlowSettings(width=56, height=56)).build(ds.train + ds.test, ds.root, workers=1, progress=False)
+    assert list(report.failed) == ["a/bad.avi"] and report.clips == 2
+    assert "1 unreadable and skipped" in report.line()
+
+
+def test_short_clips_are_padded_by_repeating_their_last_flow_field() -> None:
+    assert flow_window(num_fields=3, start=0, length=5).tolist() == [0, 1, 2, 2, 2]
+    assert flow_window(num_fields=0, start=0, length=3).tolist() == [0, 0, 0]
+    assert flow_window(num_fields=20, start=4, length=3).tolist() == [4, 5, 6]
+
+
+def test_evaluation_protocol_takes_25_equally_spaced_positions_and_10_crops(tiny_model) -> None:
+    pos = protocol_positions(97, 25)
+    assert len(pos) == 25 and pos[0] == 0 and pos[-1] == 96 and set(np.diff(pos)) == {4}
+    assert protocol_positions(6, 25).tolist() == [0, 1, 2, 3, 4, 5]  # a short clip offers fewer
+    crops = protocol_crops(tiny_model.config, ten_crop=True)
+    s, w = tiny_model.config.input_size, tiny_model.config.flow.width
+    assert len(crops) == 10 and sum(f for _, _, f in crops) == 5
+    assert {(t, left) for t, left, _ in crops} == {(0, 0), (0, w - s), (w - s, 0), (w - s, w - s), ((w - s) // 2, (w - s) // 2)}
+
+
+def _log(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_temporal_training_learns_motion_and_resume_continues(ucf_tree, tmp_path) -> None:
+    out = tmp_path / "m"
+    opts = dict(SMALL, data=str(ucf_tree), out=str(out), stream="temporal", cache=str(tmp_path / "c"), evaluate=False, repeats=4)
+    train(TrainOptions(**opts, epochs=3))
+    train(TrainOptions(**opts, epochs=10, resume=True))
+    rows = _log(out / "train_log_temporal.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))  # resumed at epoch 4, not from scratch
+    assert int(rows[3]["step"]) == int(rows[2]["step"]) + int(rows[0]["step"])
+    losses = [float(r["loss"]) for r in rows]
+    assert np.mean(losses[-3:]) < losses[0] - 0.1
+    assert max(float(r["train_acc"]) for r in rows[-3:]) > 0.45  # 4 classes: chance is 0.25
+    model = load_checkpoint(out)
+    assert model.config.provenance["streams_trained"] == ["temporal"] and not model.config.trained
+
+
+def test_both_streams_then_fusion_and_evaluate_json(ucf_tree, tmp_path) -> None:
+    out = tmp_path / "both"
+    metrics = train(TrainOptions(**SMALL, data=str(ucf_tree), out=str(out), stream="both", epochs=6, cache=str(tmp_path / "c")))
+    for key in ("spatial", "temporal", "fusion_avg", "fusion_svm"):
+        assert 0.0 <= metrics[key]["top1"] <= 1.0
+    assert metrics["videos"] == 16
+    model = load_checkpoint(out)
+    assert model.config.trained and model.config.fusion.svm_weight is not None
+    assert (out / "confusion.png").stat().st_size > 1000 and (out / "MODEL_CARD.md").read_text().count("|") > 10
+    js = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(out), "--data", str(ucf_tree),
+                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(js.read_text())
+    assert result["videos"] == 16
+    for key in ("spatial", "temporal", "fusion_avg", "fusion_svm"):
+        assert 0.0 <= result[key]["top1"] <= 1.0
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", str(ucf_tree / "swipe_left" / "swipe_left_test_0000.avi"),
+                        "--model", str(out), "--json", "-q"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 12  # the trained checkpoint runs live
+
+
+def test_multitask_two_datasets_share_a_trunk_with_a_head_each(ucf_tree, tmp_path) -> None:
+    second = make_dataset(tmp_path / "d2", train_clips=3, test_clips=1, frames=8, size=(96, 72), classes=["push", "pull", "wave"],
+                          workers=1, progress=False)
+    out = tmp_path / "mt"
+    train(TrainOptions(**SMALL, data=str(ucf_tree), data2=str(second), out=str(out), stream="temporal", epochs=1, evaluate=False,
+                       cache=str(tmp_path / "c")))
+    first, task2 = load_checkpoint(out), load_checkpoint(out / "task2")
+    assert task2.config.labels == ["push", "pull", "wave"] and len(first.config.labels) == 4
+    a, b = first.temporal.state_dict(), task2.temporal.state_dict()
+    assert torch.equal(a["features.0.0.weight"], b["features.0.0.weight"])  # the shared trunk
+
+
+def test_init_loads_torchvision_names_with_cross_modality_first_conv(tmp_path) -> None:
+    imagenet = create_model("mobilenet_v2", 1000, 3)
+    torch.save(imagenet.state_dict(), tmp_path / "mobilenet_v2-imagenet.pth")
+    flow_net = create_model("mobilenet_v2", 5, 20)
+    loaded = load_init(flow_net, str(tmp_path / "mobilenet_v2-imagenet.pth"), 20)
+    rgb_w = first_conv(imagenet).weight
+    expected = rgb_w.mean(1, keepdim=True).repeat(1, 20, 1, 1)
+    assert torch.allclose(first_conv(flow_net).weight, expected)
+    assert loaded == len(imagenet.state_dict()) - 2  # everything but the 1000-way head
+    assert flow_net.classifier[1].weight.shape == (5, 1280)
+
+
+def test_ddp_with_two_gloo_processes_runs_a_step(ucf_tree, tmp_path) -> None:
+    cache = tmp_path / "c"
+    FlowCache(cache, FlowSettings(width=56, height=56)).build(open_dataset(ucf_tree).train + open_dataset(ucf_tree).test, ucf_tree, 1, False)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "realtime.cli",
+                        "train", "--data", str(ucf_tree), "--stream", "spatial", "--out", str(tmp_path / "ddp"), "--arch", "mobilenet_v2_035",
+                        "--size", "48", "--work-size", "56", "--L", "3", "--batch", "4", "--epochs", "1", "--max-steps", "1",
+                        "--no-eval", "--no-progress", "--cache", str(cache), "--workers", "1"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = _log(tmp_path / "ddp" / "train_log_spatial.csv")
+    assert len(rows) == 1 and rows[0]["step"] == "1"
+    assert load_checkpoint(tmp_path / "ddp").config.provenance["streams_trained"] == ["spatial"]
