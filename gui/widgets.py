@@ -114,13 +114,14 @@ Arrows = list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]]  # (BGR colou
 def flow_arrows(flow: np.ndarray, frame_w: int, frame_h: int, reference: float, cells: int = 22, bins: int = 12) -> Arrows:
     """Sparse flow arrows in frame pixels, grouped by direction colour (the hue of the colour image).
 
-    `reference` is the speed (working-size px/frame) drawn as 0.9 grid cell; slower than 15% of it is not drawn.
+    `reference` is the speed (working-size px/frame) drawn as 0.9 grid cell; slower than 20% of it is not
+    drawn, and arrows shorter than a third of a cell get no head (a head on a stub reads as a blot).
     """
     fh, fw = flow.shape[:2]
     step = max(frame_w, frame_h) / cells
     gx, gy = np.meshgrid(np.arange(step / 2, frame_w, step), np.arange(step / 2, frame_h, step))
     sample = flow[np.clip((gy * fh / frame_h).astype(int), 0, fh - 1), np.clip((gx * fw / frame_w).astype(int), 0, fw - 1)]
-    keep = np.hypot(sample[..., 0], sample[..., 1]) > 0.15 * max(reference, 1e-6)
+    keep = np.hypot(sample[..., 0], sample[..., 1]) > 0.2 * max(reference, 1e-6)
     if not keep.any():
         return []
     centre, s = np.stack([gx[keep], gy[keep]], 1), sample[keep]
@@ -136,12 +137,13 @@ def flow_arrows(flow: np.ndarray, frame_w: int, frame_h: int, reference: float, 
     barb1 = tip + h * np.stack([back[:, 0] * c - back[:, 1] * sn, back[:, 0] * sn + back[:, 1] * c], 1)
     barb2 = tip + h * np.stack([back[:, 0] * c + back[:, 1] * sn, -back[:, 0] * sn + back[:, 1] * c], 1)
     shafts, heads = np.stack([tail, tip], 1), np.stack([barb1, tip, barb2], 1)
+    headed = capped >= step / 3
     hue_bin = ((np.degrees(np.arctan2(s[:, 1], s[:, 0])) + 360.0) % 360.0 * bins / 360.0).astype(int) % bins
     out: Arrows = []
     for b in np.unique(hue_bin):
         hsv = np.array([[[int((b + 0.5) * 180 / bins), 200, 255]]], np.uint8)  # OpenCV hue: degrees / 2, as in flow_to_colour
         bgr = tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
-        out.append((bgr, shafts[hue_bin == b], heads[hue_bin == b]))  # type: ignore[arg-type]
+        out.append((bgr, shafts[hue_bin == b], heads[(hue_bin == b) & headed]))  # type: ignore[arg-type]
     return out
 
 
@@ -154,6 +156,8 @@ def draw_arrows(image: np.ndarray, arrows: Arrows, scale_x: float, scale_y: floa
     to_px = np.array([scale_x, scale_y]) * 4  # shift=2: quarter-pixel precision
     for colour, shafts, heads in arrows:
         for lines in (shafts, heads):
+            if not len(lines):
+                continue
             pts = list(np.round(lines * to_px).astype(np.int32))
             cv2.polylines(image, pts, False, (20, 20, 20), 3, cv2.LINE_8, shift=2)
             cv2.polylines(image, pts, False, colour, 1, cv2.LINE_AA, shift=2)

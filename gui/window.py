@@ -488,6 +488,15 @@ class MainWindow(QMainWindow):
             self.arrows_action.blockSignals(True)
             self.arrows_action.setChecked(mode == "arrows")
             self.arrows_action.blockSignals(False)
+        if self.flow_group.isVisibleTo(self) == (mode == "colour") and hasattr(self, "_colour_sizes"):
+            return
+        upper = self.splitters["upper"]
+        if mode == "arrows":  # the flow panel goes: the video takes most of its width, the stats keep enough
+            self._colour_sizes = upper.sizes()
+            total = sum(self._colour_sizes)
+            upper.setSizes([total - 380, 380])
+        elif getattr(self, "_colour_sizes", None):
+            upper.setSizes(self._colour_sizes)
         self.flow_group.setVisible(mode == "colour")
         if mode == "colour":
             self.video.arrows = []
