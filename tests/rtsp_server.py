@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,7 +81,9 @@ class RtspServer:
             cmd += ["--user", self.user, "--password", self.password]
         for k, v in self.options.items():
             cmd += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file: a pipe nobody reads would block a chatty server on a long run.
+        self._stderr = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         deadline = time.monotonic() + timeout
         assert self.proc.stdout is not None
         while time.monotonic() < deadline:
@@ -97,9 +100,7 @@ class RtspServer:
 
     def kill(self) -> None:
         """SIGKILL: the server vanishes mid-stream, as a crashed camera or recorder does."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
+        self.stop()
 
     def pause(self) -> None:
         """SIGSTOP: the connection stays open but no more frames come."""
@@ -119,10 +120,15 @@ class RtspServer:
             proc.send_signal(signal.SIGCONT)
             proc.kill()
         try:
-            _, err = proc.communicate(timeout=10)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
-            err = ""
-        return err or ""
+            pass
+        if proc.stdout is not None:
+            proc.stdout.close()
+        self._stderr.seek(0)
+        err = self._stderr.read()
+        self._stderr.close()
+        return err
 
     def __enter__(self) -> "RtspServer":
         return self.start()

@@ -20,6 +20,7 @@ import pytest
 from realtime.pipeline import Pipeline
 from realtime.sources import open_source
 from rtsp_server import RtspServer, frame_age_ms, unavailable_reason
+from test_reliability import process_sockets
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET, TOKEN = "Sup3rS3cretPw", "T0kenValue99"
@@ -211,28 +212,6 @@ def test_resolution_change_mid_stream_keeps_running(rtsp, tiny_model) -> None:
     assert preds[-1].ready
 
 
-def _sockets(pid: int) -> dict[str, list[str]]:
-    """This process's TCP sockets by state (LISTEN, ESTABLISHED...) and its UDP sockets, from /proc."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    states = {"0A": "LISTEN", "01": "ESTABLISHED"}
-    out: dict[str, list[str]] = {}
-    for table in ("tcp", "tcp6", "udp", "udp6"):
-        path = Path(f"/proc/{pid}/net/{table}")
-        for line in path.read_text().splitlines()[1:] if path.exists() else []:
-            cols = line.split()
-            if cols[9] in inodes:
-                kind = "UDP" if table.startswith("udp") else states.get(cols[3], cols[3])
-                out.setdefault(kind, []).append(cols[1])
-    return out
-
-
 def test_cli_survives_an_outage_and_never_shows_credentials(rtsp, tiny_model, tmp_path) -> None:
     server = rtsp(fps=30, user="admin", password=SECRET)
     url = server.url + f"?token={TOKEN}"
@@ -253,7 +232,7 @@ def test_cli_survives_an_outage_and_never_shows_credentials(rtsp, tiny_model, tm
         while len(lines) < 40 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(lines) >= 40, "the CLI never got going"
-        sockets = _sockets(proc.pid)  # mid-stream: one connection out, nothing listening
+        sockets = process_sockets(proc.pid)  # mid-stream: one connection out, nothing listening
         server.kill()
         time.sleep(1.5)
         server.start()
@@ -267,7 +246,7 @@ def test_cli_survives_an_outage_and_never_shows_credentials(rtsp, tiny_model, tm
     err = "".join(errs)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
-    assert sockets is not None and "LISTEN" not in sockets and "UDP" not in sockets and sockets.get("ESTABLISHED")
+    assert sockets is not None and set(sockets) == {"ESTABLISHED"} and len(sockets["ESTABLISHED"]) == 1, sockets
     rows = [json.loads(line) for line in lines]
     summary = json.loads(err.strip().splitlines()[-1])["summary"]
     assert {r["status"] for r in rows} >= {"ok", "reconnected"}
