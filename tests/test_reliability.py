@@ -95,10 +95,23 @@ def test_backoff_retries_at_once_then_doubles_up_to_half_a_second() -> None:
 
 
 def test_after_a_reconnect_flow_and_smoothing_restart_so_nothing_spans_the_gap(tiny_model) -> None:
-    frames = synthetic_frames("swipe_right", 16)
-    src = ListSource(frames, gap_before=(8,))
-    with Pipeline(src, tiny_model, engine="torch", smoothing=8) as p:
+    engine = create_engine(tiny_model, "torch", "cpu")
+
+    class ColourEngine(type(engine)):  # type: ignore[misc]
+        """Scores that follow the picture (an untrained net scores every frame about the same)."""
+
+        def __call__(self, spatial_x, temporal_x):  # type: ignore[no-untyped-def]
+            s, t = super().__call__(spatial_x, temporal_x)
+            logits = 20 * spatial_x.mean(dim=(2, 3))[0].numpy()
+            s = np.exp(np.append(logits, 0.0) - logits.max())[None]
+            return (s / s.sum()).astype(np.float32), t
+
+    engine.__class__ = ColourEngine
+    frames = synthetic_frames("swipe_right", 8) + [255 - f for f in synthetic_frames("swipe_right", 8, seed=5)]
+    src = ListSource(frames, gap_before=(8,))  # and a different picture after the gap
+    with Pipeline(src, tiny_model, engine=engine, smoothing=8) as p:
         preds = list(p)
+    assert not np.allclose(preds[7].fused, preds[8].spatial, atol=0.05)  # so fused == spatial below means something
     assert [q.index for q in preds] == list(range(16))
     L = tiny_model.config.clip_length  # 3: the temporal stream needs L flow fields = L + 1 frames
     assert [q.ready for q in preds[:8]] == [False] * L + [True] * (8 - L)
@@ -151,6 +164,7 @@ def test_stop_during_a_reconnect_wait_returns_at_once(tiny_model) -> None:
     deadline = time.monotonic() + 10
     while p.status != "reconnecting" and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert p.status == "reconnecting"
     t0 = time.monotonic()
     p.stop()
     assert time.monotonic() - t0 < 1.0 and pipeline_threads() == [] and p.status == "stopped"
