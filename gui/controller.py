@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import collections
 import difflib
-import os
 import logging
+import os
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -526,7 +527,7 @@ class Controller(QObject):
             except UserError as e:
                 self._post(gen, "failed", (req, self._refusal(e)))
             except Exception as e:  # a bug must not kill the loader silently: show it and keep the window
-                log.exception("loading failed")
+                log.error("loading failed: %s", self.safe_text(traceback.format_exc()))  # the log is redacted too
                 self._post(gen, "failed", (req, self.safe_text(f"could not start: {type(e).__name__}: {e}")))
             finally:
                 self._busy = False

@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
     """`twostream gui`: live video with labels, live flow, per-stream scores, a timeline and stats, all from one Pipeline."""
 
     def __init__(self, settings: QSettings, source: str | None = None, model: str | None = None, engine: str | None = None,
-                 device: str | None = None, source_timeout: float = 5.0, probe_cameras: bool = True, display_hz: float = 60.0,
+                 device: str | None = None, source_timeout: float = 5.0, probe_cameras: bool = True, display_hz: float | None = None,
                  autostart: bool = True):
         super().__init__()
         self.settings = settings
@@ -92,6 +92,8 @@ class MainWindow(QMainWindow):
         # The display timer: started when a prediction arrives, it draws the newest one no sooner than one
         # display interval after the last drawing. So the view shows every frame a source gives up to the
         # display rate, never more, and a slow view skips to the newest instead of queueing anything.
+        screen = self.screen()
+        display_hz = display_hz or min(240.0, max(30.0, screen.refreshRate() if screen is not None else 60.0))
         self.display_interval = 1.0 / display_hz
         self._last_drawn = 0.0
         self.display_timer = QTimer(self)
