@@ -283,9 +283,16 @@ def test_pause_freezes_the_view_and_resume_continues(qtbot, open_window) -> None
     wait_for_frames(qtbot, w)
     qtbot.keyClick(w.video, Qt.Key.Key_Space)
     assert w.controller.paused and w.video.paused
-    qtbot.wait(300)  # let the frame in flight arrive
+    last = [w.frames_shown, time.monotonic()]
+
+    def settled() -> bool:  # the frames already in the pipeline have arrived: nothing new for 300 ms
+        if w.frames_shown != last[0]:
+            last[:] = [w.frames_shown, time.monotonic()]
+        return time.monotonic() - last[1] > 0.3
+
+    qtbot.waitUntil(settled, timeout=WAIT_MS)
     frozen = w.frames_shown
-    qtbot.wait(500)
+    qtbot.wait(700)
     assert w.frames_shown == frozen
     qtbot.keyClick(w.video, Qt.Key.Key_Space)
     assert not w.controller.paused
