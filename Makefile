@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
 
-.PHONY: demo test install install-dev system-deps clean
+.PHONY: demo test model install install-dev system-deps clean
 demo: $(VENV)/.core
 	$(BIN)/twostream run synthetic:demo --max-frames 300
 
@@ -40,3 +40,8 @@ system-deps:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# Reproduce the shipped model (trained/default) from nothing: the procedural dataset, both nets, fusion.
+model: $(VENV)/.dev
+	$(BIN)/twostream make-dataset --out data/procedural --train-clips 60 --test-clips 20 --seed 0
+	$(BIN)/twostream train --data data/procedural --stream both --epochs 20 --seed 0 --fp16-weights --out trained/default

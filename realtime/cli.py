@@ -58,7 +58,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.json:
                 out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
             elif not args.quiet:
-                mark = "" if pred.ready else "  (warming up: spatial only)"
+                mark = "" if pred.ready else (f"  ({pred.status}: spatial only while the temporal stream rebuilds)" if pred.status in ("reconnected", "resized")
+                                              else "  (warming up: spatial only)")
                 t = pred.top(1, "temporal")
                 out.write(f"frame {pred.index:6d}  {pred.label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
                           f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n")
@@ -90,6 +91,8 @@ def _print_summary(s: dict, as_json: bool) -> None:
     for stage in ("flow", "infer", "total"):
         p = lat[stage]
         lines.append(f"  {('capture->' + stage) if stage == 'total' else stage:<14s} {p['p50']:8.2f} {p['p95']:8.2f} {p['p99']:8.2f}")
+    if s.get("reconnects"):
+        lines.append(f"  source: reconnected {s['reconnects']} time(s), {s.get('source_down_s', 0):.1f} s without frames")
     d = s["dropped"]
     lines.append(f"  dropped frames: {sum(d.values())} (capture {d['capture']}, infer {d['infer']}, output {d['output']})")
     if "out" in s:
@@ -142,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The trainer and the GUI add their sub-commands through a `register(subparsers, commands)` function;
 # their modules import nothing heavy at load time, so `twostream --help` stays fast.
-SUBCOMMAND_MODULES = ("realtime.train.cli", "gui.cli")
+SUBCOMMAND_MODULES = ("realtime.train.cli", "gui.cli", "realtime.export")
 
 
 def _register_optional() -> list[Callable]:

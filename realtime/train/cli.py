@@ -121,6 +121,7 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--svm-samples", type=int, default=5, help="samples per training video for fitting the SVM (0: no SVM)")
     t.add_argument("--max-steps", type=int, help="stop each stream after this many optimiser steps")
     t.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip evaluation and fusion fitting")
+    t.add_argument("--fp16-weights", action="store_true", help="store the weights as fp16 (half the size; evaluated as stored)")
     t.add_argument("--no-progress", dest="progress", action="store_false")
     commands["train"] = cmd_train
 

@@ -83,7 +83,8 @@ def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: F
     avg = Fusion(FusionConfig("avg"))(s, t)
     metrics["fusion_avg"] = accuracy(avg, labels, n)
     fused = avg
-    svm_cfg = cfg.fusion if cfg.fusion.mode == "svm" else None
+    # A checkpoint carries fitted SVM weights whatever its default mode is.
+    svm_cfg = FusionConfig("svm", svm_weight=cfg.fusion.svm_weight, svm_bias=cfg.fusion.svm_bias) if cfg.fusion.svm_weight is not None else None
     if train_scores is not None:
         svm_cfg = fit_svm(*train_scores, n)
     if svm_cfg is not None:
