@@ -11,7 +11,8 @@ shipped) and the paper's CNN-M-2048 at 224 px, both with L=10 (a 20-channel flow
   runtime's `Engine.__call__` runs them) and ms per frame;
 - build + warm-up seconds (where compilation happens);
 - the max abs difference of its softmax scores from eager fp32's on the same inputs.
-Engines are built as `create_engine` builds them (on a CPU: the two nets run at once, one core each).
+Engines are built as `create_engine` builds them (on a CPU: the two nets run at once, one core each)
+and timed round-robin, one iteration of each in turn, so load changes touch them alike.
 Rows that need a CUDA GPU say so instead of giving numbers. Writes benchmarks/results/engines.json,
 engines.png and engines.md.
 
@@ -45,6 +46,7 @@ from realtime.models_store import default_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NO_GPU = "no CUDA GPU here"
+SHORT = {"torch": "eager", "torchscript": "script", "compile": "compile", "tensorrt": "TRT"}  # plot labels
 # (engine, fp16): what the issue asks to compare; the fp16 and tensorrt rows need CUDA.
 VARIANTS = (("torch", False), ("torchscript", False), ("compile", False), ("torch", True), ("compile", True), ("tensorrt", True))
 
@@ -92,52 +94,54 @@ def paper_model(num_classes: int = 12) -> TwoStreamModel:
     return TwoStreamModel.create(cfg, seed=0)
 
 
-def time_engine(eng, xs: torch.Tensor, xt: torch.Tensor, iterations: int, warmup: int) -> tuple[float, list[float], tuple[np.ndarray, np.ndarray]]:
-    """Warm-up seconds at this batch size (compile engines compile per shape), per-iteration seconds, and the last scores."""
-    sync = (lambda: torch.cuda.synchronize()) if eng.device.type == "cuda" else (lambda: None)
-    t0 = time.perf_counter()
-    for _ in range(warmup):
-        out = eng(xs, xt)
-    sync()
-    warm = time.perf_counter() - t0
-    times = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        out = eng(xs, xt)  # returns numpy arrays: the copy back to the host is part of the time
-        sync()
-        times.append(time.perf_counter() - t0)
-    return warm, times, out
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def bench_model(label: str, model: TwoStreamModel, batches: tuple[int, ...], iterations: int, device: str) -> list[dict]:
+    """Every engine on the same inputs; timed round-robin (one iteration of each in turn) so that a
+    change in the machine's load touches every engine alike and the ratios to eager stay fair."""
     cfg = model.config
     s, n = cfg.input_size, cfg.temporal_channels
     rows = []
     for batch in batches:
         gen = torch.Generator().manual_seed(batch)
         xs, xt = torch.randn(batch, 3, s, s, generator=gen), torch.randn(batch, n, s, s, generator=gen)
-        reference = None
+        engines: list[tuple[dict, object]] = []
         for name, half in VARIANTS:
             row = {"net": label, "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": s, "L": cfg.clip_length, "batch": batch,
                    "engine": name, "precision": "fp16" if half else "fp32", "device": device}
+            rows.append(row)
             if (half or name == "tensorrt") and device != "cuda":
                 row["status"] = NO_GPU
-                rows.append(row)
                 print(f"  {label} b{batch} {name} {row['precision']}: {NO_GPU}", flush=True)
                 continue
             t0 = time.perf_counter()
             try:
                 eng = create_engine(model, name, device, half)  # builds and warms up at batch 1
-                build = time.perf_counter() - t0
-                warm, times, out = time_engine(eng, xs, xt, iterations, warmup=2)
-                row["build_s"] = round(build + warm, 2)
-                eng.close()
+                for _ in range(2):  # compile engines compile again for each new batch size
+                    eng(xs, xt)
+                _sync(device)
             except Exception as e:  # e.g. torch-tensorrt not installed, or a compiler error: report it in the row, go on
                 row["status"] = f"failed: {str(e).splitlines()[0][:200]}"
-                rows.append(row)
                 print(f"  {label} b{batch} {name} {row['precision']}: {row['status']}", flush=True)
                 continue
-            ms = np.array(times) * 1e3
+            row["build_s"] = round(time.perf_counter() - t0, 2)
+            engines.append((row, eng))
+        times: dict[int, list[float]] = {id(r): [] for r, _ in engines}
+        outputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for _ in range(iterations):
+            for row, eng in engines:
+                t0 = time.perf_counter()
+                outputs[id(row)] = eng(xs, xt)  # numpy scores: the copy back to the host is part of the time
+                _sync(device)
+                times[id(row)].append(time.perf_counter() - t0)
+        reference = None
+        for row, eng in engines:
+            eng.close()
+            ms = np.array(times[id(row)]) * 1e3
+            out = outputs[id(row)]
             row.update(status="ok", iterations=iterations, ms_per_iter_median=round(float(np.median(ms)), 3),
                        ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3), ms_per_frame=round(float(np.median(ms)) / batch, 3))
             if reference is None:  # the first variant is eager fp32: the reference for speed and scores
@@ -146,10 +150,10 @@ def bench_model(label: str, model: TwoStreamModel, batches: tuple[int, ...], ite
             row["max_abs_diff_vs_eager"] = {"spatial": float(np.abs(out[0] - reference[1][0]).max()),
                                             "temporal": float(np.abs(out[1] - reference[1][1]).max())}
             row["max_score"] = round(float(max(out[0].max(), out[1].max())), 3)  # near 1/classes would mean uninformative scores
-            rows.append(row)
             d = max(row["max_abs_diff_vs_eager"].values())
-            print(f"  {label} b{batch} {name} {row['precision']}: {row['ms_per_iter_median']:.1f} ms/iter "
+            print(f"  {label} b{batch} {row['engine']} {row['precision']}: {row['ms_per_iter_median']:.1f} ms/iter "
                   f"({row['speedup_vs_eager']:.2f}x eager), build {row['build_s']:.1f} s, max |diff| {d:.1e}", flush=True)
+        del engines
     return rows
 
 
@@ -176,7 +180,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3.8), squeeze=False)
     for ax, (net, arch, size, batch) in zip(axes[0], groups):
         sel = [r for r in rows if (r["net"], r["batch"]) == (net, batch)]
-        names = [f"{r['engine']}\n{r['precision']}" for r in sel]
+        names = [f"{SHORT[r['engine']]}\n{r['precision']}" for r in sel]
         vals = [r.get("ms_per_frame", 0.0) if r["status"] == "ok" else 0.0 for r in sel]
         bars = ax.bar(names, vals, color=["#2a7" if r["status"] == "ok" else "#ddd" for r in sel])
         for b, r in zip(bars, sel):
@@ -211,6 +215,7 @@ def main() -> None:
     res["rows"] += bench_model("fast", fast, (1, 8), fast_iters, device)
     res["rows"] += bench_model("paper", paper, (1, 8), paper_iters, device)
     res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
