@@ -85,6 +85,8 @@ def exportable(net: nn.Module, example: torch.Tensor) -> nn.Module:
     net = copy.deepcopy(net).eval().float()
     seen: dict[str, tuple[int, int]] = {}
     pools = {name: m for name, m in net.named_modules() if isinstance(m, (nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool2d))}
+    if not pools:
+        return net
     hooks = [m.register_forward_pre_hook(lambda _m, args, name=name: seen.__setitem__(name, tuple(args[0].shape[-2:]))) for name, m in pools.items()]
     with torch.no_grad():
         net(example)

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from realtime.checkpoint import FusionConfig, TwoStreamModel
+from realtime.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
+from realtime.flow import FlowSettings
 from realtime.cli import main
 from realtime.export import SIDECAR, TOLERANCE, _FixedAdaptivePool2d, exportable
 from realtime.models import classifier_layer
@@ -92,12 +93,15 @@ def test_sidecar_describes_inputs_flow_and_fusion(exported: tuple[TwoStreamModel
     assert meta["export"]["opset"] == 17
 
 
-def test_default_model_is_exported_when_model_is_omitted(tiny_model: TwoStreamModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tiny_model.save(tmp_path / "default")
+def test_default_model_is_exported_when_model_is_omitted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = ModelConfig(labels=["x", "y"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=32, clip_length=1,
+                      flow=FlowSettings(width=32, height=32), provenance={"name": "smallest-default"})
+    TwoStreamModel.create(cfg, seed=0).save(tmp_path / "default")
     monkeypatch.setenv("TWOSTREAM_MODEL", str(tmp_path / "default"))  # what realtime.models_store.default_model loads
     assert main(["export", "--onnx", str(tmp_path / "onnx"), "--no-check"]) == 0
     meta = json.loads((tmp_path / "onnx" / SIDECAR).read_text())
-    assert meta["model"] == "tiny-test" and meta["export"]["checked"] is None
+    assert meta["model"] == "smallest-default" and meta["export"]["checked"] is None
+    assert meta["nets"]["temporal"]["input"]["shape"] == ["batch", 2, 32, 32]
 
 
 @pytest.mark.parametrize("args", [["--model", "{tmp}/no-such-model"], ["--model", "{tmp}/model", "--onnx-is-a-file"],
