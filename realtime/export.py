@@ -115,22 +115,30 @@ def _export_one(net: nn.Module, example: torch.Tensor, path: Path, input_name: s
     levels = [q.level for q in quiet]
     for q in quiet:
         q.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        # torch marks the TorchScript-based exporter deprecated; it is the one that needs no onnxscript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        if exporter == "torchscript":
-            torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
-                              input_names=[input_name], output_names=[OUTPUT_NAME],
-                              dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
-        else:
-            program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, input_names=[input_name], output_names=[OUTPUT_NAME],
-                                        dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
-            program.save(str(tmp))
-    for q, level in zip(quiet, levels):
-        q.setLevel(level)
-    tmp.replace(path)
+    try:
+        with warnings.catch_warnings():
+            # torch marks the TorchScript-based exporter deprecated; it is the one that needs no onnxscript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            if exporter == "torchscript":
+                torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
+                                  input_names=[input_name], output_names=[OUTPUT_NAME],
+                                  dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            else:
+                program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, input_names=[input_name], output_names=[OUTPUT_NAME],
+                                            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
+                program.save(str(tmp))
+        tmp.replace(path)
+    except OSError:
+        raise
+    except Exception as e:  # an operator the exporter cannot express: say which file and what, not a traceback
+        raise UserError(f"{path.name}: torch.onnx ({exporter}) cannot export this net: {str(e).strip().splitlines()[0][:200]}; "
+                        f"try --exporter {'dynamo' if exporter == 'torchscript' else 'torchscript'}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
 
 
 def _resolve_opset(exporter: str, opset: int | None) -> int:

@@ -13,6 +13,7 @@ from torch import nn
 from realtime.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from realtime.flow import FlowSettings
 from realtime.cli import main
+from realtime.errors import UserError
 from realtime.export import SIDECAR, TOLERANCE, _FixedAdaptivePool2d, exportable
 from realtime.models import classifier_layer
 
@@ -133,5 +134,8 @@ def test_net_with_non_divisible_adaptive_max_pool_exports_and_matches(tmp_path: 
     fixed = exportable(net, example)
     assert isinstance(fixed[3], _FixedAdaptivePool2d)
     path = tmp_path / "net.onnx"
+    with pytest.raises(UserError, match="net.onnx: torch.onnx .torchscript. cannot export this net"):
+        _export_one(_Scores(net), example, path, "x", "torchscript", 17)  # as is: the exporter refuses, with a message
+    assert list(tmp_path.iterdir()) == []  # no half-written file left
     _export_one(_Scores(fixed), example, path, "x", "torchscript", 17)
     assert verify(path, net, 2, 13) <= TOLERANCE
