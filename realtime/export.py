@@ -222,7 +222,8 @@ def sidecar(model: TwoStreamModel) -> dict[str, Any]:
                          "quantised to uint8 and dequantised; centre crop; channels x0, y0, x1, y1, ... oldest first; "
                          "each channel's mean subtracted when subtract_mean_flow; divided by flow_scale"),
             "fusion": ("avg: (spatial + temporal) / 2; weighted: w * spatial + (1 - w) * temporal with w = spatial_weight; "
-                       "svm: softmax(W @ [spatial / |spatial|, temporal / |temporal|] + b) with W = svm_weight, b = svm_bias"),
+                       "svm: softmax(W @ [spatial / |spatial|, temporal / |temporal|] + b) with W = svm_weight, b = svm_bias; "
+                       "until L flow fields exist (start of a stream, after a gap), the spatial scores alone"),
         },
     }
 
