@@ -194,6 +194,15 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def busy_note(m: dict) -> str:
+    """A line saying the machine was busy, when it was: absolute times are then inflated, ratios less so."""
+    load = max(m["load_avg_at_start"][0], m.get("load_avg_at_end", [0])[0])
+    if load <= 0.75 * (m["cores"] or 1):
+        return ""
+    return (f"\n**Measured on a busy machine** (load average up to {load:.1f} on {m['cores']} cores, other work running): "
+            "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
@@ -223,6 +232,7 @@ def main() -> None:
     where = f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['torch']}, load average {m['load_avg_at_start'][0]:.1f} at start"
     md = (table(res["rows"]) + f"\n\nfast model: {cfg.provenance.get('name')} ({cfg.spatial_arch} at {cfg.input_size} px); "
           f"one iteration = spatial + temporal net on the batch; {device}; {where}\n")
+    md += busy_note(res["machine"])
     print(md)
     out.with_suffix(".md").write_text(md)
     try:

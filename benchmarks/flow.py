@@ -9,7 +9,8 @@ and TV-L1 (only when OpenCV's contrib module `cv2.optflow` is installed), at wor
 exactly (realtime.synthetic: a textured object moving over a textured background, a shaking
 camera, changing light, noise and blur):
 - ms per frame, median: what the flow thread does per frame through `FlowEstimator.push`
-  (grey, resize to the working size, flow), on 320x240 source frames;
+  (grey, resize to the working size, flow), on 320x240 source frames; clip by clip, every method
+  in turn, so a change in the machine's load touches them all alike;
 - end-point error on the moving object (the clip's `object_mask`) and on the whole frame. Errors are
   in source pixels (the estimate is scaled back to 320x240 with `resize_flow`) so that sizes
   compare; the working-size figure is in the JSON too.
@@ -67,30 +68,39 @@ def clips(n: int) -> list[SyntheticClip]:
     return [SyntheticClip(CLASSES[i % len(CLASSES)], seed=1000 + i, width=SOURCE[0], height=SOURCE[1]) for i in range(n)]
 
 
-def measure(settings: FlowSettings, estimator: type[FlowEstimator], size: int, data: list[tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]]) -> dict:
-    s = FlowSettings(settings.algorithm, settings.preset, size, size, settings.bound)
-    times, epe_obj, epe_all, epe_obj_work, epe_all_work = [], [], [], [], []
-    for frames, truths, masks in data:
-        est = estimator(s)
+class Meter:
+    """One method at one working size: its time per frame and its errors, accumulated clip by clip."""
+
+    def __init__(self, settings: FlowSettings, estimator: type[FlowEstimator], size: int):
+        self.settings = FlowSettings(settings.algorithm, settings.preset, size, size, settings.bound)
+        self.estimator, self.size = estimator, size
+        self.times: list[float] = []
+        self.epe: dict[str, list[float]] = {"object": [], "frame": [], "object_working": [], "frame_working": []}
+
+    def run_clip(self, frames: list[np.ndarray], truths: list[np.ndarray], masks: list[np.ndarray]) -> None:
+        size = self.size
+        est = self.estimator(self.settings)
         est.push(frames[0])
         for t in range(1, len(frames)):
             t0 = time.perf_counter()
             flow = est.push(frames[t])
-            times.append(time.perf_counter() - t0)
+            self.times.append(time.perf_counter() - t0)
             truth, inside = truths[t - 1], masks[t - 1]
             err = np.linalg.norm(resize_flow(flow, SOURCE) - truth, axis=-1)  # in source pixels: comparable across sizes
-            epe_all.append(float(err.mean()))
+            self.epe["frame"].append(float(err.mean()))
             if inside.any():
-                epe_obj.append(float(err[inside].mean()))
+                self.epe["object"].append(float(err[inside].mean()))
             truth_work = resize_flow(truth, (size, size))
             inside_work = cv2.resize(inside.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST) > 0
-            epe_all_work.append(end_point_error(flow, truth_work))
+            self.epe["frame_working"].append(end_point_error(flow, truth_work))
             if inside_work.any():
-                epe_obj_work.append(float(np.linalg.norm(flow - truth_work, axis=-1)[inside_work].mean()))
-    ms = np.array(times) * 1e3
-    return {"frames": len(times), "ms_per_frame_median": round(float(np.median(ms)), 3), "ms_per_frame_p90": round(float(np.percentile(ms, 90)), 3),
-            "epe_object_px": round(float(np.mean(epe_obj)), 3), "epe_frame_px": round(float(np.mean(epe_all)), 3),
-            "epe_object_working_px": round(float(np.mean(epe_obj_work)), 3), "epe_frame_working_px": round(float(np.mean(epe_all_work)), 3)}
+                self.epe["object_working"].append(float(np.linalg.norm(flow - truth_work, axis=-1)[inside_work].mean()))
+
+    def result(self) -> dict:
+        ms = np.array(self.times) * 1e3
+        e = {k: round(float(np.mean(v)), 3) for k, v in self.epe.items()}
+        return {"frames": len(self.times), "ms_per_frame_median": round(float(np.median(ms)), 3), "ms_per_frame_p90": round(float(np.percentile(ms, 90)), 3),
+                "epe_object_px": e["object"], "epe_frame_px": e["frame"], "epe_object_working_px": e["object_working"], "epe_frame_working_px": e["frame_working"]}
 
 
 def table(rows: list[dict], ref: dict) -> str:
@@ -131,6 +141,15 @@ def plot(rows: list[dict], ref: dict, path: Path, title: str) -> None:
     fig.savefig(path, dpi=110)
 
 
+def busy_note(m: dict) -> str:
+    """A line saying the machine was busy, when it was: absolute times are then inflated, ratios less so."""
+    load = max(m["load_avg_at_start"][0], m.get("load_avg_at_end", [0])[0])
+    if load <= 0.75 * (m["cores"] or 1):
+        return ""
+    return (f"\n**Measured on a busy machine** (load average up to {load:.1f} on {m['cores']} cores, other work running): "
+            "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer clips and frames")
@@ -152,23 +171,33 @@ def main() -> None:
                  "rows": []}
     print(f"{n_clips} clips x {n_frames - 1} frame pairs at {SOURCE[0]}x{SOURCE[1]}; {os.cpu_count()} cores, OpenCV {cv2.__version__} "
           f"({cv2.getNumThreads()} threads); load average {load}", flush=True)
+    meters: list[tuple[str, FlowSettings, Meter]] = []
+    missing: list[dict] = []
     for name, settings, estimator in methods():
         if settings is None or estimator is None:
-            res["rows"].append({"method": name, "status": TVL1_MISSING})
+            missing.append({"method": name, "status": TVL1_MISSING})
             print(f"  {name}: {TVL1_MISSING}", flush=True)
             continue
-        for size in SIZES:
-            r = {"method": name, "algorithm": settings.algorithm, "preset": settings.preset if settings.algorithm == "dis" else None,
-                 "size": size, "status": "ok", **measure(settings, estimator, size, data)}
-            res["rows"].append(r)
-            print(f"  {name} at {size}: {r['ms_per_frame_median']:.2f} ms/frame, EPE object {r['epe_object_px']:.2f} px, frame {r['epe_frame_px']:.2f} px", flush=True)
+        meters += [(name, settings, Meter(settings, estimator, size)) for size in SIZES]
+    # Clip by clip, every method in turn: a change in the machine's load touches them all alike.
+    for clip_data in data:
+        for _, _, meter in meters:
+            meter.run_clip(*clip_data)
+    for name, settings, meter in meters:
+        r = {"method": name, "algorithm": settings.algorithm, "preset": settings.preset if settings.algorithm == "dis" else None,
+             "size": meter.size, "status": "ok", **meter.result()}
+        res["rows"].append(r)
+        print(f"  {name} at {meter.size}: {r['ms_per_frame_median']:.2f} ms/frame, EPE object {r['epe_object_px']:.2f} px, frame {r['epe_frame_px']:.2f} px", flush=True)
+    res["rows"] += missing
     res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     m = res["machine"]
     where = f"{m['cpu']}, {m['cores']} cores, OpenCV {m['opencv']}, load average {m['load_avg_at_start'][0]:.1f} at start"
     md = table(res["rows"], res["reference"]) + f"\n\n{where}. Not measured: each method's effect on the temporal stream's accuracy (needs a model trained per method).\n"
+    md += busy_note(res["machine"])
     print(md)
     out.with_suffix(".md").write_text(md)
     try:
