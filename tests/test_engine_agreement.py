@@ -1,7 +1,7 @@
 """Every CPU engine gives eager PyTorch's scores: the speed-ups in benchmarks/engines.py change nothing else.
 
 Bound: the max abs difference of fp32 softmax scores from eager's is at most 1e-4 (measured
-~1e-6 on the benchmark's nets; fused or reordered float arithmetic, not different maths).
+at most ~7e-6 on the benchmark's nets; fused or reordered float arithmetic, not different maths).
 """
 from __future__ import annotations
 
