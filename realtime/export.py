@@ -293,7 +293,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     cfg = model.config
     name = cfg.provenance.get("name", args.model)
     if not cfg.trained:
-        log.warning("exporting an UNTRAINED model (%s): good for testing a server, not for predictions", name)
+        log.warning("this model is UNTRAINED (random weights): its export is good for testing a server, not for predictions")
     meta = export_onnx(model, args.onnx, exporter=args.exporter, opset=args.opset, check=not args.no_check)
     out = Path(args.onnx)
     sizes = ", ".join(f"{out / n['file']} ({n['bytes'] / 1e6:.1f} MB)" for n in meta["nets"].values())
