@@ -59,6 +59,9 @@ class ModelConfig:
     rgb_std: tuple[float, ...] = IMAGENET_STD
     flow_scale: float = 1.0  # flow (px) is divided by this before the temporal net
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    # Classes that become each other when mirrored (swipe_left <-> swipe_right): a horizontal flip
+    # swaps their labels in training and their scores in 10-crop testing.
+    flip_pairs: list[list[str]] = field(default_factory=list)
     trained: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -70,6 +73,15 @@ class ModelConfig:
     @property
     def temporal_channels(self) -> int:
         return 2 * self.clip_length
+
+    def flip_permutation(self) -> list[int]:
+        """Class index -> the class a mirrored clip of it shows (itself unless in a flip pair)."""
+        perm = list(range(self.num_classes))
+        index = {name: i for i, name in enumerate(self.labels)}
+        for a, b in self.flip_pairs:
+            if a in index and b in index:
+                perm[index[a]], perm[index[b]] = index[b], index[a]
+        return perm
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

@@ -78,7 +78,9 @@ def test_overload_drops_frames_instead_of_growing_latency(tiny_model) -> None:
     dropped = sum(summary["dropped"].values())
     assert dropped > 0 and len(preds) + dropped >= 590
     late = [q.latency_ms for q in preds[len(preds) // 2:]]
-    assert np.percentile(late, 95) < 250  # bounded: a queue growing with 600 frames would reach seconds
+    # Bounded: a queue growing with the 600 frames would put the median near a second by the end.
+    # (The median, not p95: on a starved CPU single frames wait for the scheduler, not for a queue.)
+    assert np.median(late) < 150
 
 
 def test_stop_joins_every_thread_within_a_second(tiny_model) -> None:

@@ -201,3 +201,24 @@ def test_ddp_with_two_gloo_processes_runs_a_step(ucf_tree, tmp_path) -> None:
     rows = _log(tmp_path / "ddp" / "train_log_spatial.csv")
     assert len(rows) == 1 and rows[0]["step"] == "1"
     assert load_checkpoint(tmp_path / "ddp").config.provenance["streams_trained"] == ["spatial"]
+
+
+def test_a_mirrored_swipe_left_is_labelled_swipe_right(ucf_tree, tmp_path) -> None:
+    from realtime.train.data import StreamSamples
+    from realtime.train.trainer import _config_for
+
+    ds = open_dataset(ucf_tree)
+    assert ds.flip_pairs == [["swipe_left", "swipe_right"]]  # written by make-dataset
+    cfg = _config_for(TrainOptions(**SMALL, data=str(ucf_tree), out=str(tmp_path)), ds.classes)
+    cfg.flip_pairs = ds.flip_pairs
+    assert cfg.flip_permutation() == [1, 0, 2, 3]
+    cache = FlowCache(tmp_path / "c", cfg.flow)
+    cache.build(ds.train, ds.root, workers=1, progress=False)
+    left = [c for c in ds.train if c.label == 0]
+    ring = [c for c in ds.train if ds.classes[c.label] == "hold_ring"]
+    samples = StreamSamples(left + ring, ds.root, cache, cfg, "temporal", train=True, seed=0, repeats=4)
+    labels = [samples[i][1] for i in range(len(samples))]
+    swipe_labels = [lab for i, lab in enumerate(labels) if (i % len(samples.clips)) < len(left)]
+    ring_labels = [lab for i, lab in enumerate(labels) if (i % len(samples.clips)) >= len(left)]
+    assert set(swipe_labels) == {0, 1}  # flipped samples became swipe_right
+    assert set(ring_labels) == {ds.classes.index("hold_ring")}  # a mirrored ring is still a ring

@@ -22,6 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .trainer import TrainOptions, train
 
     fields = set(TrainOptions.__dataclass_fields__)
+    fields.discard("command")  # argparse keeps the sub-command name under the same attribute
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     metrics = train(opts)
     if metrics:

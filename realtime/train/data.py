@@ -43,7 +43,8 @@ def protocol_crops(config: ModelConfig, ten_crop: bool) -> list[tuple[int, int, 
 class StreamSamples(torch.utils.data.Dataset):
     """One random sample per clip per epoch: a frame (spatial) or a stack of L flow fields (temporal).
 
-    Training samples take a random crop with scale jitter and a random horizontal flip (x flow negated);
+    Training samples take a random crop with scale jitter and a random horizontal flip (x flow negated,
+    and the label of a mirror-pair class swapped);
     randomness is a function of (seed, epoch, index), so runs are reproducible.
     """
 
@@ -53,6 +54,7 @@ class StreamSamples(torch.utils.data.Dataset):
         self.stream, self.train, self.seed, self.scale_jitter, self.repeats = stream, train, seed, scale_jitter, repeats
         self.epoch = 0
         self._zero = zero_flow_codes(config)
+        self._mirror = config.flip_permutation()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -82,7 +84,7 @@ class StreamSamples(torch.utils.data.Dataset):
                 codes = self._zero
             start = int(rng.integers(0, max(1, len(codes) - cfg.clip_length + 1))) if self.train else max(0, (len(codes) - cfg.clip_length) // 2)
             x = flow_input(codes, cfg, top, left, flip, order=flow_window(len(codes), start, cfg.clip_length), crop_size=c)
-        return torch.from_numpy(x), clip.label
+        return torch.from_numpy(x), (self._mirror[clip.label] if flip else clip.label)  # a mirrored swipe_left is a swipe_right
 
 
 def stream_input_batches(clip_key: str, cache: FlowCache, config: ModelConfig, stream: str, samples: int, ten_crop: bool) -> np.ndarray:

@@ -38,6 +38,7 @@ class VideoDataset:
     train: list[Clip]
     test: list[Clip]
     notes: list[str] = field(default_factory=list)  # what was left out and why
+    flip_pairs: list[list[str]] = field(default_factory=list)  # from ROOT/flip_pairs.txt
 
     def summary(self) -> str:
         return (f"{self.name}: {len(self.classes)} classes, {len(self.train)} train / {len(self.test)} test clips"
@@ -192,7 +193,24 @@ def open_dataset(root: str | Path, split: int = 1, class_index: str | Path | Non
     return read_folder(r, tr, te, seed=seed)
 
 
+def read_flip_pairs(root: Path, classes: list[str]) -> list[list[str]]:
+    """ROOT/flip_pairs.txt: `swipe_left swipe_right` per line, classes that a mirror turns into each other."""
+    path = root / "flip_pairs.txt"
+    if not path.is_file():
+        return []
+    pairs = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 2 or not set(parts) <= set(classes):
+            raise UserError(f"{path}:{n}: expected two class names of this dataset, got {line.strip()!r}")
+        pairs.append(parts)
+    return pairs
+
+
 def _checked(ds: VideoDataset) -> VideoDataset:
+    ds.flip_pairs = read_flip_pairs(ds.root, ds.classes)
     if not ds.train:
         raise UserError(f"{ds.root}: no training clips found for {ds.name}")
     empty = [ds.classes[i] for i in range(len(ds.classes)) if not any(c.label == i for c in ds.train)]

@@ -13,7 +13,7 @@ from ..checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from ..errors import UserError
 from ..fusion import Fusion, l2_normalise
 from .cache import FlowCache
-from .data import stream_input_batches
+from .data import protocol_crops, stream_input_batches
 from .datasets import Clip
 from .procedural import _progress
 
@@ -27,12 +27,17 @@ def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache
     """(videos, classes): softmax scores averaged over the protocol's positions and crops."""
     net = net.eval().to(device)
     out = np.zeros((len(clips), config.num_classes), np.float32)
+    crops = protocol_crops(config, ten_crop)
+    flipped = np.array([f for _, _, f in crops])
+    mirror = np.argsort(config.flip_permutation())  # a flipped crop's score for class k belongs to mirror(k)
     bar = _progress(len(clips), "videos", progress)
     for i, clip in enumerate(clips):
         x = torch.from_numpy(stream_input_batches(clip.key(root), cache, config, stream, samples, ten_crop))
-        probs = [torch.softmax(net(x[j:j + batch].to(device).contiguous(memory_format=torch.channels_last)).float(), -1)
-                 for j in range(0, len(x), batch)]
-        out[i] = torch.cat(probs).mean(0).cpu().numpy()
+        probs = torch.cat([torch.softmax(net(x[j:j + batch].to(device).contiguous(memory_format=torch.channels_last)).float(), -1)
+                           for j in range(0, len(x), batch)]).cpu().numpy()
+        is_flipped = np.tile(flipped, len(probs) // len(crops))
+        probs[is_flipped] = probs[is_flipped][:, mirror]
+        out[i] = probs.mean(0)
         bar.update(1)
     bar.close()
     return out

@@ -74,6 +74,8 @@ def make_dataset(out: str | Path, train_clips: int = 60, test_clips: int = 20, f
     (root / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
     (root / "trainlist01.txt").write_text("\n".join(train_lines) + "\n")
     (root / "testlist01.txt").write_text("\n".join(test_lines) + "\n")
+    mirrored = [(a, b) for a, b in (("swipe_left", "swipe_right"), ("circle_cw", "circle_ccw")) if a in classes and b in classes]
+    (root / "flip_pairs.txt").write_text("# classes a horizontal mirror turns into each other\n" + "".join(f"{a} {b}\n" for a, b in mirrored))
     (root / "README.txt").write_text(
         f"twostream procedural dataset: {len(classes)} classes, {train_clips} train + {test_clips} test clips per class, "
         f"{frames} frames at {size[0]}x{size[1]}, dataset seed {seed}.\n"

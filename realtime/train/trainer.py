@@ -347,6 +347,9 @@ def train(opts: TrainOptions) -> dict:
         log.info("%s", ds.summary())
         out.mkdir(parents=True, exist_ok=True)
     config = _config_for(opts, ds.classes)
+    config.flip_pairs = ds.flip_pairs
+    if main and ds.flip_pairs:
+        log.info("mirror pairs (a flip swaps their labels): %s", ", ".join("/".join(p) for p in ds.flip_pairs))
     model = _start_model(out, config, opts)
     config = model.config
     cache = FlowCache(opts.cache or Path(opts.data) / ".twostream-cache", config.flow)
