@@ -296,6 +296,7 @@ class SessionInfo:
     spatial_weight: float
     has_svm: bool
     smoothing: int
+    accuracy: str = ""  # the checkpoint's own held-out result, e.g. "held-out top-1 97.5% (fusion_avg)"
 
 
 @dataclass
@@ -630,7 +631,7 @@ class Controller(QObject):
                            labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
                            precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
                            spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
-                           smoothing=self._smoothing)
+                           smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode))
         session = _Session(gen, pipe, source, source_text, req, info, engine_key)
         source.on_status = lambda status, message: self._post(gen, "source-status", (status, self.safe_text(message)))
         if self.history.labels != info.labels:
@@ -734,3 +735,13 @@ class Controller(QObject):
             self.sessionEnded.emit("stopped")
         else:
             self.sessionEnded.emit("end of video" if s.source.spec.kind == "file" else "end of stream")
+
+
+def _accuracy(metrics: dict, fusion_mode: str) -> str:
+    """The fused held-out top-1 a checkpoint reports for this fusion mode (or any), as a short phrase; "" if none."""
+    for key in (f"fusion_{fusion_mode}", "fusion_avg", "fusion_svm", "fused"):
+        entry = metrics.get(key) if isinstance(metrics, dict) else None
+        top1 = entry.get("top1") if isinstance(entry, dict) else None
+        if isinstance(top1, (int, float)):
+            return f"held-out top-1 {top1:.1%} ({key.replace('_', ' ')})"
+    return ""

@@ -365,7 +365,13 @@ class MainWindow(QMainWindow):
         box = self.model_box
         box.clear()
         default_path = default_model_path()
-        box.addItem(f"default ({default_path.name})" if default_path else "default (UNTRAINED: none in trained/)", "")
+        if default_path is None:
+            default_name = "UNTRAINED: none in trained/"
+        elif default_path.resolve().parent == trained_dir().resolve():
+            default_name = f"trained/{default_path.name}"
+        else:  # $TWOSTREAM_MODEL
+            default_name = _short_path(str(default_path))
+        box.addItem(f"default ({default_name})", "")
         for path in shipped_models():
             if default_path is None or path.resolve() != default_path.resolve():
                 box.addItem(f"trained/{path.name}", str(path.resolve()))
@@ -643,7 +649,8 @@ class MainWindow(QMainWindow):
                        "#ffb13b" if total else None)
         self.stats.set("engine", f"{info.engine} ({info.precision})")
         self.stats.set("device", info.device)
-        self.stats.set("model", model_title(info), None if info.trained else "#ffb13b")
+        self.stats.set("model", f"{model_title(info)}, {len(info.labels)} classes" + (f", {info.accuracy}" if info.accuracy else ""),
+                       None if info.trained else "#ffb13b")
         self.stats.set("source", f"{info.source_name}  [{st['status']}]")
         source = self.controller.source
         if st["status"] == "reconnecting" and source is not None and source.status_message:
