@@ -190,7 +190,7 @@ class Pipeline:
         self.source_name = self.source.name
         live = self.source.is_live
         cfg = self.model.config
-        self._frames = LatestSlot(1 if live else 4, drop_oldest=live)
+        self._frames = LatestSlot(2 if live else 4, drop_oldest=live)  # live: one frame of jitter buffer, oldest dropped
         self._work = LatestSlot(1 if live else 2, drop_oldest=live)
         self._out = LatestSlot(16 if live else 4, drop_oldest=live)
         self._pool = LatestSlot(8, drop_oldest=False)
@@ -198,10 +198,13 @@ class Pipeline:
             self._pool.put(_Work(cfg.input_size, cfg.temporal_channels))
         self.stats = PipelineStats()
         self.status = "running"
-        for name, target in (("capture", self._capture_loop), ("flow", self._flow_loop), ("infer", self._infer_loop)):
+        self._flow_ready = threading.Event()
+        for name, target in (("flow", self._flow_loop), ("infer", self._infer_loop), ("capture", self._capture_loop)):
             t = threading.Thread(target=self._guard, args=(name, target), name=f"twostream-{name}", daemon=True)
             self._threads.append(t)
             t.start()
+            if name == "flow":  # capture starts once flow can take frames (a live source drops what waits)
+                self._flow_ready.wait(5.0)
         return self
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -306,6 +309,9 @@ class Pipeline:
         frames, work, pool = self._frames, self._work, self._pool
         assert frames is not None and work is not None and pool is not None
         estimator = FlowEstimator(cfg.flow)
+        blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
+        estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
+        self._flow_ready.set()
         ring = FlowRing(cfg.flow, cfg.clip_length)
         top, left = centre_crop(cfg.flow, cfg.input_size)
         rgb_view = temporal_view = None
