@@ -37,7 +37,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import busy_note  # noqa: E402
 from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
 from realtime.engines import create_engine  # noqa: E402
 from realtime.flow import FlowSettings  # noqa: E402
@@ -192,15 +194,6 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def busy_note(m: dict) -> str:
-    """A line saying the machine was busy, when it was: absolute times are then inflated, ratios less so."""
-    load = max(m["load_avg_at_start"][0], m.get("load_avg_at_end", [0])[0])
-    if load <= 0.75 * (m["cores"] or 1):
-        return ""
-    return (f"\n**Measured on a busy machine** (load average up to {load:.1f} on {m['cores']} cores, other work running): "
-            "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")
 
 
 def main() -> None:
