@@ -12,6 +12,7 @@ class FlowRing:
     def __init__(self, settings: FlowSettings, length: int):
         self.settings = settings
         self.codes = np.zeros((length, settings.height, settings.width, 2), np.uint8)
+        self._base = np.arange(length)
         self._order = np.arange(length)
         self._head = 0  # slot the next field goes into
         self.count = 0
@@ -31,7 +32,7 @@ class FlowRing:
 
     def order(self) -> np.ndarray:
         """Ring slots from oldest to newest (a preallocated index array, updated in place)."""
-        np.add(np.arange(self.length), self._head, out=self._order)
+        np.add(self._base, self._head, out=self._order)
         self._order %= self.length
         return self._order
 
