@@ -168,6 +168,7 @@ class Pipeline:
         self._realtime = realtime
         self._source_timeout = source_timeout
         self.max_frames = max_frames
+        self._owns_engine = not isinstance(engine, Engine)  # a caller's engine outlives this pipeline
         self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
         self.fusion = Fusion(cfg.fusion, fusion, spatial_weight)
         self.smoother = Smoother(cfg.num_classes, smoothing)
@@ -218,7 +219,8 @@ class Pipeline:
             log.warning("threads still finishing after stop: %s (blocked in the source's read)", ", ".join(alive))
         if self.source is not None and not any(t.name == "twostream-capture" and t.is_alive() for t in self._threads):
             self.source.close()
-        self.engine.close()
+        if self._owns_engine:
+            self.engine.close()
         if self.status == "running":
             self.status = "stopped"
 

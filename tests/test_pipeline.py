@@ -139,3 +139,12 @@ def test_fusion_modes_and_smoothing() -> None:
     outs = [sm(np.array(v, np.float32)) for v in ([1, 0], [0, 1], [0, 1], [0, 1])]
     np.testing.assert_allclose(outs[1], [0.5, 0.5])
     np.testing.assert_allclose(outs[3], [0, 1])  # the first frame has left the window
+
+
+def test_an_engine_passed_in_is_left_open_for_the_next_pipeline(tiny_model) -> None:
+    engine = create_engine(tiny_model, "torch", "cpu")
+    for _ in range(2):  # the GUI reuses one engine across source switches
+        with Pipeline("synthetic:wave?fps=0&frames=5&size=96x72", tiny_model, engine=engine) as p:
+            assert len(list(p)) == 5
+        assert engine._executor is not None  # still running both streams at once
+    engine.close()
