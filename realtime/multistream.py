@@ -1,0 +1,610 @@
+"""Multi-stream serving: one process, N sources, one infer thread running each net once per batch.
+
+    with MultiPipeline(["rtsp://cam1/1", "rtsp://cam2/1", "clip.mp4"], "trained/default") as mp:
+        for pred in mp:                       # a StreamPrediction: a Prediction plus .stream and .source
+            print(pred.stream, pred.index, pred.label, f"{pred.latency_ms:.1f} ms")
+    for s in mp.summary()["streams"]:
+        print(s["source"], s["fps"], s["latency_ms"]["total"]["p95"], s["dropped"])
+
+Each source gets its own capture and flow threads, the same stages as `realtime.pipeline`: the newest
+frames are kept (live sources drop and count the rest), flow goes into a `FlowRing`, and the net
+inputs are built by `realtime.preprocess`. One infer thread takes the newest ready work of every
+stream, stacks it into one (N, C, S, S) batch per net, runs the spatial and the temporal net once
+each, then fuses and smooths per stream. A live stream whose work waits while the nets are busy
+keeps only its newest (the replaced work is counted as that stream's infer drop), so latency stays
+bounded per stream; files are read without loss, every stream getting one row per batch in turn.
+
+A stream that ends or fails (its source errors, its frames are unreadable) is reported once in the
+log and in its summary; the other streams go on. Only a failure of the shared infer stage stops all.
+Source names are the redacted ones of `realtime.sources`: credentials never reach the output.
+
+Engines: `torch` and `torchscript` run whatever batch is ready; `compile` specialises on shapes, so
+its batches are padded to N rows (two shapes in all, compiled once); `tensorrt`'s cached engines
+are built for batch 1, so it runs the batch row by row (a dynamic-batch TensorRT build is not done).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .buffers import FlowRing, LatestSlot
+from .checkpoint import TwoStreamModel, load_checkpoint
+from .engines import Engine, create_engine
+from .errors import UserError
+from .flow import FlowEstimator, FlowSettings
+from .fusion import Fusion, Smoother
+from .logs import scrub
+from .models_store import default_model
+from .pipeline import PipelineError, PipelineStats, Prediction
+from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
+from .sources import FrameSource, as_frame, open_source, parse_source
+
+log = logging.getLogger("twostream")
+_END = object()
+
+
+@dataclass
+class StreamPrediction(Prediction):
+    """A Prediction from one of a MultiPipeline's streams."""
+
+    stream: int = 0  # position of the source in the list given to MultiPipeline
+    source: str = ""  # its printable (redacted) name
+
+    def to_dict(self, k: int = 5) -> dict:
+        return {"stream": self.stream, "source": self.source, **super().to_dict(k)}
+
+
+class _Work:
+    """One stream's preallocated net inputs, recycled between its flow thread and the infer thread."""
+
+    def __init__(self, input_size: int, temporal_channels: int):
+        self.rgb = np.empty((3, input_size, input_size), np.float32)
+        self.temporal = np.empty((temporal_channels, input_size, input_size), np.float32)
+        self.has_temporal = False
+        self.index = 0
+        self.capture_ts = self.flow_ts = 0.0
+        self.frame: np.ndarray | None = None
+        self.flow: np.ndarray | None = None
+        self.truth: str | None = None
+        self.status = "ok"
+        self.segment = 0
+
+
+class Stream:
+    """One source of a MultiPipeline: its threads' hand-overs, smoother, counters and status."""
+
+    def __init__(self, number: int, source: str | int | FrameSource, smoothing: int, num_classes: int):
+        self.number = number
+        self.source_arg = source
+        self.source: FrameSource | None = None
+        self.name = str(source) if isinstance(source, (str, int)) else getattr(source, "name", f"stream {number}")
+        if isinstance(source, (str, int)):
+            self.name = parse_source(source).name  # redacted; a malformed source is refused here, before anything starts
+        self.status = "idle"  # idle, running, reconnecting, finished, failed, stopped
+        self.error: str | None = None
+        self.stats = PipelineStats()
+        self.smoother = Smoother(num_classes, smoothing)
+        self.stop = threading.Event()
+        self.flow_ready = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.frames: LatestSlot | None = None
+        self.work: LatestSlot | None = None
+        self.pool: LatestSlot | None = None
+        self.output_dropped = 0
+        self.done = False  # the infer thread saw this stream's end
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        return {"capture": self.frames.dropped if self.frames is not None else 0,
+                "infer": self.work.dropped if self.work is not None else 0,
+                "output": self.output_dropped}
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = scrub(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+        self.status = "failed"
+        self.stop.set()
+
+    def summary(self) -> dict:
+        st = self.stats
+        return {
+            "stream": self.number,
+            "source": self.name,
+            "status": self.status,
+            **({"error": self.error} if self.error else {}),
+            "frames": st.predicted,
+            "captured": st.captured,
+            "seconds": round((st.last_prediction or time.monotonic()) - (st.first_capture or st.started), 3),
+            "fps": round(st.fps(), 2),
+            "latency_ms": {"flow": st.percentiles(st.flow_latency), "infer": st.percentiles(st.infer_latency),
+                           "total": st.percentiles(st.total_latency)},
+            "compute_ms": {"flow": st.percentiles(st.flow_compute)},
+            "dropped": self.dropped,
+            "reconnects": self.source.reconnects if self.source is not None else 0,
+        }
+
+
+class MultiPipeline:
+    """Two-stream recognition on N sources at once, with batched inference. Iterate for StreamPredictions."""
+
+    def __init__(self, sources: Sequence[str | int | FrameSource], model: str | Path | TwoStreamModel | None = None, *,
+                 engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
+                 fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
+                 realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
+                 flow: FlowSettings | None = None, keep_going: bool = False):
+        """`keep_going`: a source that cannot be opened is reported and left out instead of refusing to start."""
+        if isinstance(sources, (str, int, FrameSource)) or len(sources) == 0:
+            raise UserError("MultiPipeline needs a list of one or more sources")
+        if max_frames is not None and max_frames < 1:
+            raise UserError("max_frames must be at least 1")
+        self.model = _resolve_model(model, flow)
+        cfg = self.model.config
+        self.labels = list(cfg.labels)
+        self.streams = [Stream(i, s, smoothing, cfg.num_classes) for i, s in enumerate(sources)]
+        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight)
+        self.max_frames = max_frames
+        self.keep_going = keep_going
+        self._realtime = realtime
+        self._source_timeout = source_timeout
+        self._owns_engine = not isinstance(engine, Engine)
+        self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
+        self._stop = threading.Event()
+        self._work_ready = threading.Event()  # set by any flow thread after it hands over work
+        self._threads: list[threading.Thread] = []
+        self._error: tuple[str, BaseException] | None = None
+        self._out: LatestSlot | None = None
+        self.batch_sizes: collections.deque = collections.deque(maxlen=20000)
+        self.batch_compute: collections.deque = collections.deque(maxlen=20000)
+        self.started = time.monotonic()
+        self.status = "idle"
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> "MultiPipeline":
+        if self._threads:
+            return self
+        self._open_sources()
+        cfg = self.model.config
+        live = any(s.source is not None and s.source.is_live for s in self.streams)
+        n = len(self.streams)
+        self._out = LatestSlot(16 * n if live else 4 * n, drop_oldest=live)
+        if n > 1:  # the first call at a new batch size is slow (compile: builds it); pay for it before frames arrive
+            self.engine.warmup(batch=n, iterations=2)
+        self.started = time.monotonic()
+        self.status = "running"
+        infer = threading.Thread(target=self._guard_infer, name="twostream-infer", daemon=True)
+        self._threads.append(infer)
+        infer.start()
+        for st in self.streams:
+            if st.source is None:  # could not be opened (keep_going): already reported
+                st.done = True
+                continue
+            src_live = st.source.is_live
+            st.frames = LatestSlot(2 if src_live else 4, drop_oldest=src_live)
+            st.work = LatestSlot(1 if src_live else 2, drop_oldest=src_live)
+            st.pool = LatestSlot(8, drop_oldest=False)
+            for _ in range(4):  # one being filled, one queued, one in the nets, one spare
+                st.pool.put(_Work(cfg.input_size, cfg.temporal_channels))
+            st.stats = PipelineStats()
+            st.status = "running"
+            for stage, target in (("flow", self._flow_loop), ("capture", self._capture_loop)):
+                t = threading.Thread(target=self._guard_stream, args=(st, stage, target), name=f"twostream-s{st.number}-{stage}", daemon=True)
+                st.threads.append(t)
+                self._threads.append(t)
+                t.start()
+                if stage == "flow":
+                    st.flow_ready.wait(5.0)
+        self._work_ready.set()  # the infer thread notices streams that were left out
+        return self
+
+    def _open_sources(self) -> None:
+        """Open every source at once (network streams can each take up to the timeout to answer)."""
+        def open_one(st: Stream) -> FrameSource:
+            src = st.source_arg
+            return src if isinstance(src, FrameSource) else open_source(src, realtime=self._realtime, timeout_s=self._source_timeout)
+
+        with ThreadPoolExecutor(min(len(self.streams), 16), thread_name_prefix="twostream-open") as pool:
+            futures = [pool.submit(open_one, st) for st in self.streams]
+            errors: list[tuple[Stream, BaseException]] = []
+            for st, fut in zip(self.streams, futures):
+                try:
+                    st.source = fut.result()
+                    st.name = st.source.name
+                except Exception as e:  # reported per stream below, never as a traceback
+                    st.fail(e)
+                    errors.append((st, e))
+        if not errors:
+            return
+        if not self.keep_going or len(errors) == len(self.streams):
+            for st in self.streams:
+                if st.source is not None and not isinstance(st.source_arg, FrameSource):
+                    st.source.close()
+            st, _ = errors[0]
+            more = f" (and {len(errors) - 1} more source(s) failed to open)" if len(errors) > 1 else ""
+            raise UserError(f"stream {st.number}: {st.error}{more}")
+        for st, _ in errors:
+            log.warning("stream %d: %s; serving the other streams", st.number, st.error)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop every thread and release every source; returns within about `timeout` seconds."""
+        self._stop.set()
+        for st in self.streams:
+            st.stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.warning("threads still finishing after stop: %s (blocked in a source's read)", ", ".join(alive))
+        for st in self.streams:
+            if st.source is not None and not any(t.is_alive() for t in st.threads if t.name.endswith("capture")):
+                st.source.close()
+            if st.status in ("running", "reconnecting"):
+                st.status = "stopped"
+        if self._owns_engine:
+            self.engine.close()
+        if self.status == "running":
+            self.status = "stopped"
+
+    def __enter__(self) -> "MultiPipeline":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[StreamPrediction]:
+        self.start()
+        assert self._out is not None
+        while True:
+            item = self._out.get(timeout=0.1)
+            if self._error is not None:
+                self._raise()
+            if item is _END:
+                self.status = "finished"
+                return
+            if item is None:
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    return
+                continue
+            yield item  # type: ignore[misc]
+
+    def _raise(self) -> None:
+        assert self._error is not None
+        stage, err = self._error
+        self.status = "failed"
+        if isinstance(err, UserError):
+            raise err
+        raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
+
+    def _guard_infer(self) -> None:
+        try:
+            self._infer_loop()
+        except BaseException as e:  # the shared stage: its failure stops every stream and reaches the caller
+            self._error = ("infer", e)
+            self._stop.set()
+            for st in self.streams:
+                st.stop.set()
+
+    def _guard_stream(self, st: Stream, stage: str, loop) -> None:  # type: ignore[no-untyped-def]
+        try:
+            loop(st)
+        except BaseException as e:  # this stream's failure is its own: report it, end it, keep the others
+            st.fail(e)
+            log.warning("stream %d (%s) failed in %s: %s; the other streams go on", st.number, st.name, stage, st.error)
+            if stage == "capture" and st.frames is not None:
+                st.frames.finish(_END)
+            if stage == "flow" and st.work is not None:
+                st.work.finish(_END)
+                self._work_ready.set()
+        finally:
+            if stage == "capture" and st.source is not None:
+                st.source.close()
+
+    # -- per-stream stages (the same work as realtime.pipeline's capture and flow threads) --------
+    def _capture_loop(self, st: Stream) -> None:
+        src, frames, stats = st.source, st.frames, st.stats
+        assert src is not None and frames is not None
+        truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
+        segment, status, shape, reconnects = 0, "ok", None, src.reconnects
+
+        def on_status(status: str, message: str) -> None:  # from inside src.read(), on this thread
+            if st.status in ("running", "reconnecting"):
+                st.status = "reconnecting" if status == "reconnecting" else "running"
+
+        src.watch(st.stop, on_status)
+        index = 0
+        try:
+            while not st.stop.is_set():
+                frame = src.read()
+                if frame is None:
+                    break
+                frame = as_frame(frame, src.name)
+                now = time.monotonic()
+                if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
+                    # a gap or a new resolution: the flow stage restarts its ring instead of spanning it
+                    segment, status = segment + 1, ("reconnected" if src.reconnects != reconnects else "resized")
+                    reconnects = src.reconnects
+                shape = frame.shape
+                if stats.first_capture is None:
+                    stats.first_capture = now
+                stats.captured += 1
+                frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment, status), st.stop)
+                index += 1
+                if self.max_frames is not None and index >= self.max_frames:
+                    break
+        finally:
+            if st.status == "reconnecting":
+                st.status = "running"
+        frames.finish(_END)
+
+    def _flow_loop(self, st: Stream) -> None:
+        cfg = self.model.config
+        frames, work, pool = st.frames, st.work, st.pool
+        assert frames is not None and work is not None and pool is not None
+        estimator = FlowEstimator(cfg.flow)
+        blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
+        estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
+        st.flow_ready.set()
+        ring = FlowRing(cfg.flow, cfg.clip_length)
+        top, left = centre_crop(cfg.flow, cfg.input_size)
+        segment = None
+        while not st.stop.is_set():
+            item = frames.get()
+            if item is None:
+                continue
+            if item is _END:
+                break
+            index, capture_ts, frame, truth, seg, seg_status = item  # type: ignore[misc]
+            if seg != segment:  # the source reconnected or changed size: no flow across the gap
+                estimator.reset()
+                ring.reset()
+                segment = seg
+            t0 = time.perf_counter()
+            small = to_working_size(frame, cfg.flow)
+            flow = estimator.push(small)
+            if flow is not None:
+                ring.push(flow)
+            w = None
+            while w is None and not st.stop.is_set():
+                w = pool.get(timeout=0.1)
+            if w is None:
+                break
+            rgb_input(small, cfg, top, left, out=w.rgb)
+            w.has_temporal = ring.ready
+            if ring.ready:
+                flow_input(ring.codes, cfg, top, left, out=w.temporal, order=ring.order())
+            w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
+            w.status, w.segment = ("ok" if ring.ready else seg_status), seg
+            w.flow_ts = time.monotonic()
+            st.stats.flow_compute.append(time.perf_counter() - t0)
+            evicted = work.put(w, st.stop)
+            self._work_ready.set()
+            if evicted is not None and evicted is not _END:
+                pool.put(evicted)
+        work.finish(_END)
+        self._work_ready.set()
+
+    # -- the shared infer stage ---------------------------------------------
+    def _infer_loop(self) -> None:
+        cfg = self.model.config
+        n, s = len(self.streams), cfg.input_size
+        out = self._out
+        assert out is not None
+        rgb = torch.zeros(n, 3, s, s)  # the batch, preallocated; each stream's work is copied into one row
+        temporal = torch.zeros(n, cfg.temporal_channels, s, s)
+        rgb_np, temporal_np = rgb.numpy(), temporal.numpy()
+        segments = [0] * n
+        while not self._stop.is_set():
+            self._work_ready.clear()  # before polling: work handed over after this point sets it again
+            batch: list[tuple[Stream, _Work]] = []
+            for st in self.streams:
+                if st.done or st.work is None:
+                    continue
+                w = st.work.get(timeout=0)
+                if w is _END:
+                    self._stream_ended(st)
+                elif w is not None:
+                    batch.append((st, w))  # type: ignore[arg-type]
+            if not batch:
+                if all(st.done for st in self.streams):
+                    out.finish(_END)
+                    return
+                self._work_ready.wait(0.05)
+                continue
+            m = 0
+            for i, (st, w) in enumerate(batch):
+                rgb_np[i] = w.rgb
+                if w.has_temporal:
+                    temporal_np[m] = w.temporal
+                    m += 1
+            t0 = time.perf_counter()
+            spatial_scores, temporal_scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
+            now = time.monotonic()
+            self.batch_compute.append(time.perf_counter() - t0)
+            self.batch_sizes.append(len(batch))
+            j = 0
+            for i, (st, w) in enumerate(batch):
+                if w.segment != segments[st.number]:  # after a gap, smooth only over the new frames
+                    st.smoother.reset()
+                    segments[st.number] = w.segment
+                sp = spatial_scores[i]
+                tp = None
+                if w.has_temporal:
+                    tp = temporal_scores[j]  # type: ignore[index]
+                    j += 1
+                fused = st.smoother(self.fusion(sp, tp))
+                status = "reconnecting" if st.status == "reconnecting" else w.status
+                pred = StreamPrediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, sp, tp,
+                                        dropped=sum(st.dropped.values()), status=status, frame=w.frame, flow=w.flow,
+                                        truth=w.truth, stream=st.number, source=st.name)
+                w.frame = w.flow = None
+                assert st.pool is not None
+                st.pool.put(w)
+                stats = st.stats
+                stats.predicted += 1
+                stats.last_prediction = now
+                stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
+                stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
+                stats.total_latency.append(pred.infer_ts - pred.capture_ts)
+                evicted = out.put(pred, self._stop)
+                if isinstance(evicted, StreamPrediction):
+                    self.streams[evicted.stream].output_dropped += 1
+
+    def _stream_ended(self, st: Stream) -> None:
+        st.done = True
+        if st.status == "failed":
+            return  # reported where it failed
+        if self._stop.is_set() or st.stop.is_set():
+            st.status = "stopped"
+            return
+        st.status = "finished"
+        log.info("stream %d (%s) ended after %d frames", st.number, st.name, st.stats.predicted)
+
+    # -- reporting ----------------------------------------------------------
+    def summary(self) -> dict:
+        """One summary per stream (`streams`), and what the shared infer stage did."""
+        sizes = np.fromiter(self.batch_sizes, np.float64) if self.batch_sizes else np.zeros(0)
+        streams = [st.summary() for st in self.streams]
+        cfg = self.model.config
+        return {
+            "streams": streams,
+            "frames": sum(s["frames"] for s in streams),
+            "fps_total": round(sum(s["fps"] for s in streams), 2),
+            "batches": int(sizes.size),
+            "batch_size": {"mean": round(float(sizes.mean()), 3) if sizes.size else 0.0, "max": int(sizes.max()) if sizes.size else 0},
+            "batch_compute_ms": PipelineStats.percentiles(self.batch_compute),
+            "engine": self.engine.describe(),
+            "model": cfg.provenance.get("name", "model"),
+            "trained": cfg.trained,
+            "status": self.status,
+            "failed": [s["stream"] for s in streams if s["status"] == "failed"],
+        }
+
+
+def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both nets once on a batch of k = len(has_temporal) items from different streams.
+
+    Item i's RGB input is row i of `rgb`; the items that have a flow stack (has_temporal[i]) have it
+    in the first m rows of `temporal`, in item order. Returns the spatial scores (k, classes) and the
+    temporal scores (m, classes), or None when m = 0. `rgb` and `temporal` may hold more rows than
+    that (a preallocated batch): `compile` engines get all of them, so their shapes never change.
+    """
+    k, m = len(has_temporal), sum(has_temporal)
+    if engine.name == "tensorrt":  # its cached engines are built for batch 1 (static shapes): row by row
+        sp, tp, j = [], [], 0
+        for i, has_t in enumerate(has_temporal):
+            s, t = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            sp.append(s)
+            if t is not None:
+                tp.append(t)
+                j += 1
+        return np.concatenate(sp), (np.concatenate(tp) if tp else None)
+    if engine.name == "compile":  # shape-specialised: always the full batch (the padding rows' scores are dropped)
+        sp, tp = engine(rgb, temporal if m else None)
+        return sp[:k], (tp[:m] if tp is not None else None)
+    return engine(rgb[:k], temporal[:m] if m else None)
+
+
+def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:
+    if isinstance(model, TwoStreamModel):
+        if flow is not None and flow != model.config.flow:
+            raise UserError("the model was trained with other flow settings than the ones asked for")
+        return model
+    if model is None:
+        return default_model(flow)
+    return load_checkpoint(model, flow=flow)
+
+
+# -- `twostream serve` -----------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError("--max-frames must be at least 1")
+    half = None if args.precision == "auto" else args.precision == "fp16"
+    mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half, fusion=args.fusion,
+                       smoothing=args.smoothing, realtime=args.realtime, max_frames=args.max_frames,
+                       source_timeout=args.timeout, keep_going=args.keep_going)
+    cfg = mp.model.config
+    untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless]"
+    log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s, %d sources%s", cfg.provenance.get("name", args.model),
+             cfg.num_classes, cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, mp.engine.describe(),
+             len(mp.streams), untrained)
+    interrupted = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        mp.stop(timeout=0)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        mp.start()
+        out = sys.stdout
+        for pred in mp:
+            if args.json:
+                out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
+            elif not args.quiet:
+                mark = "" if pred.ready else "  (spatial only)"
+                out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.label:<14s} {pred.score:5.2f}  "
+                          f"{pred.latency_ms:6.1f} ms{mark}\n")
+        out.flush()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        mp.stop()
+    summary = mp.summary()
+    if args.json:
+        sys.stderr.write(json.dumps({"summary": summary}) + "\n")
+    else:
+        sys.stderr.write(format_summary(summary))
+    if interrupted:
+        return 130
+    return 1 if summary["failed"] else 0
+
+
+def format_summary(s: dict) -> str:
+    lines = [f"summary: {s['frames']} predictions from {len(s['streams'])} streams, {s['fps_total']:.1f} fps in all; "
+             f"{s['batches']} batches of {s['batch_size']['mean']:.2f} streams on average (max {s['batch_size']['max']}), "
+             f"batch compute p50 {s['batch_compute_ms']['p50']:.1f} ms; engine {s['engine']}; model {s['model']}"
+             + ("" if s["trained"] else " (UNTRAINED: predictions are meaningless)"),
+             "  stream  status     frames    fps   latency p50 / p95 / p99 ms   dropped (capture/infer/output)  source"]
+    for st in s["streams"]:
+        lat = st["latency_ms"]["total"]
+        d = st["dropped"]
+        lines.append(f"  {st['stream']:6d}  {st['status']:<9s} {st['frames']:7d} {st['fps']:6.1f}   "
+                     f"{lat['p50']:7.1f} {lat['p95']:7.1f} {lat['p99']:7.1f}          {sum(d.values()):6d} ({d['capture']}/{d['infer']}/{d['output']})"
+                     f"{'':14s}{st['source']}")
+        if st.get("error"):
+            lines.append(f"          error: {st['error']}")
+    return "\n".join(lines) + "\n"
+
+
+def register(sub: argparse._SubParsersAction, commands: dict) -> None:
+    p = sub.add_parser("serve", help="serve several sources in one process, batching both nets across them")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="two or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
+    p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt"),
+                   help="inference back end (default: auto, the fastest that works here)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--fusion", choices=("avg", "weighted", "svm"), help="score fusion (default: the model's)")
+    p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop each stream after N frames")
+    p.add_argument("--realtime", action="store_true", help="pace files at their own fps (and drop frames like a camera)")
+    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")
+    p.add_argument("--keep-going", action="store_true", help="serve the sources that open when some cannot be opened (each reported)")
+    p.add_argument("--json", action="store_true", help="one JSON object per prediction on stdout (with its stream); the summary goes to stderr")
+    p.add_argument("--top-k", type=int, default=5, help="labels per prediction in --json")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-prediction lines, only the summary")
+    commands["serve"] = cmd_serve
