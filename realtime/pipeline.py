@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -125,6 +125,18 @@ class _Work:
 
 
 @dataclass
+class _Swap:
+    """A model waiting to replace the running one between two frames."""
+
+    model: TwoStreamModel
+    engine: Engine
+    owns_engine: bool
+    fusion: Fusion
+    smoother: Smoother
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class PipelineStats:
     """Counters and recent timings (bounded), for the closing summary and the GUI."""
 
@@ -181,6 +193,9 @@ class Pipeline:
         self._pool: LatestSlot | None = None
         self._frames = self._work = self._out = None  # type: ignore[assignment]
         self.status = "idle"
+        self._taps: list[Callable[[np.ndarray], object]] = []
+        self._swap: _Swap | None = None
+        self.swaps = 0  # models swapped in while running
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> "Pipeline":
@@ -221,6 +236,9 @@ class Pipeline:
             self.source.close()
         if self._owns_engine:
             self.engine.close()
+        pending, self._swap = self._swap, None
+        if pending is not None and pending.owns_engine:  # asked for, never taken
+            pending.engine.close()
         if self.status == "running":
             self.status = "stopped"
 
@@ -234,6 +252,57 @@ class Pipeline:
     def dropped(self) -> dict[str, int]:
         slots = {"capture": self._frames, "infer": self._work, "output": self._out}
         return {k: (s.dropped if s is not None else 0) for k, s in slots.items()}
+
+    def add_tap(self, tap: Callable[[np.ndarray], object]) -> None:
+        """Call `tap(frame)` with every frame as read, on the capture thread, before anything can drop it.
+
+        For recording clips from the live source. A tap must be quick; one that raises is removed
+        (and the error logged), and recognition goes on.
+        """
+        self._taps = [*self._taps, tap]  # copy-on-write: the capture thread iterates without a lock
+
+    def remove_tap(self, tap: Callable[[np.ndarray], object]) -> None:
+        self._taps = [t for t in self._taps if t is not tap]
+
+    def swap_model(self, model: str | Path | TwoStreamModel, engine: str | Engine | None = None, *,
+                   fusion: str | None = None, spatial_weight: float | None = None, timeout: float = 30.0) -> None:
+        """Replace the model while running, between two frames: the source, threads and flow history stay.
+
+        The new model must read the same inputs (flow settings, L, input size), so the flow already
+        computed stays valid; its labels may differ, and Predictions after the swap carry the new ones.
+        The new engine is built here, on the caller's thread (the default is the running engine's kind,
+        device and precision), so recognition does not pause while it compiles. Returns once the infer
+        thread has switched (or at once when the pipeline is not running).
+        """
+        new = _resolve_model(model, None)
+        cur, cfg = self.model.config, new.config
+        misfit = [what for what, a, b in (("flow settings", cur.flow, cfg.flow), ("clip length L", cur.clip_length, cfg.clip_length),
+                                          ("input size", cur.input_size, cfg.input_size)) if a != b]
+        if misfit:
+            raise UserError(f"{cfg.provenance.get('name', 'the new model')} reads other inputs than the running one "
+                            f"({', '.join(misfit)} differ): it cannot be swapped in live; start a new pipeline with it")
+        if isinstance(engine, Engine):
+            eng, owns = engine, False
+        else:
+            eng, owns = create_engine(new, engine or self.engine.name, str(self.engine.device), self.engine.half), True
+        swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight), Smoother(cfg.num_classes, self.smoother.window))
+        running = any(t.name == "twostream-infer" and t.is_alive() for t in self._threads)
+        if not running:
+            self._apply_swap(swap)
+            return
+        self._swap = swap
+        if not swap.done.wait(timeout) and not self._stop.is_set():
+            raise PipelineError(f"the infer stage did not take the new model within {timeout:g} s")
+
+    def _apply_swap(self, swap: _Swap) -> None:
+        old, old_owned = self.engine, self._owns_engine
+        self.model, self.engine, self._owns_engine = swap.model, swap.engine, swap.owns_engine
+        self.fusion, self.smoother, self.labels = swap.fusion, swap.smoother, list(swap.model.config.labels)
+        self.swaps += 1
+        swap.done.set()
+        if old_owned and old is not swap.engine:
+            old.close()
+        log.info("model swapped in live: %s (%d classes)", swap.model.config.provenance.get("name", "model"), swap.model.config.num_classes)
 
     def __iter__(self) -> Iterator[Prediction]:
         self.start()
@@ -294,6 +363,12 @@ class Pipeline:
                     segment = _Segment(segment.number + 1, "reconnected" if src.reconnects != reconnects else "resized")
                     reconnects = src.reconnects
                 shape = frame.shape
+                for tap in self._taps:
+                    try:
+                        tap(frame)
+                    except Exception as e:  # a recorder that failed (disk full) must not stop recognition
+                        log.warning("a frame tap failed and was removed: %s", e)
+                        self.remove_tap(tap)
                 if self.stats.first_capture is None:
                     self.stats.first_capture = now
                 self.stats.captured += 1
@@ -360,6 +435,9 @@ class Pipeline:
         segment = 0
         while not self._stop.is_set():
             w = work.get()
+            swap, self._swap = self._swap, None
+            if swap is not None:  # between two frames (or while the source is paused)
+                self._apply_swap(swap)
             if w is None:
                 continue
             if w is _END:

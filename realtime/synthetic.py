@@ -4,7 +4,8 @@ A textured object moves over a textured background seen by a shaking camera, und
 with sensor noise and optional blur. Nine classes differ only in how the object moves (its shape is
 drawn from the same set for all of them, so one frame cannot tell them apart); three classes are a
 still object that differs only in shape (so motion cannot tell them apart). A recognizer needs both
-streams to get all twelve right.
+streams to get all twelve right. Three more motions (EXTRA_CLASSES: spin, bounce, zigzag) are never
+in the shipped model's training set: they are what a user teaches it (`synthetic:spin`, ...).
 
 Everything is a pure function of (label, seed, t), so clips are reproducible frame by frame.
 """
@@ -23,6 +24,8 @@ from .sources import FrameSource, SourceSpec
 MOTION_CLASSES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "circle_ccw", "push", "pull", "wave")
 STILL_CLASSES = ("hold_star", "hold_cross", "hold_ring")
 CLASSES = MOTION_CLASSES + STILL_CLASSES
+EXTRA_CLASSES = ("spin", "bounce", "zigzag")  # motions the shipped model never saw: for teaching new classes
+ALL_CLASSES = CLASSES + EXTRA_CLASSES
 MOVER_SHAPES = ("disc", "square", "triangle", "diamond")
 _STILL_SHAPE = {"hold_star": "star", "hold_cross": "cross", "hold_ring": "ring"}
 SPRITE = 64  # sprite side in pixels before scaling
@@ -80,9 +83,9 @@ class SyntheticClip:
     height: int = 240
 
     def __post_init__(self) -> None:
-        if self.label not in CLASSES:
-            raise UserError(f"unknown synthetic class '{self.label}': choose one of {', '.join(CLASSES)} or 'demo'")
-        rng = np.random.default_rng([self.seed, CLASSES.index(self.label)])
+        if self.label not in ALL_CLASSES:
+            raise UserError(f"unknown synthetic class '{self.label}': choose one of {', '.join(ALL_CLASSES)} or 'demo'")
+        rng = np.random.default_rng([self.seed, ALL_CLASSES.index(self.label)])
         w, h = self.width, self.height
         self.margin = m = 16
         texture = _smooth_texture(rng, h + 2 * m, w + 2 * m)
@@ -116,6 +119,13 @@ class SyntheticClip:
         self.blur = int(rng.choice([0, 0, 0, 3, 5]))
         noise = rng.uniform(0, 6)
         self._noise = (rng.standard_normal((2 * h, 2 * w, 3), dtype=np.float32) * noise).astype(np.int16) if noise > 0.5 else None
+        if self.label in EXTRA_CLASSES:  # drawn after every other parameter: the shipped classes' clips do not change
+            self.spin_rate = rng.uniform(0.08, 0.18) * rng.choice([-1.0, 1.0])  # rad/frame, either way round
+            self.bounce_period = rng.uniform(16, 26)  # frames per bounce
+            self.bounce_height = rng.uniform(0.25, 0.4) * s
+            self.zig_period = rng.uniform(14, 22)
+            self.zig_amp = rng.uniform(0.08, 0.14) * s
+            self.zig_dir = rng.choice([-1.0, 1.0])
 
     # -- motion model -------------------------------------------------------
     def camera(self, t: float) -> np.ndarray:
@@ -146,6 +156,17 @@ class SyntheticClip:
             scale = self.base_scale * 0.6 * (math.exp(k) if lab == "push" else 2.2 / math.exp(k))
         elif lab == "wave":
             c[0] += self.wave_amp * math.sin(2 * math.pi * tt / self.wave_period)
+        elif lab == "spin":  # turning in place
+            angle = self.tilt + self.spin_rate * tt
+        elif lab == "bounce":  # a ball bouncing on a floor: |sin| is a parabola-like hop with a sharp reversal
+            c[1] = min(h * 0.8, c[1] + self.bounce_height / 2) - self.bounce_height * abs(math.sin(math.pi * tt / self.bounce_period))
+        elif lab == "zigzag":  # drifting sideways while going up and down in straight strokes
+            reach = SPRITE * scale * 0.75
+            span = w + 2 * reach
+            pos = (self.speed * tt) % span - reach
+            c[0] = pos if self.zig_dir > 0 else w - pos
+            phase = (tt / self.zig_period) % 1.0
+            c[1] += self.zig_amp * (4 * abs(phase - 0.5) - 1)
         else:  # still classes: hand tremor only
             c = c + 0.4 * np.array([math.sin(0.7 * tt), math.cos(0.9 * tt)])
         return c, angle, scale
@@ -201,15 +222,15 @@ class SyntheticClip:
 class SyntheticSource(FrameSource):
     """`synthetic:NAME`: an endless run of procedural clips, paced like a camera unless fps=0.
 
-    NAME is `demo` (cycle through every class) or one class name. Query options:
+    NAME is `demo` (cycle through the twelve shipped classes) or one class name (EXTRA_CLASSES included). Query options:
     fps (default 30; 0 = as fast as possible), size (WxH, default 320x240), seed, clip (frames per
     clip, default 60), frames (stop after this many; default endless).
     """
 
     def __init__(self, name: str = "demo", fps: float = 30.0, size: tuple[int, int] = (320, 240), seed: int = 0,
                  clip_frames: int = 60, max_frames: int | None = None):
-        if name != "demo" and name not in CLASSES:
-            raise UserError(f"unknown synthetic source '{name}': use synthetic:demo or one of {', '.join(CLASSES)}")
+        if name != "demo" and name not in ALL_CLASSES:
+            raise UserError(f"unknown synthetic source '{name}': use synthetic:demo or one of {', '.join(ALL_CLASSES)}")
         self.name = f"synthetic:{name}"
         self.classes = CLASSES if name == "demo" else (name,)
         self.fps = float(fps) if fps > 0 else None

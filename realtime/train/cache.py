@@ -17,6 +17,7 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -116,8 +117,12 @@ class FlowCache:
         except (OSError, ValueError):
             return {"clips": {}, "failed": {}}
 
-    def build(self, clips: list[Clip], root: Path, workers: int = 2, progress: bool = True) -> CacheReport:
-        """Compute the entries that are missing or stale; returns what was done."""
+    def build(self, clips: list[Clip], root: Path, workers: int = 2, progress: bool = True,
+              on_clip: Callable[[int, int], None] | None = None) -> CacheReport:
+        """Compute the entries that are missing or stale; returns what was done.
+
+        `on_clip(done, total)` is called after each computed clip (for a progress bar in a UI).
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "settings.json").write_text(json.dumps({"format": CACHE_FORMAT, "flow": self.flow.to_dict()}, indent=2))
         index = self._load_index()
@@ -147,12 +152,16 @@ class FlowCache:
                     results.append(r)
                     bar.update(1)
                     self._record(index, r, stamps)
+                    if on_clip is not None:
+                        on_clip(len(results), len(jobs))
         else:
             for job in jobs:
                 r = _compute(job)
                 results.append(r)
                 bar.update(1)
                 self._record(index, r, stamps)
+                if on_clip is not None:
+                    on_clip(len(results), len(jobs))
         bar.close()
         self._save_index(index)
         failed = {k: v["reason"] for k, v in index["failed"].items() if k in seen}

@@ -19,6 +19,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.from_model is not None:
+        return cmd_teach(args)
+    from ..errors import UserError
+
+    missing = [f"--{n}" for n in ("stream", "out") if getattr(args, n) is None]
+    if missing:
+        raise UserError(f"train needs {' and '.join(missing)} (or --from MODEL to teach new classes to a trained model)")
     from .trainer import TrainOptions, train
 
     fields = set(TrainOptions.__dataclass_fields__)
@@ -28,6 +35,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     if metrics:
         line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics.get(k, {}).get("top1") is not None)
         sys.stderr.write(f"held-out top-1 on {metrics['videos']} videos: {line}\n")
+    return 0
+
+
+def cmd_teach(args: argparse.Namespace) -> int:
+    """`train --from MODEL`: new classifier heads (optionally every layer) on a folder of recorded clips."""
+    import os
+
+    from .teach import TeachOptions, teach
+
+    if args.nice and hasattr(os, "nice"):
+        os.nice(args.nice)  # training in the background of a live recognizer: the live one comes first
+    as_json = args.progress_json
+
+    def progress(event: dict) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.flush()
+        elif args.progress:
+            sys.stderr.write(f"[{event['fraction']:4.0%}] {event['message']}\n")
+
+    opts = TeachOptions(data=args.data, base=args.from_model, out=args.out, finetune=args.finetune, seed=args.seed,
+                        workers=args.workers, device="cpu" if args.device == "auto" else args.device, min_clips=args.min_clips,
+                        held_out=args.held_out, **({"epochs": args.epochs} if args.epochs is not None else {}))
+    metrics = teach(opts, progress)
+    ho = metrics["held_out"]
+    sys.stderr.write(f"taught {len(metrics['classes'])} classes in {metrics['seconds']['total']:.0f} s; held-out top-1 on {ho['videos']} clips: "
+                     f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, fused {ho['fused']:.3f}; written to {metrics['out']} "
+                     f"(run it: twostream run SOURCE --model {metrics['out']})\n")
+    if as_json:
+        sys.stdout.write(json.dumps({"stage": "done", "fraction": 1.0, "out": metrics["out"], "metrics": metrics}) + "\n")
     return 0
 
 
@@ -49,6 +86,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.model}: the model does not know {len(missing)} of the dataset's classes ({', '.join(missing[:4])})")
     remap = {i: cfg.labels.index(c) for i, c in enumerate(ds.classes)}  # dataset order -> model order
     cache = FlowCache(args.cache or Path(args.data) / ".twostream-cache", cfg.flow)
+    if args.all_clips:  # a directory recorded only for testing: every clip is a test clip
+        ds.test = sorted(ds.train + ds.test, key=lambda c: str(c.path))
     report = cache.build(ds.test, ds.root, workers=args.workers, progress=not args.no_progress)
     log.info("%s", report.line())
     from .datasets import Clip
@@ -65,7 +104,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_metrics(metrics, out, cfg.labels)
     if args.confusion:
         save_confusion_png(metrics["confusion"], cfg.labels, Path(args.confusion), f"{Path(args.model).name}: {len(clips)} test videos")
-    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics[k].get("top1") is not None)
+    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_weighted", "fusion_svm")
+                     if metrics.get(k, {}).get("top1") is not None)
     sys.stderr.write(f"{len(clips)} videos: top-1 {line}; written to {out}\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}))
     return 0
@@ -95,15 +135,26 @@ def _dataset_options(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
     _dataset_options(t)
-    t.add_argument("--stream", required=True, choices=("spatial", "temporal", "both"))
-    t.add_argument("--out", required=True, help="checkpoint directory to write (run it with: twostream run --model DIR)")
+    t.add_argument("--stream", choices=("spatial", "temporal", "both"), help="which nets to train from scratch (not with --from)")
+    t.add_argument("--out", help="checkpoint directory to write (run it with: twostream run --model DIR); "
+                                 "with --from the default is a new folder in the user data directory")
+    g = t.add_argument_group("teaching new classes (--from)")
+    g.add_argument("--from", dest="from_model", metavar="MODEL",
+                   help="start from this trained model ('default' for the shipped one) and teach it the classes of --data, "
+                        "a folder of recorded clips (twostream record): minutes on a CPU")
+    g.add_argument("--finetune", choices=("heads", "all"), default="heads",
+                   help="heads: new classifier layers only (default, fastest); all: then a few epochs on every layer (--epochs, default 3)")
+    g.add_argument("--held-out", type=float, default=0.2, help="fraction of each class's clips kept out of fitting, for the accuracy figure (default 0.2)")
+    g.add_argument("--min-clips", type=int, default=4, help="refuse to teach a class with fewer clips (default 4; 10 recommended)")
+    g.add_argument("--progress-json", action="store_true", help="one JSON object per progress step on stdout (for a UI)")
+    g.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N (training beside a live recognizer)")
     t.add_argument("--arch", default="resnet18_050", help="network for both streams (default resnet18_050)")
     t.add_argument("--size", type=int, default=112, help="net input side in px (default 112)")
     t.add_argument("--work-size", type=int, default=128, help="frames are resized to this square before flow (default 128)")
     t.add_argument("--L", dest="clip_length", type=int, default=10, help="flow fields per temporal input (default 10)")
     t.add_argument("--flow-preset", default="ultrafast", choices=("ultrafast", "fast", "medium"))
     t.add_argument("--flow-algorithm", default="dis", choices=("dis", "farneback"))
-    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--epochs", type=int, help="epochs (default 30; with --from --finetune all: 3)")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=0.02)
     t.add_argument("--momentum", type=float, default=0.9)
@@ -133,6 +184,7 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     e.add_argument("--samples", type=int, default=25, help="frames / flow stacks per video (default 25)")
     e.add_argument("--ten-crop", action="store_true")
     e.add_argument("--confusion", help="also write the confusion matrix as a PNG")
+    e.add_argument("--all-clips", action="store_true", help="test on every clip under --data (a folder recorded for testing), not a split")
     e.add_argument("--no-progress", action="store_true")
     commands["evaluate"] = cmd_evaluate
 

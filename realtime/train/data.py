@@ -49,9 +49,10 @@ class StreamSamples(torch.utils.data.Dataset):
     """
 
     def __init__(self, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, stream: str,
-                 train: bool = True, seed: int = 0, scale_jitter: bool = True, repeats: int = 1):
+                 train: bool = True, seed: int = 0, scale_jitter: bool = True, repeats: int = 1, flips: bool = True):
         self.clips, self.root, self.cache, self.config = clips, root, cache, config
         self.stream, self.train, self.seed, self.scale_jitter, self.repeats = stream, train, seed, scale_jitter, repeats
+        self.flips = flips  # off for classes whose mirror image may be another action (a user's own classes)
         self.epoch = 0
         self._zero = zero_flow_codes(config)
         self._mirror = config.flip_permutation()
@@ -69,7 +70,7 @@ class StreamSamples(torch.utils.data.Dataset):
         s, h, w = cfg.input_size, cfg.flow.height, cfg.flow.width
         if self.train:
             c = int(rng.integers(s, min(h, w) + 1)) if self.scale_jitter else s
-            top, left, flip = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1)), bool(rng.random() < 0.5)
+            top, left, flip = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1)), self.flips and bool(rng.random() < 0.5)
         else:
             c = s
             (top, left), flip = centre_crop(cfg.flow, s), False

@@ -88,6 +88,9 @@ def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: F
     avg = Fusion(FusionConfig("avg"))(s, t)
     metrics["fusion_avg"] = accuracy(avg, labels, n)
     fused = avg
+    if cfg.fusion.mode == "weighted":  # the model's own fusion (a taught model's cross-validated weight)
+        fused = Fusion(cfg.fusion)(s, t)
+        metrics["fusion_weighted"] = {**accuracy(fused, labels, n), "spatial_weight": cfg.fusion.spatial_weight}
     # A checkpoint carries fitted SVM weights whatever its default mode is.
     svm_cfg = FusionConfig("svm", svm_weight=cfg.fusion.svm_weight, svm_bias=cfg.fusion.svm_bias) if cfg.fusion.svm_weight is not None else None
     if train_scores is not None:
