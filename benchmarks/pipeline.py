@@ -2,13 +2,16 @@
 
     python benchmarks/pipeline.py            # full (about 2 minutes)
     python benchmarks/pipeline.py --quick    # short version
+    python benchmarks/pipeline.py --engine compile --device cuda   # another engine / device
 
 Measures, on the synthetic source with the default model (both nets every frame):
 - as-fast-as-possible throughput of the pipeline and of a plain loop doing the same work
-  (read, flow, both nets, fuse), with eager nets and with the same TorchScript nets the pipeline uses;
+  (read, flow, both nets, fuse), with eager nets and with the same nets the pipeline uses
+  (`--engine`, default torchscript; `--device`, default cpu);
 - paced live sources at 15/30/60 fps: fps, dropped frames, capture->prediction latency p50/p95/p99;
 - CPU use (process CPU seconds per wall second) and peak resident memory.
-Writes benchmarks/results/pipeline.json and pipeline.png and prints a markdown table.
+Writes benchmarks/results/pipeline.json and pipeline.png and prints a markdown table (another engine
+or device writes pipeline-ENGINE-DEVICE.json etc. unless --out is given).
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from realtime.preprocess import centre_crop, flow_input, rgb_input, to_working_s
 from realtime.synthetic import SyntheticSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT"}
 
 
 def cpu_seconds() -> float:
@@ -43,10 +47,10 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def reference_loop(model, frames: int, engine_name: str) -> dict:
+def reference_loop(model, frames: int, engine_name: str, device: str = "cpu") -> dict:
     """What a user would write first: one thread, read -> flow -> spatial net -> temporal net -> fuse."""
     torch.set_num_threads(os.cpu_count() or 1)
-    eng = create_engine(model, engine_name, "cpu")
+    eng = create_engine(model, engine_name, device)
     eng.parallel_streams(False)
     torch.set_num_threads(os.cpu_count() or 1)
     cfg = model.config
@@ -76,9 +80,9 @@ def reference_loop(model, frames: int, engine_name: str) -> dict:
             "latency_ms": dict(zip(("p50", "p95", "p99"), np.percentile(np.array(lat) * 1e3, [50, 95, 99]).round(3).tolist()))}
 
 
-def pipeline_run(model, source: str, frames: int) -> dict:
+def pipeline_run(model, source: str, frames: int, engine: str = "torchscript", device: str = "cpu") -> dict:
     c0, t0 = cpu_seconds(), time.perf_counter()
-    with Pipeline(source, model, engine="torchscript", device="cpu", max_frames=frames) as p:
+    with Pipeline(source, model, engine=engine, device=device, max_frames=frames) as p:
         for _ in p:
             pass
     wall = time.perf_counter() - t0
@@ -91,8 +95,13 @@ def pipeline_run(model, source: str, frames: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default=str(RESULTS / "pipeline.json"))
+    ap.add_argument("--out", help="result file (default results/pipeline.json; pipeline-ENGINE-DEVICE.json for another engine or device)")
+    ap.add_argument("--engine", default="torchscript", choices=("torch", "torchscript", "compile", "tensorrt"),
+                    help="engine of the pipeline and of the same-nets loop (default torchscript, what auto picks on a CPU)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     args = ap.parse_args()
+    default = args.engine == "torchscript" and args.device == "cpu"
+    args.out = args.out or str(RESULTS / ("pipeline.json" if default else f"pipeline-{args.engine}-{args.device.replace(':', '')}.json"))
     n_fast = 300 if args.quick else 1200
     seconds = 4 if args.quick else 15
     model = default_model()
@@ -100,19 +109,23 @@ def main() -> None:
     res: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
                              "torch": torch.__version__, "platform": platform.platform()},
                  "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
-                           "L": cfg.clip_length, "flow": cfg.flow.to_dict()}}
-    print(f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores", flush=True)
-    res["reference_loop_eager"] = reference_loop(model, n_fast // 2, "torch")
+                           "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
+                 "engine": args.engine, "device": args.device}
+    print(f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores; "
+          f"engine {args.engine} on {args.device}", flush=True)
+    create_engine(model, args.engine, args.device).close()  # a missing engine or GPU is said now, not after minutes of loops
+    res["reference_loop_eager"] = reference_loop(model, n_fast // 2, "torch", args.device)
     print("reference loop (eager nets):", round(res["reference_loop_eager"]["fps"], 1), "fps", flush=True)
-    res["reference_loop_torchscript"] = reference_loop(model, n_fast, "torchscript")
-    print("reference loop (torchscript nets):", round(res["reference_loop_torchscript"]["fps"], 1), "fps", flush=True)
-    res["pipeline_max"] = pipeline_run(model, "synthetic:demo?fps=0", n_fast)
+    # key kept from when the pipeline's engine was always TorchScript: it holds the loop with the pipeline's nets
+    res["reference_loop_torchscript"] = reference_loop(model, n_fast, args.engine, args.device)
+    print(f"reference loop ({args.engine} nets):", round(res["reference_loop_torchscript"]["fps"], 1), "fps", flush=True)
+    res["pipeline_max"] = pipeline_run(model, "synthetic:demo?fps=0", n_fast, args.engine, args.device)
     print("pipeline, as fast as possible:", res["pipeline_max"]["fps"], "fps", flush=True)
     res["speedup_vs_loop_same_nets"] = res["pipeline_max"]["fps"] / res["reference_loop_torchscript"]["fps"]
     res["speedup_vs_loop_eager"] = res["pipeline_max"]["fps"] / res["reference_loop_eager"]["fps"]
     res["paced"] = {}
     for fps in (15, 30, 60):
-        r = pipeline_run(model, f"synthetic:demo?fps={fps}", int(fps * seconds))
+        r = pipeline_run(model, f"synthetic:demo?fps={fps}", int(fps * seconds), args.engine, args.device)
         res["paced"][str(fps)] = r
         print(f"pipeline at {fps} fps: {r['fps']:.1f} fps, dropped {r['dropped']}, latency p95 {r['latency_ms']['p95']:.1f} ms", flush=True)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -126,7 +139,7 @@ def main() -> None:
         "| run | fps | dropped | latency p50 / p95 / p99 (ms) | CPU s per s |",
         "|---|---|---|---|---|",
         f"| single-threaded loop, eager nets | {res['reference_loop_eager']['fps']:.1f} | - | {' / '.join(f'{v:.1f}' for v in res['reference_loop_eager']['latency_ms'].values())} (per iteration) | {res['reference_loop_eager']['cpu_per_wall']:.2f} |",
-        f"| single-threaded loop, TorchScript nets | {res['reference_loop_torchscript']['fps']:.1f} | - | {' / '.join(f'{v:.1f}' for v in res['reference_loop_torchscript']['latency_ms'].values())} (per iteration) | {res['reference_loop_torchscript']['cpu_per_wall']:.2f} |",
+        f"| single-threaded loop, {NET_NAMES.get(args.engine, args.engine)} nets | {res['reference_loop_torchscript']['fps']:.1f} | - | {' / '.join(f'{v:.1f}' for v in res['reference_loop_torchscript']['latency_ms'].values())} (per iteration) | {res['reference_loop_torchscript']['cpu_per_wall']:.2f} |",
         f"| pipeline, as fast as possible | {res['pipeline_max']['fps']:.1f} | {res['pipeline_max']['dropped']} | (lossless file mode: includes queueing) | {res['pipeline_max']['cpu_per_wall']:.2f} |",
     ]
     for fps, r in res["paced"].items():
@@ -147,7 +160,7 @@ def plot(res: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    names = ["loop\neager", "loop\nTorchScript", "pipeline"]
+    names = ["loop\neager", f"loop\n{NET_NAMES.get(res.get('engine', 'torchscript'), res.get('engine'))}", "pipeline"]
     vals = [res["reference_loop_eager"]["fps"], res["reference_loop_torchscript"]["fps"], res["pipeline_max"]["fps"]]
     a.bar(names, vals, color=["#999", "#666", "#2a7"])
     a.set_ylabel("frames / s (as fast as possible)")
@@ -165,4 +178,9 @@ def plot(res: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from realtime.errors import UserError
+
+    try:
+        main()
+    except UserError as e:  # e.g. --device cuda without a GPU, --engine tensorrt without torch-tensorrt
+        sys.exit(f"pipeline benchmark: {e}")
