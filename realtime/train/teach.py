@@ -65,8 +65,8 @@ class TeachOptions:
     epochs: int = 3  # whole-net epochs with finetune="all"
     held_out: float = 0.2  # fraction of each class's clips kept for the accuracy figure
     min_clips: int = MIN_CLIPS
-    positions: int = 12  # frames / flow stacks sampled per training clip
-    crops: int = 3  # random crops (with scale jitter) per position, besides the centre crop
+    positions: int = 20  # frames / flow stacks sampled per training clip
+    crops: int = 4  # random crops (with scale jitter) per position, besides the centre crop
     seed: int = 0
     workers: int = 2
     device: str = "cpu"
