@@ -275,6 +275,7 @@ class RunRequest:
     model: str = ""
     engine: str = "auto"
     device: str = "auto"
+    swap: bool = False  # change the model inside the running Pipeline (Pipeline.swap_model): same source, same threads
 
 
 @dataclass(frozen=True)
@@ -312,6 +313,7 @@ class _Session:
     lock: threading.Lock = field(default_factory=threading.Lock)
     retired: bool = False
     reader: threading.Thread | None = None
+    labels_seen: object = None  # the label list of the last prediction published (changes with a live model swap)
 
 
 class Controller(QObject):
@@ -325,6 +327,7 @@ class Controller(QObject):
     progress = pyqtSignal(str)  # what the loader is doing
     camerasFound = pyqtSignal(list)
     recordingStopped = pyqtSignal(str, int, str)  # path, frames written, error ("" when fine)
+    modelSwapped = pyqtSignal(object)  # SessionInfo: a new model runs in the same pipeline (same source, same threads)
     _event = pyqtSignal(int, str, object)  # worker threads -> Qt thread
 
     def __init__(self, source_timeout: float = 5.0, parent: QObject | None = None):
@@ -352,6 +355,7 @@ class Controller(QObject):
         self._recorder: AnnotatedWriter | None = None
         self._record_lock = threading.Lock()
         self._probe: threading.Thread | None = None
+        self._taps: list[Callable[[np.ndarray], object]] = []  # frame taps, attached to every pipeline this runs
         self._event.connect(self._on_event)
         # Started now, from the thread that builds the window: pipelines started by this thread get its
         # scheduling priority, not the (possibly lowered) priority the Qt thread has later (see gui.app).
@@ -469,6 +473,27 @@ class Controller(QObject):
         return s.source if s is not None else None
 
     @property
+    def pipeline(self) -> Pipeline | None:
+        """The running Pipeline (tests and the Teach panel look at it; the window never waits on it)."""
+        s = self._session
+        return s.pipe if s is not None else None
+
+    def add_tap(self, tap: Callable[[np.ndarray], object]) -> None:
+        """Call `tap(frame)` with every captured frame, on the capture thread, in this and every later pipeline
+        (a model switch starts a new pipeline on the same source; the tap follows it). Keep it quick."""
+        self._taps = [*self._taps, tap]  # copy-on-write: any thread may remove a tap while another reads the list
+        s = self._session
+        if s is not None:
+            s.pipe.add_tap(tap)
+
+    def remove_tap(self, tap: Callable[[np.ndarray], object]) -> None:
+        """Any thread, idempotent (a tap may remove itself from the capture thread)."""
+        self._taps = [t for t in self._taps if t is not tap]
+        s = self._session
+        if s is not None:
+            s.pipe.remove_tap(tap)
+
+    @property
     def pipeline_stats(self) -> PipelineStats | None:
         """The running pipeline's own counters and full latency record (for benchmarks)."""
         s = self._session
@@ -542,6 +567,8 @@ class Controller(QObject):
 
     def _load(self, req: RunRequest, gen: int) -> None:
         current = self._session
+        if req.swap and req.source is None and current is not None and not current.retired and self._swap_model(current, req, gen):
+            return
         source_text = req.source if req.source is not None else (current.source_text if current else self._source_text)
         if source_text is None:
             raise UserError("no source to run: choose a camera, a file, a URL or synthetic:demo")
@@ -582,6 +609,34 @@ class Controller(QObject):
         finally:
             if source is not None:
                 source.release()
+
+    def _swap_model(self, s: _Session, req: RunRequest, gen: int) -> bool:
+        """Put `req.model` into the running pipeline between two frames (loader thread). False when it cannot
+        read the running model's inputs: the caller then starts a new pipeline with it on the same source."""
+        model = self._model(req.model, gen)
+        cur = s.pipe.model.config
+        if (model.config.flow, model.config.clip_length, model.config.input_size) != (cur.flow, cur.clip_length, cur.input_size):
+            return False
+        engine_key = (req.model, req.engine, req.device)
+        engine = self._engine(engine_key, model, gen)
+        if self._superseded(gen) or s.retired:
+            return True
+        # The model's own fusion (a taught model's weight was chosen by cross-validation), not the last one asked for.
+        self._fusion = self._spatial_weight = None
+        s.pipe.swap_model(model, engine)  # returns once the infer thread runs the new model
+        s.request, s.engine_key = replace(req, swap=False), engine_key
+        s.info = self._session_info(s.source, req, model, engine, s.pipe)
+        self._post(gen, "swapped", s.info)
+        return True
+
+    def _session_info(self, source: ControlledSource, req: RunRequest, model: TwoStreamModel, engine: Engine, pipe: Pipeline) -> SessionInfo:
+        cfg = model.config
+        return SessionInfo(source_name=self.safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
+                           model_key=req.model, model_name=str(cfg.provenance.get("name", "model")), trained=cfg.trained,
+                           labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
+                           precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
+                           spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
+                           smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode))
 
     def _model(self, key: str, gen: int) -> TwoStreamModel:
         if key in self._models:
@@ -626,12 +681,9 @@ class Controller(QObject):
             self._post(gen, "warning", f"{cfg.provenance.get('name', 'this model')} has no fitted SVM fusion: using {cfg.fusion.mode}")
             mode = None
         pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing)
-        info = SessionInfo(source_name=self.safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
-                           model_key=req.model, model_name=str(cfg.provenance.get("name", "model")), trained=cfg.trained,
-                           labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
-                           precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
-                           spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
-                           smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode))
+        for tap in self._taps:
+            pipe.add_tap(tap)
+        info = self._session_info(source, req, model, engine, pipe)
         session = _Session(gen, pipe, source, source_text, req, info, engine_key)
         source.on_status = lambda status, message: self._post(gen, "source-status", (status, self.safe_text(message)))
         if self.history.labels != info.labels:
@@ -670,6 +722,10 @@ class Controller(QObject):
 
     def _publish(self, s: _Session, pred: Prediction) -> None:
         s.latency_ms.append(pred.latency_ms)
+        if pred.labels is not s.labels_seen:  # the first prediction, or the first after a live model swap
+            s.labels_seen = pred.labels
+            if tuple(pred.labels) != self.history.labels:
+                self.history.reset(tuple(pred.labels))
         self.history.append(pred.capture_ts, pred.fused)
         writer = self._recorder
         if writer is not None:
@@ -725,6 +781,9 @@ class Controller(QObject):
         elif kind == "started":
             self.problemCleared.emit()
             self.sessionStarted.emit(payload)
+        elif kind == "swapped":
+            self.problemCleared.emit()
+            self.modelSwapped.emit(payload)
         elif kind == "failed":
             _, message = payload  # type: ignore[misc]
             self.problem.emit("error", message)

@@ -181,6 +181,7 @@ class VideoView(QWidget):
         self.placeholder = "No video yet: choose a source above"
         self.paused = False
         self.recording_text = ""
+        self.teach_text = ""  # the Teach panel's countdown / clip progress, big in the middle of the video
 
     def sizeHint(self) -> QSize:
         return QSize(640, 480)
@@ -229,6 +230,23 @@ class VideoView(QWidget):
             return
         target = self.frame.draw(p, self)
         self._paint_labels(p, target)
+        if self.teach_text:
+            self._paint_teach(p, target)
+
+    def _paint_teach(self, p: QPainter, target: QRectF) -> None:
+        """A countdown digit large, or the clip being recorded, centred: readable from where the actor stands."""
+        big = QFont(self.font())
+        big.setBold(True)
+        big.setPointSizeF(max(12.0, target.height() / (5 if len(self.teach_text) <= 2 else 16)))
+        fm = QFontMetrics(big)
+        w, h = fm.horizontalAdvance(self.teach_text) + fm.height(), fm.height() * 1.3
+        box = QRectF(target.center().x() - w / 2, target.center().y() - h / 2, w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(0, 0, 0, 150))
+        p.drawRoundedRect(box, 10, 10)
+        p.setFont(big)
+        p.setPen(QColor("#ff5555") if self.teach_text.startswith("●") else QColor("white"))
+        p.drawText(box, Qt.AlignmentFlag.AlignCenter, self.teach_text)
 
     def _paint_labels(self, p: QPainter, target: QRectF) -> None:
         size = max(9.0, min(20.0, target.height() / 26))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
-from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton,
-                             QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
 from realtime.engines import ENGINES
 from realtime.errors import UserError
@@ -20,6 +20,7 @@ from realtime.pipeline import Prediction
 from realtime.sources import parse_source, redact
 
 from .controller import Controller, RunRequest, SessionInfo, safe_text
+from .teach import TeachPanel, taught_models
 from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView, flow_arrows
 
 log = logging.getLogger("twostream")
@@ -34,7 +35,9 @@ FLOW_VIEWS = ("colour", "arrows")
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
              ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
              ("Ctrl+O", "open a video file"), ("Ctrl+L", "type a source: camera index, URL, file or synthetic:NAME"),
-             ("Ctrl+M", "open a model folder"), ("F11", "full screen"), ("F1", "this list"), ("Ctrl+Q", "quit"))
+             ("Ctrl+M", "open a model folder"), ("Ctrl+T", "show / hide the Teach panel"),
+             ("Ctrl+R", "Teach: record clips of the named class / stop"), ("Del", "Teach: delete the selected clips (in the list)"),
+             ("Ctrl+Z", "Teach: undo the last delete"), ("F11", "full screen"), ("F1", "this list"), ("Ctrl+Q", "quit"))
 
 
 def _remembered(text: str) -> bool:
@@ -65,6 +68,7 @@ class MainWindow(QMainWindow):
         self._secret_sources: dict[str, str] = {}  # shown (redacted) text -> what was typed; memory only
         self._cameras: list[str] = []
         self._newest: Prediction | None = None
+        self.shown_prediction: Prediction | None = None  # the last one drawn
         self._info: SessionInfo | None = None
         self._shown: collections.deque[float] = collections.deque(maxlen=240)
         self.frames_shown = 0
@@ -90,6 +94,10 @@ class MainWindow(QMainWindow):
         c.progress.connect(self._on_progress)
         c.camerasFound.connect(self._on_cameras_found)
         c.recordingStopped.connect(self._on_recording_failed)
+        c.modelSwapped.connect(self._on_model_swapped)
+        self.teach.modelTaught.connect(self.open_taught_model)
+        self.teach.overlayChanged.connect(self._on_teach_overlay)
+        self.teach.message.connect(self._status)
 
         # The display timer: started when a prediction arrives, it draws the newest one no sooner than one
         # display interval after the last drawing. So the view shows every frame a source gives up to the
@@ -123,6 +131,7 @@ class MainWindow(QMainWindow):
         self.stats = StatsPanel()
         self.banner = Banner(dismissable=True)
         self.model_banner = Banner(dismissable=False)
+        self.teach = TeachPanel(self.controller)
 
     def _build_controls(self) -> None:
         self.source_box = QComboBox()
@@ -192,6 +201,9 @@ class MainWindow(QMainWindow):
         self.snapshot_button = QPushButton("Snapshot")
         self.snapshot_button.setToolTip("Save the annotated view as a PNG in the output folder (S)")
         self.snapshot_button.clicked.connect(lambda: self.save_snapshot())
+        self.teach_button = QPushButton("Teach…")
+        self.teach_button.setCheckable(True)
+        self.teach_button.setToolTip("Record your own actions, train on them and run the result (Ctrl+T)")
 
     def _build_layout(self) -> None:
         top = QHBoxLayout()
@@ -206,7 +218,7 @@ class MainWindow(QMainWindow):
                                 (QLabel("  Smoothing"), 0), (self.smoothing_box, 0), (QLabel("  Flow"), 0), (self.flow_box, 0)):
             live.addWidget(widget, stretch)
         live.addSpacing(12)
-        for b in (self.pause_button, self.record_button, self.snapshot_button):
+        for b in (self.pause_button, self.record_button, self.snapshot_button, self.teach_button):
             live.addWidget(b)
 
         def group(title: str, widget: QWidget) -> QGroupBox:
@@ -256,6 +268,19 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
 
+        scroll = QScrollArea()  # on a small screen the panel scrolls rather than squeezing its list
+        scroll.setWidget(self.teach)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.teach_dock = QDockWidget("Teach your own actions", self)
+        self.teach_dock.setObjectName("teach")
+        self.teach_dock.setWidget(scroll)
+        self.teach_dock.setAllowedAreas(Qt.DockWidgetArea.LeftDockWidgetArea | Qt.DockWidgetArea.RightDockWidgetArea)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.teach_dock)
+        self.teach_dock.hide()
+        self.teach_dock.visibilityChanged.connect(self._on_teach_visibility)
+        self.teach_button.toggled.connect(self.show_teach)
+
     def _build_actions(self) -> None:
         def action(menu, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:  # type: ignore[no-untyped-def]
             a = QAction(text, self)
@@ -283,6 +308,15 @@ class MainWindow(QMainWindow):
         action(m, "Spatial weight down", lambda: self.nudge_weight(-0.05), "[")
         action(m, "Spatial weight up", lambda: self.nudge_weight(+0.05), "]")
         action(m, "Rescan cameras", self.controller.probe_cameras)
+        m = bar.addMenu("&Teach")
+        self.teach_action = action(m, "Teach panel", self.show_teach, "Ctrl+T", checkable=True)
+        action(m, "Record clips / stop", self._teach_record, "Ctrl+R")
+        action(m, "Train on the recorded clips", lambda: (self.show_teach(True), self.teach.train()))
+        action(m, "Folder for recorded clips…", lambda: (self.show_teach(True), self.teach.choose_folder()))
+        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.teach.tree, self.teach.delete_selected)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self.teach, self.teach.undo_delete)
+        undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # the class-name field keeps its own Ctrl+Z
         m = bar.addMenu("&View")
         self.arrows_action = action(m, "Flow as arrows on the video", lambda on: self.set_flow_view("arrows" if on else "colour"),
                                     "F", checkable=True)
@@ -312,11 +346,19 @@ class MainWindow(QMainWindow):
         self.weight_slider.setValue(_int(s.value("spatial_weight", 50), 50))
         self.smoothing_box.setValue(_int(s.value("smoothing", 8), 8))
         self.flow_mode = str(s.value("flow_view", "colour"))
+        folder = str(s.value("teach/folder", "") or "")
+        if folder:
+            self.teach.set_root(folder)
+        self.teach.clips_box.setValue(_int(s.value("teach/clips", self.teach.clips_box.value()), self.teach.clips_box.value()))
+        self.teach.seconds_box.setValue(_float(s.value("teach/seconds", self.teach.seconds_box.value()), self.teach.seconds_box.value()))
+        self.teach.countdown_box.setValue(_float(s.value("teach/countdown", self.teach.countdown_box.value()),
+                                                 self.teach.countdown_box.value()))
         self.set_flow_view(self.flow_mode if self.flow_mode in FLOW_VIEWS else "colour")
         self._update_fusion_controls()
         geometry = s.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
+        self.show_teach(str(s.value("teach/visible", "false")).lower() == "true")
         for key, splitter in self.splitters.items():
             state = s.value(f"splitter/{key}")
             if state is not None:
@@ -341,6 +383,11 @@ class MainWindow(QMainWindow):
         s.setValue("smoothing", self.smoothing_box.value())
         s.setValue("flow_view", self.flow_mode)
         s.setValue("output_dir", str(self.output_dir))
+        s.setValue("teach/folder", str(self.teach.root))
+        s.setValue("teach/clips", self.teach.clips_box.value())
+        s.setValue("teach/seconds", self.teach.seconds_box.value())
+        s.setValue("teach/countdown", self.teach.countdown_box.value())
+        s.setValue("teach/visible", not self.teach_dock.isHidden())
         s.setValue("geometry", self.saveGeometry())
         for key, splitter in self.splitters.items():
             s.setValue(f"splitter/{key}", splitter.saveState())
@@ -375,6 +422,9 @@ class MainWindow(QMainWindow):
         for path in shipped_models():
             if default_path is None or path.resolve() != default_path.resolve():
                 box.addItem(f"trained/{path.name}", str(path.resolve()))
+        for path in taught_models():
+            if box.findData(str(path)) < 0:
+                box.addItem(f"taught/{path.name}", str(path))
         for recent in self.recent_models:
             if box.findData(recent) < 0:
                 box.addItem(_short_path(recent), recent)
@@ -423,6 +473,11 @@ class MainWindow(QMainWindow):
         """Switch model ("" = default); the current one runs until the new one is ready or refused."""
         self.model_key = str(Path(key).resolve()) if key else ""
         self._run(RunRequest(None, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
+
+    def open_taught_model(self, path: str) -> None:
+        """Run a model the Teach panel just made: swapped into the running pipeline (same source, no restart)."""
+        self.model_key = str(Path(path).resolve())
+        self._run(RunRequest(None, self.model_key, self.engine_box.currentText(), self.device_box.currentText(), swap=True))
 
     def _rerun(self) -> None:
         self._run(RunRequest(None, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
@@ -564,6 +619,29 @@ class MainWindow(QMainWindow):
         self._status(f"snapshot saved to {target}")
         return target
 
+    def show_teach(self, visible: bool = True) -> None:
+        self.teach_dock.setVisible(visible)
+        for w in (self.teach_button, self.teach_action):
+            w.blockSignals(True)
+            w.setChecked(visible)
+            w.blockSignals(False)
+        if visible and not self.teach.name_edit.text():
+            self.teach.name_edit.setFocus()
+
+    def _on_teach_visibility(self, _: bool) -> None:
+        for w in (self.teach_button, self.teach_action):  # the dock's own close button hides it too
+            w.blockSignals(True)
+            w.setChecked(not self.teach_dock.isHidden())
+            w.blockSignals(False)
+
+    def _teach_record(self) -> None:
+        self.show_teach(True)
+        self.teach.toggle_recording()
+
+    def _on_teach_overlay(self, text: str) -> None:
+        self.video.teach_text = text
+        self.video.update()
+
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
@@ -604,6 +682,7 @@ class MainWindow(QMainWindow):
             else:
                 self.flow_view.show_flow(pred.flow, pred.frame.shape)
         self.video.show_frame(pred.frame, pred.top(3), pred.truth, pred.ready, arrows, pred.status)
+        self.shown_prediction = pred
         now = time.monotonic()
         self._shown.append(now)
         self.frames_shown += 1
@@ -669,6 +748,10 @@ class MainWindow(QMainWindow):
             self.recent_models.insert(0, info.model_key)
         self._fill_models()
         _select(self.fusion_box, info.fusion_mode)
+        if info.fusion_mode == "weighted":
+            self.weight_slider.blockSignals(True)
+            self.weight_slider.setValue(round(info.spatial_weight * 100))
+            self.weight_slider.blockSignals(False)
         svm_item = self.fusion_box.model().item(FUSION_MODES.index("svm"))  # type: ignore[union-attr]
         svm_item.setEnabled(info.has_svm)
         svm_item.setToolTip("" if info.has_svm else "this model has no fitted SVM fusion")
@@ -690,6 +773,13 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._status(f"running {info.source_name} with {model_title(info)} on {info.engine} / {info.device}")
         self.save_settings()
+
+    def _on_model_swapped(self, info: SessionInfo) -> None:
+        """A taught (or other) model now runs in the same pipeline: everything that shows labels follows it."""
+        self.bars.clear()
+        self._on_session_started(info)
+        self._status(f"now recognising {', '.join(info.labels)} with {model_title(info)}"
+                     f"{f' ({info.accuracy})' if info.accuracy else ''}: swapped in live, the source kept running")
 
     def _on_session_ended(self, why: str) -> None:
         self._status(f"{why}: press Enter in the source field or Open to start it again")
@@ -743,6 +833,7 @@ class MainWindow(QMainWindow):
         if self.controller.recording is not None:
             self.stop_recording()
         self.save_settings()
+        self.teach.shutdown()
         self.controller.shutdown(1.0)
         event.accept()
 
@@ -758,6 +849,13 @@ def _list(value: object) -> list[str]:
 def _int(value: object, default: int) -> int:
     try:
         return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(value: object, default: float) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return default
 
