@@ -214,7 +214,7 @@ def table(res: dict) -> str:
             r = row[mode]
             lines.append(f"| {n} | {'one MultiPipeline' if mode == 'batched' else f'{n} Pipeline(s)'} | {r['fps_per_stream_mean']:.1f} ({r['fps_per_stream_min']:.1f}) | "
                          f"{r['p50_ms_mean']:.1f} / {r['p95_ms_worst']:.1f} / {r['p99_ms_worst']:.1f} | {r['dropped']} | {r['cpu_per_wall']:.2f} | "
-                         f"{r.get('batch_size_mean', '-')} |")
+                         f"{format(r['batch_size_mean'], '.2f') if 'batch_size_mean' in r else '-'} |")
     lines += ["", "| streams | as fast as possible: batched frames/s | separate frames/s | batched / separate | paced: worst p95 batched / separate |",
               "|---|---|---|---|---|"]
     for n, cap in res["capacity"].items():
