@@ -15,7 +15,8 @@ from .errors import CheckpointError, SourceError, UserError  # noqa: E402
 from .flow import FlowSettings  # noqa: E402
 from .models import create_model  # noqa: E402
 from .pipeline import Pipeline, Prediction  # noqa: E402
+from .multistream import MultiPipeline, StreamPrediction  # noqa: E402
 from .sources import open_source, parse_source, redact  # noqa: E402
 
-__all__ = ["Pipeline", "Prediction", "TwoStreamModel", "ModelConfig", "FlowSettings", "load_checkpoint",
-           "create_model", "open_source", "parse_source", "redact", "UserError", "SourceError", "CheckpointError"]
+__all__ = ["Pipeline", "Prediction", "MultiPipeline", "StreamPrediction", "TwoStreamModel", "ModelConfig", "FlowSettings",
+           "load_checkpoint", "create_model", "open_source", "parse_source", "redact", "UserError", "SourceError", "CheckpointError"]

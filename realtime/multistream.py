@@ -13,6 +13,9 @@ stream, stacks it into one (N, C, S, S) batch per net, runs the spatial and the 
 each, then fuses and smooths per stream. A live stream whose work waits while the nets are busy
 keeps only its newest (the replaced work is counted as that stream's infer drop), so latency stays
 bounded per stream; files are read without loss, every stream getting one row per batch in turn.
+(When files and live sources are served together, the shared output keeps only the newest
+predictions if the caller falls behind, as for live sources; each one replaced is counted against
+its stream.)
 
 A stream that ends or fails (its source errors, its frames are unreadable) is reported once in the
 log and in its summary; the other streams go on. Only a failure of the shared infer stage stops all.
@@ -592,7 +595,7 @@ def format_summary(s: dict) -> str:
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("serve", help="serve several sources in one process, batching both nets across them")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="two or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
+                   help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
     p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
     p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt"),
                    help="inference back end (default: auto, the fastest that works here)")

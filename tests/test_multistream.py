@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -201,8 +202,13 @@ def test_a_failing_stream_is_reported_and_the_others_go_on(tmp_path: Path, tiny_
     clip = write_video(tmp_path / "clip.avi", synthetic_frames("swipe_down", 30, seed=7))
     failing = FailingSource()
     sources = [str(clip), failing, "synthetic:wave?fps=0&frames=40&size=96x72"]
-    with MultiPipeline(sources, tiny_model, engine="torch") as mp:
-        streams = by_stream(list(mp), 3)  # no exception: one stream's failure is not the server's
+    log = logging.getLogger("twostream")
+    log.addHandler(caplog.handler)  # directly: the CLI's setup_logging (run in-process by other tests) stops propagation
+    try:
+        with MultiPipeline(sources, tiny_model, engine="torch") as mp:
+            streams = by_stream(list(mp), 3)  # no exception: one stream's failure is not the server's
+    finally:
+        log.removeHandler(caplog.handler)
     assert [q.index for q in streams[0]] == list(range(30)) and [q.index for q in streams[2]] == list(range(40))
     assert [q.index for q in streams[1]] == list(range(len(streams[1]))) and len(streams[1]) <= 6
     summary = mp.summary()
