@@ -496,16 +496,33 @@ class MultiPipeline:
         }
 
 
-def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Both nets once on a batch of k = len(has_temporal) items from different streams.
+BATCH_MODES = ("ready", "padded", "rows")
+
+
+def batch_mode(engine: Engine) -> str:
+    """How an engine takes a batch of streams' work.
+
+    "ready": the rows that are ready (torch, torchscript). "padded": always the full preallocated
+    batch, so a shape-specialised engine (compile) sees one shape. "rows": one row at a time, for
+    engines built for batch 1 (TensorRT's cached engines have a static shape).
+    """
+    return {"compile": "padded", "tensorrt": "rows"}.get(engine.name, "ready")
+
+
+def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool],
+                   mode: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both nets on a batch of k = len(has_temporal) items from different streams.
 
     Item i's RGB input is row i of `rgb`; the items that have a flow stack (has_temporal[i]) have it
     in the first m rows of `temporal`, in item order. Returns the spatial scores (k, classes) and the
     temporal scores (m, classes), or None when m = 0. `rgb` and `temporal` may hold more rows than
-    that (a preallocated batch): `compile` engines get all of them, so their shapes never change.
+    that (a preallocated batch). `mode` (default: `batch_mode(engine)`) is one of BATCH_MODES.
     """
+    mode = mode or batch_mode(engine)
+    if mode not in BATCH_MODES:
+        raise ValueError(f"unknown batch mode {mode!r}: one of {', '.join(BATCH_MODES)}")
     k, m = len(has_temporal), sum(has_temporal)
-    if engine.name == "tensorrt":  # its cached engines are built for batch 1 (static shapes): row by row
+    if mode == "rows":
         sp, tp, j = [], [], 0
         for i, has_t in enumerate(has_temporal):
             s, t = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
@@ -514,7 +531,7 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
                 tp.append(t)
                 j += 1
         return np.concatenate(sp), (np.concatenate(tp) if tp else None)
-    if engine.name == "compile":  # shape-specialised: always the full batch (the padding rows' scores are dropped)
+    if mode == "padded":  # the padding rows' scores are computed and dropped
         sp, tp = engine(rgb, temporal if m else None)
         return sp[:k], (tp[:m] if tp is not None else None)
     return engine(rgb[:k], temporal[:m] if m else None)

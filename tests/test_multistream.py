@@ -24,7 +24,7 @@ from realtime.checkpoint import TwoStreamModel
 from realtime.engines import create_engine
 from realtime.errors import UserError
 from realtime.models import classifier_layer
-from realtime.multistream import MultiPipeline, StreamPrediction, batched_scores
+from realtime.multistream import MultiPipeline, StreamPrediction, batch_mode, batched_scores
 from realtime.pipeline import Pipeline
 from realtime.sources import FrameSource
 
@@ -95,15 +95,16 @@ def serving_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.is_alive() and (t.name.startswith("twostream-s") or t.name == "twostream-infer")]
 
 
-@pytest.mark.parametrize("engine", ["torch", "torchscript"])
-def test_batched_scores_equal_each_items_own_batch_1_scores(model: TwoStreamModel, engine: str) -> None:
+@pytest.mark.parametrize("engine,mode", [("torch", "ready"), ("torchscript", "ready"), ("torch", "padded"), ("torch", "rows")])
+def test_batched_scores_equal_each_items_own_batch_1_scores(model: TwoStreamModel, engine: str, mode: str) -> None:
+    # "padded" is how compile engines are fed, "rows" how TensorRT's batch-1 engines are; both run here on real nets
     s, c = model.config.input_size, model.config.temporal_channels
     gen = torch.Generator().manual_seed(3)
     rgb, temporal = torch.randn(5, 3, s, s, generator=gen), torch.randn(5, c, s, s, generator=gen)
     has_temporal = [True, False, True, True]  # 4 items of a 5-row buffer; item 1's flow stack is not ready
     eng = create_engine(model, engine, "cpu")
     try:
-        sp, tp = batched_scores(eng, rgb, temporal, has_temporal)
+        sp, tp = batched_scores(eng, rgb, temporal, has_temporal, mode)
         assert sp.shape == (4, 4) and tp is not None and tp.shape == (3, 4)
         j = 0
         for i, has_t in enumerate(has_temporal):
@@ -113,8 +114,9 @@ def test_batched_scores_equal_each_items_own_batch_1_scores(model: TwoStreamMode
                 np.testing.assert_allclose(tp[j], ref_t[0], atol=BOUND, rtol=0)
                 j += 1
         assert sp.max() > 0.4 and tp.max() > 0.4, "near-uniform scores: the comparison would prove nothing"
-        sp_none, tp_none = batched_scores(eng, rgb, temporal, [False, False])
+        sp_none, tp_none = batched_scores(eng, rgb, temporal, [False, False], mode)
         assert tp_none is None and sp_none.shape == (2, 4)
+        assert batch_mode(eng) == "ready"
     finally:
         eng.close()
 
