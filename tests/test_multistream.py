@@ -84,6 +84,30 @@ class FailingSource(FrameSource):
         self.closed = True
 
 
+class OutageSource(FrameSource):
+    """A stream that goes away after frame 5 for `outage` seconds and is re-opened, reporting it as OpenCVSource does."""
+
+    name = "rtsp://***@cam/1"
+    is_live = False  # read without loss: every frame it gives is predicted
+
+    def __init__(self, outage: float = 0.6):
+        self.outage, self.n = outage, 0
+        self.clip = synthetic_frames("swipe_left", 30, seed=8)
+
+    def read(self):  # type: ignore[no-untyped-def]
+        self.n += 1
+        if self.n > 30:
+            return None
+        if self.n == 6:
+            self.status = "reconnecting"
+            self._on_status("reconnecting", f"{self.name}: no frame for 5.0 s, reconnecting")
+            if self._cancel.wait(self.outage):
+                return None
+            self.reconnects += 1
+            self._on_status("ok", f"{self.name}: reconnected after {self.outage} s")
+        return self.clip[self.n - 1]
+
+
 def by_stream(preds: list[StreamPrediction], n: int) -> list[list[StreamPrediction]]:
     out: list[list[StreamPrediction]] = [[] for _ in range(n)]
     for p in preds:
@@ -218,6 +242,23 @@ def test_a_failing_stream_is_reported_and_the_others_go_on(tmp_path: Path, tiny_
     assert "sensor unplugged" in summary["streams"][1]["error"] and summary["failed"] == [1]
     assert failing.closed
     assert any("stream 1 (camera 7) failed" in r.getMessage() and "the other streams go on" in r.getMessage() for r in caplog.records)
+
+
+def test_a_reconnecting_stream_rebuilds_its_flow_while_the_others_go_on(model: TwoStreamModel) -> None:
+    sources = [OutageSource(), "synthetic:wave?fps=30&frames=45&size=96x72"]
+    with MultiPipeline(sources, model, engine="torch") as mp:
+        streams = by_stream(list(mp), 2)
+    cam, other = streams
+    L = model.config.clip_length
+    assert [q.index for q in cam] == list(range(30)) and [q.index for q in other] == list(range(45))
+    assert [q.status for q in cam[5:5 + L]] == ["reconnected"] * L and all(q.temporal is None for q in cam[5:5 + L])
+    assert all(q.ready for q in cam[5 + L:])  # flow never spans the gap: the stack is rebuilt from new frames
+    assert np.abs(cam[4].fused - cam[4].spatial).max() > 1e-3  # smoothing mixes frames...
+    np.testing.assert_allclose(cam[5].fused, cam[5].spatial, atol=1e-6)  # ...but forgot the ones before the gap
+    gap = (cam[4].infer_ts, cam[5].capture_ts)
+    assert sum(gap[0] < q.infer_ts < gap[1] for q in other) > 0  # the other stream was served during the outage
+    s = mp.summary()["streams"]
+    assert s[0]["reconnects"] == 1 and s[0]["source"] == "rtsp://***@cam/1" and [x["status"] for x in s] == ["finished"] * 2
 
 
 def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, tiny_model: TwoStreamModel) -> None:
