@@ -407,6 +407,8 @@ class MultiPipeline:
         assert out is not None
         rgb = torch.zeros(n, 3, s, s)  # the batch, preallocated; each stream's work is copied into one row
         temporal = torch.zeros(n, cfg.temporal_channels, s, s)
+        if self.engine.device.type == "cuda":  # page-locked once, so every batch's copy to the GPU is asynchronous (unmeasured)
+            rgb, temporal = rgb.pin_memory(), temporal.pin_memory()
         rgb_np, temporal_np = rgb.numpy(), temporal.numpy()
         segments = [0] * n
         while not self._stop.is_set():
