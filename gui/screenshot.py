@@ -1,6 +1,7 @@
 """Regenerate docs/screenshot.png: the main window running on the synthetic source with the default model.
 
     python -m gui.screenshot [--out docs/screenshot.png] [--seconds 9] [--size 1280x800]
+    python -m gui.screenshot --teach [--out docs/teach.png]    # the Teach panel after teaching three new motions
 
 Renders offscreen (no display needed) with a throw-away settings file, so neither the user's
 settings nor their screen are touched. The default model is trained/default when it is shipped
@@ -30,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     ap.add_argument("--arrows", action="store_true", help="show flow as arrows on the video instead of the colour image")
     ap.add_argument("--show", action="store_true", help="render on the real display instead of offscreen")
+    ap.add_argument("--teach", action="store_true",
+                    help="use the Teach panel first: record 5 clips each of spin, bounce and zigzag from the synthetic source, "
+                         "train in the background and swap the result in (models and clips go to a temporary folder)")
     args = ap.parse_args(argv)
+    if args.teach:
+        os.environ["TWOSTREAM_HOME"] = tempfile.mkdtemp(prefix="twostream-teach-")
+        if args.out == str(REPO / "docs" / "screenshot.png"):
+            args.out = str(REPO / "docs" / "teach.png")
     if not args.show:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -61,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"screenshot: the pipeline did not start: {window.banner.label.text() or window.status_text}\n")
         window.close()
         return 1
+    if args.teach and not teach(window, spin):
+        window.close()
+        return 1
     spin(args.seconds)
     window.stats_timer.timeout.emit()  # stats as of this very frame
     spin(0.1)
@@ -75,6 +86,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({width}x{height}; source {info.source_name if info else '?'}, model {info.model_name if info else '?'}"
           f"{'' if info is None or info.trained else ', UNTRAINED'})")
     return 0
+
+
+def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: ignore[no-untyped-def]
+    """Drive the Teach panel as a user would: record three motions the shipped model never saw, train, swap live."""
+    panel = window.teach
+    window.show_teach(True)
+    panel.clips_box.setValue(clips)
+    panel.seconds_box.setValue(seconds)
+    panel.countdown_box.setValue(0)
+    panel.gap_s = 0.3
+    for seed, label in enumerate(("spin", "bounce", "zigzag")):
+        before = window.controller.source
+        window.open_source(f"synthetic:{label}?fps=30&seed={seed + 20}")
+        if not spin(60, lambda: window.controller.source is not before and window.controller.running):
+            sys.stderr.write(f"screenshot: synthetic:{label} did not open\n")
+            return False
+        panel.name_edit.setText(label)
+        if not panel.start_recording() or not spin(120, lambda: not panel.recording):
+            sys.stderr.write(f"screenshot: recording {label} failed: {panel.last_error}\n")
+            return False
+    pipe = window.controller.pipeline
+    if not panel.train() or not spin(600, lambda: not panel.training) or panel.last_result is None:
+        sys.stderr.write(f"screenshot: training failed: {panel.last_error}\n")
+        return False
+    if not spin(60, lambda: pipe.swaps > 0 and window.shown_prediction is not None
+                and "zigzag" in window.shown_prediction.labels):
+        sys.stderr.write("screenshot: the taught model was not swapped in\n")
+        return False
+    panel.select_clip(panel.root / "zigzag" / "zigzag_003.avi")
+    return True
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ class TeachPanel(QWidget):
         col.addWidget(self.accuracy_label)
         col.addWidget(self.result_label)
         col.addWidget(self.problem_label)
-        self.setMinimumWidth(260)
+        self.setMinimumWidth(280)
         self._on_name_changed("")
 
     # -- state ----------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QVBoxLayout, QWidget)
+                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
 from realtime.engines import ENGINES
 from realtime.errors import UserError
@@ -31,6 +31,7 @@ TIMELINE_SECONDS = 10.0
 BARS_INTERVAL_S = 1 / 15 - 0.004  # the margin keeps a 30 fps source at every other frame despite jitter
 TIMELINE_INTERVAL_S = 0.1
 FUSION_MODES = ("avg", "weighted", "svm")
+TEACH_WIDTH = 330  # px, the Teach panel when it opens
 FLOW_VIEWS = ("colour", "arrows")
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
              ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
@@ -257,14 +258,25 @@ class MainWindow(QMainWindow):
 
         central = QWidget()
         col = QVBoxLayout(central)
-        col.setContentsMargins(8, 6, 8, 4)
+        col.setContentsMargins(8, 2, 8, 2)
         col.setSpacing(5)
-        col.addLayout(top)
         col.addWidget(self.model_banner)
         col.addWidget(self.banner)
         col.addWidget(outer, 1)
-        col.addLayout(live)
         self.setCentralWidget(central)
+        # The two rows of controls are fixed tool bars: they span the whole window, above and below the
+        # Teach panel, so opening it narrows only the panels.
+        for row, area, margins in ((top, Qt.ToolBarArea.TopToolBarArea, (8, 6, 8, 2)), (live, Qt.ToolBarArea.BottomToolBarArea, (8, 2, 8, 4))):
+            holder = QWidget()
+            row.setContentsMargins(*margins)
+            holder.setLayout(row)
+            bar = QToolBar()
+            bar.setObjectName("source_model" if area == Qt.ToolBarArea.TopToolBarArea else "live")
+            bar.setMovable(False)
+            bar.setFloatable(False)
+            bar.setStyleSheet("QToolBar { border: 0px; spacing: 0px; padding: 0px; }")
+            bar.addWidget(holder)
+            self.addToolBar(area, bar)
         self.status_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
 
@@ -272,6 +284,8 @@ class MainWindow(QMainWindow):
         scroll.setWidget(self.teach)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(TEACH_WIDTH - 20)
         self.teach_dock = QDockWidget("Teach your own actions", self)
         self.teach_dock.setObjectName("teach")
         self.teach_dock.setWidget(scroll)
@@ -620,7 +634,10 @@ class MainWindow(QMainWindow):
         return target
 
     def show_teach(self, visible: bool = True) -> None:
+        opening = visible and self.teach_dock.isHidden()
         self.teach_dock.setVisible(visible)
+        if opening:  # wide enough for the clip list and the training messages; the video keeps the rest
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.teach_dock], [TEACH_WIDTH], Qt.Orientation.Horizontal))
         for w in (self.teach_button, self.teach_action):
             w.blockSignals(True)
             w.setChecked(visible)
@@ -822,6 +839,9 @@ class MainWindow(QMainWindow):
             self.setWindowTitle("twostream")
             return
         self.setWindowTitle(self.controller.safe_text(f"twostream — {info.source_name} — {model_title(info)}"))
+
+    def createPopupMenu(self):  # type: ignore[no-untyped-def]  # noqa: N802
+        return None  # no right-click menu that could hide the control rows
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         if self._closed:
