@@ -43,20 +43,17 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .buffers import FlowRing, LatestSlot
-from .checkpoint import TwoStreamModel, load_checkpoint
+from .buffers import LatestSlot
+from .checkpoint import TwoStreamModel
 from .engines import Engine, create_engine
 from .errors import UserError
-from .flow import FlowEstimator, FlowSettings
+from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .logs import scrub
-from .models_store import default_model
-from .pipeline import PipelineError, PipelineStats, Prediction
-from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
-from .sources import FrameSource, as_frame, open_source, parse_source
+from .pipeline import _END, PipelineError, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage
+from .sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
-_END = object()
 
 
 @dataclass
@@ -68,22 +65,6 @@ class StreamPrediction(Prediction):
 
     def to_dict(self, k: int = 5) -> dict:
         return {"stream": self.stream, "source": self.source, **super().to_dict(k)}
-
-
-class _Work:
-    """One stream's preallocated net inputs, recycled between its flow thread and the infer thread."""
-
-    def __init__(self, input_size: int, temporal_channels: int):
-        self.rgb = np.empty((3, input_size, input_size), np.float32)
-        self.temporal = np.empty((temporal_channels, input_size, input_size), np.float32)
-        self.has_temporal = False
-        self.index = 0
-        self.capture_ts = self.flow_ts = 0.0
-        self.frame: np.ndarray | None = None
-        self.flow: np.ndarray | None = None
-        self.truth: str | None = None
-        self.status = "ok"
-        self.segment = 0
 
 
 class Stream:
@@ -315,89 +296,21 @@ class MultiPipeline:
             if stage == "capture" and st.source is not None:
                 st.source.close()
 
-    # -- per-stream stages (the same work as realtime.pipeline's capture and flow threads) --------
+    # -- per-stream stages: realtime.pipeline's capture and flow stages, one pair per source ----------
     def _capture_loop(self, st: Stream) -> None:
-        src, frames, stats = st.source, st.frames, st.stats
-        assert src is not None and frames is not None
-        truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
-        segment, status, shape, reconnects = 0, "ok", None, src.reconnects
+        assert st.source is not None and st.frames is not None
 
-        def on_status(status: str, message: str) -> None:  # from inside src.read(), on this thread
-            if st.status in ("running", "reconnecting"):
-                st.status = "reconnecting" if status == "reconnecting" else "running"
-
-        src.watch(st.stop, on_status)
-        index = 0
-        try:
-            while not st.stop.is_set():
-                frame = src.read()
-                if frame is None:
-                    break
-                frame = as_frame(frame, src.name)
-                now = time.monotonic()
-                if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
-                    # a gap or a new resolution: the flow stage restarts its ring instead of spanning it
-                    segment, status = segment + 1, ("reconnected" if src.reconnects != reconnects else "resized")
-                    reconnects = src.reconnects
-                shape = frame.shape
-                if stats.first_capture is None:
-                    stats.first_capture = now
-                stats.captured += 1
-                frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment, status), st.stop)
-                index += 1
-                if self.max_frames is not None and index >= self.max_frames:
-                    break
-        finally:
-            if st.status == "reconnecting":
+        def on_status(status: str) -> None:  # from inside the source's read, on this thread
+            if st.status == "running" and status == "reconnecting":
+                st.status = "reconnecting"
+            elif st.status == "reconnecting" and status != "reconnecting":
                 st.status = "running"
-        frames.finish(_END)
+
+        capture_stage(st.source, st.frames, st.stop, st.stats, self.max_frames, on_status)
 
     def _flow_loop(self, st: Stream) -> None:
-        cfg = self.model.config
-        frames, work, pool = st.frames, st.work, st.pool
-        assert frames is not None and work is not None and pool is not None
-        estimator = FlowEstimator(cfg.flow)
-        blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
-        estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
-        st.flow_ready.set()
-        ring = FlowRing(cfg.flow, cfg.clip_length)
-        top, left = centre_crop(cfg.flow, cfg.input_size)
-        segment = None
-        while not st.stop.is_set():
-            item = frames.get()
-            if item is None:
-                continue
-            if item is _END:
-                break
-            index, capture_ts, frame, truth, seg, seg_status = item  # type: ignore[misc]
-            if seg != segment:  # the source reconnected or changed size: no flow across the gap
-                estimator.reset()
-                ring.reset()
-                segment = seg
-            t0 = time.perf_counter()
-            small = to_working_size(frame, cfg.flow)
-            flow = estimator.push(small)
-            if flow is not None:
-                ring.push(flow)
-            w = None
-            while w is None and not st.stop.is_set():
-                w = pool.get(timeout=0.1)
-            if w is None:
-                break
-            rgb_input(small, cfg, top, left, out=w.rgb)
-            w.has_temporal = ring.ready
-            if ring.ready:
-                flow_input(ring.codes, cfg, top, left, out=w.temporal, order=ring.order())
-            w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
-            w.status, w.segment = ("ok" if ring.ready else seg_status), seg
-            w.flow_ts = time.monotonic()
-            st.stats.flow_compute.append(time.perf_counter() - t0)
-            evicted = work.put(w, st.stop)
-            self._work_ready.set()
-            if evicted is not None and evicted is not _END:
-                pool.put(evicted)
-        work.finish(_END)
-        self._work_ready.set()
+        assert st.frames is not None and st.work is not None and st.pool is not None
+        flow_stage(self.model.config, st.frames, st.work, st.pool, st.stop, st.stats, st.flow_ready, self._work_ready.set)
 
     # -- the shared infer stage ---------------------------------------------
     def _infer_loop(self) -> None:
@@ -430,9 +343,9 @@ class MultiPipeline:
                 continue
             m = 0
             for i, (st, w) in enumerate(batch):
-                rgb_np[i] = w.rgb
+                rgb_np[i] = w.rgb_np
                 if w.has_temporal:
-                    temporal_np[m] = w.temporal
+                    temporal_np[m] = w.temporal_np
                     m += 1
             t0 = time.perf_counter()
             spatial_scores, temporal_scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
@@ -537,16 +450,6 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
         sp, tp = engine(rgb, temporal if m else None)
         return sp[:k], (tp[:m] if tp is not None else None)
     return engine(rgb[:k], temporal[:m] if m else None)
-
-
-def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:
-    if isinstance(model, TwoStreamModel):
-        if flow is not None and flow != model.config.flow:
-            raise UserError("the model was trained with other flow settings than the ones asked for")
-        return model
-    if model is None:
-        return default_model(flow)
-    return load_checkpoint(model, flow=flow)
 
 
 # -- `twostream serve` -----------------------------------------------------------------

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .buffers import FlowRing, LatestSlot
-from .checkpoint import TwoStreamModel, load_checkpoint
+from .checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
 from .engines import Engine, create_engine
 from .errors import UserError
 from .flow import FlowEstimator, FlowSettings
@@ -114,6 +114,7 @@ class _Work:
     def __init__(self, input_size: int, temporal_channels: int):
         self.rgb = torch.empty(1, 3, input_size, input_size)
         self.temporal = torch.empty(1, temporal_channels, input_size, input_size)
+        self.rgb_np, self.temporal_np = self.rgb.numpy()[0], self.temporal.numpy()[0]  # views the flow stage fills
         self.has_temporal = False
         self.index = 0
         self.capture_ts = self.flow_ts = 0.0
@@ -268,7 +269,7 @@ class Pipeline:
                    fusion: str | None = None, spatial_weight: float | None = None, timeout: float = 30.0) -> None:
         """Replace the model while running, between two frames: the source, threads and flow history stay.
 
-        The new model must read the same inputs (flow settings, L, input size), so the flow already
+        The new model must read the same inputs (flow settings, L, input size, normalisation), so the flow already
         computed stays valid; its labels may differ, and Predictions after the swap carry the new ones.
         The new engine is built here, on the caller's thread (the default is the running engine's kind,
         device and precision), so recognition does not pause while it compiles. Returns once the infer
@@ -277,7 +278,9 @@ class Pipeline:
         new = _resolve_model(model, None)
         cur, cfg = self.model.config, new.config
         misfit = [what for what, a, b in (("flow settings", cur.flow, cfg.flow), ("clip length L", cur.clip_length, cfg.clip_length),
-                                          ("input size", cur.input_size, cfg.input_size)) if a != b]
+                                          ("input size", cur.input_size, cfg.input_size),
+                                          ("input normalisation", (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
+                                           (tuple(cfg.rgb_mean), tuple(cfg.rgb_std), cfg.flow_scale, cfg.subtract_mean_flow))) if a != b]
         if misfit:
             raise UserError(f"{cfg.provenance.get('name', 'the new model')} reads other inputs than the running one "
                             f"({', '.join(misfit)} differ): it cannot be swapped in live; start a new pipeline with it")
@@ -341,92 +344,19 @@ class Pipeline:
 
     # -- stages -------------------------------------------------------------
     def _capture_loop(self) -> None:
-        src, frames = self.source, self._frames
-        assert src is not None and frames is not None
-        index = 0
-        truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
-        segment, shape, reconnects = _Segment(0, "ok"), None, src.reconnects
+        assert self.source is not None and self._frames is not None
+        capture_stage(self.source, self._frames, self._stop, self.stats, self.max_frames, self._source_status, lambda: self._taps,
+                      self.remove_tap)
 
-        def on_status(status: str, message: str) -> None:  # from inside src.read(), on this thread
-            self.status = "reconnecting" if status == "reconnecting" else "running"
-
-        src.watch(self._stop, on_status)  # stop() cuts a blocked read or a reconnect wait short
-        try:
-            while not self._stop.is_set():
-                frame = src.read()
-                if frame is None:
-                    break
-                frame = as_frame(frame, src.name)  # grey, BGRA, 16-bit or strided frames from any source
-                now = time.monotonic()
-                if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
-                    # A gap or a new resolution: the flow stage restarts its ring instead of spanning it.
-                    segment = _Segment(segment.number + 1, "reconnected" if src.reconnects != reconnects else "resized")
-                    reconnects = src.reconnects
-                shape = frame.shape
-                for tap in self._taps:
-                    try:
-                        tap(frame)
-                    except Exception as e:  # a recorder that failed (disk full) must not stop recognition
-                        log.warning("a frame tap failed and was removed: %s", e)
-                        self.remove_tap(tap)
-                if self.stats.first_capture is None:
-                    self.stats.first_capture = now
-                self.stats.captured += 1
-                frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment), self._stop)
-                index += 1
-                if self.max_frames is not None and index >= self.max_frames:
-                    break
-        finally:
-            if self.status == "reconnecting":  # stopped while the source was away
-                self.status = "running"
-        frames.finish(_END)
+    def _source_status(self, status: str) -> None:
+        if status == "reconnecting":
+            self.status = "reconnecting"
+        elif self.status == "reconnecting":
+            self.status = "running"
 
     def _flow_loop(self) -> None:
-        cfg = self.model.config
-        frames, work, pool = self._frames, self._work, self._pool
-        assert frames is not None and work is not None and pool is not None
-        estimator = FlowEstimator(cfg.flow)
-        blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
-        estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
-        self._flow_ready.set()
-        ring = FlowRing(cfg.flow, cfg.clip_length)
-        top, left = centre_crop(cfg.flow, cfg.input_size)
-        rgb_view = temporal_view = None
-        segment = None
-        while not self._stop.is_set():
-            item = frames.get()
-            if item is None:
-                continue
-            if item is _END:
-                work.finish(_END)
-                return
-            index, capture_ts, frame, truth, seg = item  # type: ignore[misc]
-            if seg != segment:  # the source reconnected or changed size: no flow across the gap
-                estimator.reset()
-                ring.reset()
-                segment = seg
-            t0 = time.perf_counter()
-            small = to_working_size(frame, cfg.flow)
-            flow = estimator.push(small)
-            if flow is not None:
-                ring.push(flow)
-            w = None
-            while w is None and not self._stop.is_set():
-                w = pool.get(timeout=0.1)
-            if w is None:
-                return
-            rgb_view, temporal_view = w.rgb.numpy()[0], w.temporal.numpy()[0]
-            rgb_input(small, cfg, top, left, out=rgb_view)
-            w.has_temporal = ring.ready
-            if ring.ready:
-                flow_input(ring.codes, cfg, top, left, out=temporal_view, order=ring.order())
-            w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
-            w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
-            w.flow_ts = time.monotonic()
-            self.stats.flow_compute.append(time.perf_counter() - t0)
-            evicted = work.put(w, self._stop)
-            if evicted is not None and evicted is not _END:
-                pool.put(evicted)
+        assert self._frames is not None and self._work is not None and self._pool is not None
+        flow_stage(self.model.config, self._frames, self._work, self._pool, self._stop, self.stats, self._flow_ready)
 
     def _infer_loop(self) -> None:
         work, pool, out = self._work, self._pool, self._out
@@ -485,6 +415,101 @@ class Pipeline:
             "reconnects": self.source.reconnects if self.source is not None else 0,
             "source_down_s": round(self.source.downtime_s, 3) if self.source is not None else 0.0,
         }
+
+
+# -- the per-source stages, shared with realtime.multistream ---------------------------------------
+def capture_stage(src: FrameSource, frames: LatestSlot, stop: threading.Event, stats: PipelineStats, max_frames: int | None,
+                  on_status: Callable[[str], None], taps: Callable[[], list] = list, drop_tap: Callable | None = None) -> None:
+    """Read frames into `frames` as (index, capture time, frame, truth, _Segment) until the end, `stop` or `max_frames`.
+
+    A reconnect or a resolution change starts a new segment, so flow is never computed across it.
+    `on_status` hears "reconnecting" / "ok" from the source. `taps()` are called with every frame
+    (a failing one is dropped through `drop_tap`). Finishes `frames` with the end marker.
+    """
+    index = 0
+    truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
+    segment, shape, reconnects = _Segment(0, "ok"), None, src.reconnects
+    src.watch(stop, lambda status, message: on_status(status))  # stop() cuts a blocked read or a reconnect wait short
+    try:
+        while not stop.is_set():
+            frame = src.read()
+            if frame is None:
+                break
+            frame = as_frame(frame, src.name)  # grey, BGRA, 16-bit or strided frames from any source
+            now = time.monotonic()
+            if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
+                # A gap or a new resolution: the flow stage restarts its ring instead of spanning it.
+                segment = _Segment(segment.number + 1, "reconnected" if src.reconnects != reconnects else "resized")
+                reconnects = src.reconnects
+            shape = frame.shape
+            for tap in taps():
+                try:
+                    tap(frame)
+                except Exception as e:  # a recorder that failed (disk full) must not stop recognition
+                    log.warning("a frame tap failed and was removed: %s", e)
+                    if drop_tap is not None:
+                        drop_tap(tap)
+            if stats.first_capture is None:
+                stats.first_capture = now
+            stats.captured += 1
+            frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment), stop)
+            index += 1
+            if max_frames is not None and index >= max_frames:
+                break
+    finally:
+        on_status("ok")  # stopped while the source was away: not "reconnecting" any more
+    frames.finish(_END)
+
+
+def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: LatestSlot, stop: threading.Event,
+               stats: PipelineStats, ready: threading.Event, handed_over: Callable[[], None] = lambda: None) -> None:
+    """Frames -> flow ring -> net inputs in recycled `_Work` items, handed to `work`; `handed_over()` after each.
+
+    Sets `ready` once the flow estimator has allocated (capture should not start before: a live
+    source would drop what waits). Finishes `work` with the end marker.
+    """
+    estimator = FlowEstimator(cfg.flow)
+    blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
+    estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
+    ready.set()
+    ring = FlowRing(cfg.flow, cfg.clip_length)
+    top, left = centre_crop(cfg.flow, cfg.input_size)
+    segment = None
+    while not stop.is_set():
+        item = frames.get()
+        if item is None:
+            continue
+        if item is _END:
+            break
+        index, capture_ts, frame, truth, seg = item  # type: ignore[misc]
+        if seg != segment:  # the source reconnected or changed size: no flow across the gap
+            estimator.reset()
+            ring.reset()
+            segment = seg
+        t0 = time.perf_counter()
+        small = to_working_size(frame, cfg.flow)
+        flow = estimator.push(small)
+        if flow is not None:
+            ring.push(flow)
+        w = None
+        while w is None and not stop.is_set():
+            w = pool.get(timeout=0.1)
+        if w is None:
+            break
+        rgb_input(small, cfg, top, left, out=w.rgb_np)
+        w.has_temporal = ring.ready
+        if ring.ready:
+            flow_input(ring.codes, cfg, top, left, out=w.temporal_np, order=ring.order())
+        w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
+        w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
+        w.flow_ts = time.monotonic()
+        stats.flow_compute.append(time.perf_counter() - t0)
+        evicted = work.put(w, stop)
+        handed_over()
+        if evicted is not None and evicted is not _END:
+            pool.put(evicted)
+    work.finish(_END)  # not on an exception: the caller records the failure first, then ends the stream
+    handed_over()
 
 
 def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:

@@ -192,7 +192,7 @@ class Recorder:
     `feed(frame)` is called with every frame the source delivers (any thread); it returns False once
     the plan is complete. Timing of the countdown and gaps is by the clock; clip lengths are by frame
     count (seconds x the source's fps), so every clip has the same length whatever the load.
-    `on_change(state)` is called after each phase change and each saved clip.
+    `on_change(state)` is called after each phase change and each saved clip, with the (live) state object.
     """
 
     def __init__(self, library: ClipLibrary, label: str, clips: int, seconds: float, fps: float | None,
@@ -209,7 +209,7 @@ class Recorder:
         self.on_change, self.clock = on_change, clock
         self._writer: ClipWriter | None = None
         self._until = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # on_change may call cancel() from the feeding thread
 
     @property
     def active(self) -> bool:
@@ -275,7 +275,7 @@ class Recorder:
         self._notify()
 
     def _notify(self) -> None:
-        if self.on_change is not None:
+        if self.on_change is not None:  # the live state object: a UI on another thread reads its newest values
             self.on_change(self.state)
 
 
