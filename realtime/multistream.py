@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from .errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .logs import scrub
-from .pipeline import _END, PipelineError, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage
+from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage
 from .sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
@@ -121,7 +121,7 @@ class Stream:
         }
 
 
-class MultiPipeline:
+class MultiPipeline(_Running):
     """Two-stream recognition on N sources at once, with batched inference. Iterate for StreamPredictions."""
 
     def __init__(self, sources: Sequence[str | int | FrameSource], model: str | Path | TwoStreamModel | None = None, *,
@@ -241,36 +241,6 @@ class MultiPipeline:
             self.engine.close()
         if self.status == "running":
             self.status = "stopped"
-
-    def __enter__(self) -> "MultiPipeline":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def __iter__(self) -> Iterator[StreamPrediction]:
-        self.start()
-        assert self._out is not None
-        while True:
-            item = self._out.get(timeout=0.1)
-            if self._error is not None:
-                self._raise()
-            if item is _END:
-                self.status = "finished"
-                return
-            if item is None:
-                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
-                    return
-                continue
-            yield item  # type: ignore[misc]
-
-    def _raise(self) -> None:
-        assert self._error is not None
-        stage, err = self._error
-        self.status = "failed"
-        if isinstance(err, UserError):
-            raise err
-        raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
 
     def _guard_infer(self) -> None:
         try:

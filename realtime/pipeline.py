@@ -166,7 +166,53 @@ class PipelineStats:
         return (self.predicted - 1) / max(self.last_prediction - self.first_capture, 1e-9)
 
 
-class Pipeline:
+class _Running:
+    """What Pipeline and MultiPipeline share: the context manager, and iterating their output slot."""
+
+    _out: LatestSlot | None
+    _error: tuple[str, BaseException] | None
+    _stop: threading.Event
+    _threads: list[threading.Thread]
+    status: str
+
+    def start(self):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 1.0) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __iter__(self) -> Iterator[Prediction]:  # type: ignore[misc]
+        self.start()
+        assert self._out is not None
+        while True:
+            item = self._out.get(timeout=0.1)
+            if self._error is not None:
+                self._raise()
+            if item is _END:
+                self.status = "finished"
+                return
+            if item is None:
+                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
+                    return
+                continue
+            yield item  # type: ignore[misc]
+
+    def _raise(self) -> None:
+        assert self._error is not None
+        stage, err = self._error
+        self.status = "failed"
+        if isinstance(err, UserError):
+            raise err
+        raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
+
+
+class Pipeline(_Running):
     """Live two-stream recognition on any source. Iterate for Predictions; use as a context manager."""
 
     def __init__(self, source: str | int | FrameSource, model: str | Path | TwoStreamModel | None = None, *,
@@ -243,12 +289,6 @@ class Pipeline:
         if self.status == "running":
             self.status = "stopped"
 
-    def __enter__(self) -> "Pipeline":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def dropped(self) -> dict[str, int]:
         slots = {"capture": self._frames, "infer": self._work, "output": self._out}
@@ -306,30 +346,6 @@ class Pipeline:
         if old_owned and old is not swap.engine:
             old.close()
         log.info("model swapped in live: %s (%d classes)", swap.model.config.provenance.get("name", "model"), swap.model.config.num_classes)
-
-    def __iter__(self) -> Iterator[Prediction]:
-        self.start()
-        assert self._out is not None
-        while True:
-            item = self._out.get(timeout=0.1)
-            if self._error is not None:
-                self._raise()
-            if item is _END:
-                self.status = "finished"
-                return
-            if item is None:
-                if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
-                    return
-                continue
-            yield item  # type: ignore[misc]
-
-    def _raise(self) -> None:
-        assert self._error is not None
-        stage, err = self._error
-        self.status = "failed"
-        if isinstance(err, UserError):
-            raise err
-        raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
 
     def _guard(self, stage: str, loop) -> None:  # type: ignore[no-untyped-def]
         try:
