@@ -1,4 +1,4 @@
-"""Run the pipeline, engine, flow and multi-stream benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
+"""Run the pipeline, engine, flow, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
 
     python benchmarks/run_all.py                 # full (about 17 minutes on 2 CPU cores)
     python benchmarks/run_all.py --quick         # short versions (about 6 minutes)
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "engines": "Engines: eager, TorchScript, torch.compile (and on CUDA fp16 and TensorRT), batch 1 and 8",
     "flow": "Flow: time per frame against end-point error on exact synthetic flow",
     "multistream": "Multi-stream: one MultiPipeline batching N sources against N separate pipelines, sources at 30 fps",
+    "teach": "Teach: 3 new classes x 10 recorded clips taught to the shipped model, tested on clips recorded separately",
 }
 
 

@@ -11,7 +11,7 @@ at least 90 % top-1 on clips recorded separately for testing. Every step is the 
 clips: other objects, speeds, backgrounds), `twostream train --from default`, `twostream evaluate
 --all-clips`. The training time is the wall time of the train command (flow, features, heads,
 saving, held-out check: everything). Each trial uses fresh seeds. Writes benchmarks/results/teach.json
-and teach.png and prints a markdown table.
+teach.png and teach.md (the table it prints).
 """
 from __future__ import annotations
 
@@ -95,6 +95,7 @@ def main() -> int:
     out = args.out or RESULTS / f"teach{'' if args.finetune == 'heads' else '-' + args.finetune}.json"
     out.write_text(json.dumps(m, indent=2) + "\n")
     plot(m, out.with_suffix(".png"))
+    out.with_suffix(".md").write_text(table(m) + "\n")
     print(table(m))
     print(f"written {out} and {out.with_suffix('.png')}")
     return 0
