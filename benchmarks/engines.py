@@ -27,7 +27,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import busy_note  # noqa: E402
+from common import machine as common_machine  # noqa: E402
 from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
 from realtime.engines import create_engine  # noqa: E402
 from realtime.flow import FlowSettings  # noqa: E402
@@ -53,17 +53,8 @@ SHORT = {"torch": "eager", "torchscript": "script", "compile": "compile", "tenso
 VARIANTS = (("torch", False), ("torchscript", False), ("compile", False), ("torch", True), ("compile", True), ("tensorrt", True))
 
 
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "load_avg_at_start": [round(v, 2) for v in os.getloadavg()]}
+    return common_machine(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
 
 
 def informative(model: TwoStreamModel, seed: int = 1) -> TwoStreamModel:

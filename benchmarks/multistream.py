@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import threading
@@ -37,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import busy_note  # noqa: E402
+from common import busy_note, cpu_name, machine  # noqa: E402
 from realtime.engines import create_engine, resolve_device  # noqa: E402
 from realtime.errors import UserError  # noqa: E402
 from realtime.models_store import default_model  # noqa: E402
@@ -48,13 +47,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GPU_GOAL = {"streams": 16, "fps": 30, "p95_ms": 33.0}
 NOT_MEASURED = ("GPU goal (16 sources at 30 fps, p95 < 33 ms on one data-centre GPU): NOT measured - "
                 "no CUDA GPU was available to this run; the figures below are CPU figures")
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def cpu_seconds() -> float:
@@ -139,8 +131,7 @@ def main() -> None:
     cfg = model.config
     gpu = torch.cuda.get_device_name(device) if on_gpu else None
     res: dict = {
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(), "torch": torch.__version__,
-                    "platform": platform.platform(), "load_avg_at_start": [round(v, 2) for v in os.getloadavg()]},
+        "machine": machine(gpu),
         "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
                   "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

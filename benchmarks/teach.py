@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLASSES = ("spin", "bounce", "zigzag")
 BAR_SECONDS, BAR_TOP1 = 180.0, 0.90
 sys.path.insert(0, str(ROOT))
-from benchmarks.common import busy_note  # noqa: E402
+from common import busy_note, machine  # noqa: E402
 
 
 def twostream(*args: str) -> subprocess.CompletedProcess:
@@ -72,13 +71,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="JSON to write (default benchmarks/results/teach[-all].json)")
     args = ap.parse_args()
     trials = 1 if args.quick else args.trials
-    m = {"benchmark": "teach", "machine": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-         "python": platform.python_version(), "load_avg_at_start": list(os.getloadavg()),
+    m = {"benchmark": "teach", "machine": machine(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
          "classes": list(CLASSES), "clips_per_class": args.clips, "test_clips_per_class": args.test_clips,
          "clip_seconds": args.seconds, "finetune": args.finetune, "bar": {"train_s_max": BAR_SECONDS, "test_top1_min": BAR_TOP1}}
-    import torch
-
-    m["torch"] = torch.__version__
     runs = []
     for i in range(trials):
         with tempfile.TemporaryDirectory(prefix="twostream-teach-") as d:
@@ -87,7 +82,7 @@ def main() -> int:
         print(f"trial {i + 1}/{trials}: trained in {r['train_s']:.0f} s, test top-1 fused {r['test_top1']['fused']:.3f} "
               f"(spatial {r['test_top1']['spatial']:.3f}, temporal {r['test_top1']['temporal']:.3f}) on {r['test_videos']} clips", flush=True)
     m["trials"] = runs
-    m["load_avg_at_end"] = list(os.getloadavg())
+    m["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     worst_s, worst_acc = max(r["train_s"] for r in runs), min(r["test_top1"]["fused"] for r in runs)
     m["verdict"] = {"worst_train_s": worst_s, "worst_test_top1": worst_acc,
                     "met": bool(worst_s <= BAR_SECONDS and worst_acc >= BAR_TOP1)}
@@ -103,7 +98,7 @@ def main() -> int:
 
 def table(m: dict) -> str:
     rows = [f"Teach ({m['finetune']}): {len(m['classes'])} new classes x {m['clips_per_class']} clips of {m['clip_seconds']:g} s, "
-            f"tested on {m['test_clips_per_class']} other clips per class; {m['cores']} cores ({m['machine']}), torch {m['torch']}", "",
+            f"tested on {m['test_clips_per_class']} other clips per class; {m['machine']['cores']} cores ({m['machine']['cpu']}), torch {m['machine']['torch']}", "",
             "| trial | train wall time | flow / features (s) | test top-1 spatial | temporal | fused (model's weight) | fused avg |",
             "|---:|---:|---:|---:|---:|---:|---:|"]
     for i, r in enumerate(m["trials"], 1):
@@ -112,7 +107,7 @@ def table(m: dict) -> str:
                     f"{t['spatial']:.3f} | {t['temporal']:.3f} | **{t['fused']:.3f}** (w={r['spatial_weight']:.1f}) | {t['fused_avg']:.3f} |")
     v = m["verdict"]
     rows += ["", f"Bar: train ≤ {m['bar']['train_s_max']:.0f} s and test top-1 ≥ {m['bar']['test_top1_min']:.2f}: worst trial "
-             f"{v['worst_train_s']:.0f} s, {v['worst_test_top1']:.3f} — **{'met' if v['met'] else 'NOT met'}**.", busy_note(m)]
+             f"{v['worst_train_s']:.0f} s, {v['worst_test_top1']:.3f} — **{'met' if v['met'] else 'NOT met'}**.", busy_note(m["machine"])]
     return "\n".join(rows)
 
 
@@ -135,7 +130,7 @@ def plot(m: dict, path: Path) -> None:
     b.bar(xs, [r["train_s"] for r in m["trials"]], color="#48c")
     b.axhline(m["bar"]["train_s_max"], color="k", ls="--", lw=1)
     b.set(xlabel="trial", ylabel="training wall time (s)", xticks=list(xs))
-    fig.suptitle(f"teaching {', '.join(m['classes'])}: {m['clips_per_class']} clips/class, {m['cores']} cores", fontsize=10)
+    fig.suptitle(f"teaching {', '.join(m['classes'])}: {m['clips_per_class']} clips/class, {m['machine']['cores']} cores", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
