@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont
-from PyQt6.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                              QProgressBar, QPushButton, QSizePolicy, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 import realtime
@@ -156,6 +156,9 @@ class TeachPanel(QWidget):
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Teach the running model these classes, in the background; the result is swapped in live")
         self.train_button.clicked.connect(self.train)
+        self.whole_nets = QCheckBox("also fine-tune the whole nets (slower)")
+        self.whole_nets.setToolTip("After fitting new heads, train every layer for 3 epochs at a small learning rate "
+                                   "(twostream train --finetune all); the heads alone are usually enough")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the training (nothing is saved)")
         self.cancel_button.clicked.connect(self.cancel_training)
@@ -211,6 +214,7 @@ class TeachPanel(QWidget):
         row.addWidget(self.train_button, 1)
         row.addWidget(self.cancel_button)
         col.addLayout(row)
+        col.addWidget(self.whole_nets)
         col.addWidget(self.progress)
         col.addWidget(self.stage_label)
         col.addWidget(self.accuracy_label)
@@ -257,6 +261,7 @@ class TeachPanel(QWidget):
         self.delete_button.setEnabled(not recording and not busy_training and bool(self.tree.selectedItems()))
         self.undo_button.setEnabled(not recording and not busy_training and bool(self._undo))
         self.train_button.setEnabled(not busy_training and not recording)
+        self.whole_nets.setEnabled(not busy_training)
         self.cancel_button.setEnabled(busy_training)
 
     def _problem(self, text: str) -> None:
@@ -531,7 +536,7 @@ class TeachPanel(QWidget):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = user_models_dir() / f"{'-'.join(counts)[:48]}-{stamp}"
         args = ["-m", "realtime.cli", "train", "--data", str(self.root), "--from", self.base_model(), "--out", str(out),
-                "--progress-json", "--nice", "10"]
+                "--progress-json", "--nice", "10", "--finetune", "all" if self.whole_nets.isChecked() else "heads"]
         proc = QProcess(self)
         proc.setProgram(sys.executable)
         proc.setArguments(args)

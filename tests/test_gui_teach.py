@@ -143,7 +143,10 @@ def test_cancel_stops_the_training_and_nothing_is_swapped_in(qtbot, open_window,
     w = open_window(f"synthetic:zigzag?fps={FPS}&seed=1&size=160x120")
     panel = w.teach
     panel.set_root(clips)
+    panel.whole_nets.setChecked(True)  # "also fine-tune the whole nets" reaches the trainer
     assert panel.train()
+    args = panel.process.arguments()
+    assert args[args.index("--finetune") + 1] == "all" and not panel.whole_nets.isEnabled()
     qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=TRAIN_MS)  # it is working
     panel.cancel_button.click()
     qtbot.waitUntil(lambda: not panel.training, timeout=WAIT_MS)
