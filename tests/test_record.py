@@ -130,3 +130,9 @@ def test_recording_from_a_live_pipeline_loses_no_frame(tmp_path: Path, tiny_mode
     with Pipeline("synthetic:spin?fps=0&frames=40", tiny_model, engine="torch", device="cpu") as p:
         p.add_tap(broken)  # a failing tap is dropped; recognition goes on
         assert len(list(p)) == 40
+
+
+def test_record_never_prints_credentials(tmp_path: Path) -> None:
+    r = twostream("record", "rtsp://bob:s3cret@127.0.0.1:9/cam", "--label", "a", "--to", str(tmp_path / "rec"), "--timeout", "2")
+    assert r.returncode == 2 and "s3cret" not in r.stderr + r.stdout and "bob" not in r.stderr
+    assert "127.0.0.1:9/cam" in r.stderr and not (tmp_path / "rec").exists()
