@@ -52,6 +52,11 @@ def test_clips_from_a_file_use_its_frame_rate_and_a_short_file_keeps_only_whole_
     assert "ended after 2 of 3 clips" in r.stderr and "Traceback" not in r.stderr
     files = sorted((out / "zig").iterdir())
     assert [p.name for p in files] == ["zig_001.avi", "zig_002.avi"]  # no partial file left behind
+    (out / "zig" / ".zig_003.partial.avi").write_bytes(files[0].read_bytes())  # as a killed recording would leave it
+    from realtime.train.datasets import open_dataset
+
+    ds = open_dataset(out)  # a hidden partial clip is never part of the dataset
+    assert sorted(c.path.name for c in ds.train + ds.test) == ["zig_001.avi", "zig_002.avi"]
     assert [decoded_frames(p) for p in files] == [20, 20]
 
 

@@ -46,7 +46,9 @@ class VideoDataset:
 
 
 def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+    """Video files under `folder`; hidden ones (a recording's `.NAME.partial.avi`, macOS `._NAME` forks) are not clips."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def _find(root: Path, names: list[str]) -> Path | None:

@@ -149,10 +149,6 @@ def _features(net: nn.Module, x: np.ndarray, device: torch.device, batch: int = 
     return torch.cat(feats).numpy()
 
 
-def _positions(count: int, wanted: int) -> np.ndarray:
-    return protocol_positions(count, wanted)
-
-
 def extract(model: TwoStreamModel, clips: list[Clip], root: Path, cache: FlowCache, train: bool, opts: TeachOptions,
             device: torch.device, report: Callable[[int], None]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per stream: (features, labels, clip number). Training clips get several positions x crops;
@@ -168,7 +164,7 @@ def extract(model: TwoStreamModel, clips: list[Clip], root: Path, cache: FlowCac
                 count = len(cache.load(key, "rgb"))
             else:
                 count = max(1, len(cache.load(key, "flow")) - cfg.clip_length + 1)
-            pos = _positions(count, opts.positions if train else 25)
+            pos = protocol_positions(count, opts.positions if train else 25)
             crops = _crops(cfg, rng, opts.crops if train else 0)
             f = _features(net, _inputs(key, cache, cfg, stream, pos, crops), device)
             out[stream][0].append(f)
