@@ -614,8 +614,7 @@ class Controller(QObject):
         """Put `req.model` into the running pipeline between two frames (loader thread). False when it cannot
         read the running model's inputs: the caller then starts a new pipeline with it on the same source."""
         model = self._model(req.model, gen)
-        cur = s.pipe.model.config
-        if (model.config.flow, model.config.clip_length, model.config.input_size) != (cur.flow, cur.clip_length, cur.input_size):
+        if s.pipe.swap_misfit(model.config):
             return False
         engine_key = (req.model, req.engine, req.device)
         engine = self._engine(engine_key, model, gen)

@@ -316,11 +316,8 @@ class Pipeline(_Running):
         thread has switched (or at once when the pipeline is not running).
         """
         new = _resolve_model(model, None)
-        cur, cfg = self.model.config, new.config
-        misfit = [what for what, a, b in (("flow settings", cur.flow, cfg.flow), ("clip length L", cur.clip_length, cfg.clip_length),
-                                          ("input size", cur.input_size, cfg.input_size),
-                                          ("input normalisation", (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
-                                           (tuple(cfg.rgb_mean), tuple(cfg.rgb_std), cfg.flow_scale, cfg.subtract_mean_flow))) if a != b]
+        cfg = new.config
+        misfit = self.swap_misfit(cfg)
         if misfit:
             raise UserError(f"{cfg.provenance.get('name', 'the new model')} reads other inputs than the running one "
                             f"({', '.join(misfit)} differ): it cannot be swapped in live; start a new pipeline with it")
@@ -336,6 +333,15 @@ class Pipeline(_Running):
         self._swap = swap
         if not swap.done.wait(timeout) and not self._stop.is_set():
             raise PipelineError(f"the infer stage did not take the new model within {timeout:g} s")
+
+    def swap_misfit(self, config: ModelConfig) -> list[str]:
+        """What keeps a model with `config` from being swapped in live (empty: it can be)."""
+        cur = self.model.config
+        return [what for what, a, b in (
+            ("flow settings", cur.flow, config.flow), ("clip length L", cur.clip_length, config.clip_length),
+            ("input size", cur.input_size, config.input_size),
+            ("input normalisation", (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
+             (tuple(config.rgb_mean), tuple(config.rgb_std), config.flow_scale, config.subtract_mean_flow))) if a != b]
 
     def _apply_swap(self, swap: _Swap) -> None:
         old, old_owned = self.engine, self._owns_engine
