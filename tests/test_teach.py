@@ -134,3 +134,48 @@ def test_swap_before_start_and_default_model_dir(monkeypatch, tmp_path: Path, ta
 
     assert default_out(Path("/x/myclips")).parent == tmp_path / "models"
     assert np.isfinite(json.loads((out / "metrics.json").read_text())["held_out"]["fused"])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="flow workers follow their parent only on Linux (prctl)")
+def test_a_killed_training_leaves_no_flow_worker_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    rec = tmp_path / "rec"
+    for label in ("spin", "bounce"):
+        record(rec, label, 6, seed=3, seconds=2)
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "train", "--data", str(rec), "--from", "default",
+                             "--out", str(tmp_path / "m"), "--progress-json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    workers: list[int] = []
+    try:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            workers = _children(proc.pid)
+            if json.loads(line)["stage"] == "flow" and len(workers) >= 2:
+                break  # flow workers are running
+        assert len(workers) >= 2, "the flow cache never started its workers"
+        proc.send_signal(signal.SIGKILL)  # what the app's Cancel does
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+            time.sleep(0.1)
+        alive = [w for w in workers if Path(f"/proc/{w}").exists() and "Z" not in Path(f"/proc/{w}/stat").read_text().split()[2]]
+        assert not alive, f"orphaned flow workers {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for w in workers:
+            try:
+                os.kill(w, signal.SIGKILL)
+            except OSError:
+                pass

@@ -12,6 +12,8 @@ import collections
 import hashlib
 import json
 import logging
+import os
+import sys
 import threading
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -98,6 +100,25 @@ def _compute(args: tuple[str, str, str, dict]) -> tuple[str, str | None, int, in
     return key, None, len(frames), flow_bytes
 
 
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker ends when the process that started it dies, however it dies.
+
+    A training cancelled from the desktop app is killed outright; without this its flow workers
+    would be left running, orphaned. Linux only (prctl PR_SET_PDEATHSIG); elsewhere a no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
+
+
 class FlowCache:
     def __init__(self, root: str | Path, flow: FlowSettings, memory_mb: int = 6000):
         self.flow = flow
@@ -147,7 +168,7 @@ class FlowCache:
         stamps = {t[0]: t[4] for t in todo}
         results = []
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
                 for r in pool.map(_compute, jobs, chunksize=4):
                     results.append(r)
                     bar.update(1)
