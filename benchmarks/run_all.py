@@ -1,7 +1,7 @@
-"""Run the pipeline, engine, flow, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
+"""Run the pipeline, engine, flow, flow-accuracy, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
 
-    python benchmarks/run_all.py                 # full (about 17 minutes on 2 CPU cores)
-    python benchmarks/run_all.py --quick         # short versions (about 6 minutes)
+    python benchmarks/run_all.py                 # full (about 35 minutes on 2 CPU cores, 17 of them flow_accuracy)
+    python benchmarks/run_all.py --quick         # short versions (about 7 minutes)
     python benchmarks/run_all.py --summary-only  # rewrite SUMMARY.md from the results already there
 
 Each benchmark runs in its own process (a fresh interpreter: no thread settings or compiled
@@ -25,6 +25,7 @@ BENCHMARKS = {
     "pipeline": "Pipeline: threaded pipeline against a single-threaded loop, live sources at 15/30/60 fps",
     "engines": "Engines: eager, TorchScript, torch.compile (and on CUDA fp16 and TensorRT), batch 1 and 8",
     "flow": "Flow: time per frame against end-point error on exact synthetic flow",
+    "flow_accuracy": "Flow method against accuracy: one temporal net trained from scratch on each method's flow, tested on the procedural test split",
     "multistream": "Multi-stream: one MultiPipeline batching N sources against N separate pipelines, sources at 30 fps",
     "teach": "Teach: 3 new classes x 10 recorded clips taught to the shipped model, tested on clips recorded separately",
 }
