@@ -16,10 +16,9 @@ camera, changing light, noise and blur):
   compare; the working-size figure is in the JSON too.
 Writes benchmarks/results/flow.json, flow.png (speed against accuracy) and flow.md.
 
-Not measured here: what each method does to the temporal stream's accuracy on the procedural test
-set. That needs a temporal net trained on each method's flow (a model degrades on flow made another
-way), i.e. one training run per method: `twostream train --flow-algorithm/--flow-preset`, then
-`twostream evaluate`.
+What each method does to the temporal stream's accuracy on the procedural test set is measured by
+benchmarks/flow_accuracy.py: it needs a temporal net trained on each method's flow (a model degrades
+on flow made another way), i.e. one training run per method.
 """
 from __future__ import annotations
 
@@ -160,7 +159,7 @@ def main() -> None:
                              "python": platform.python_version(), "platform": platform.platform(), "load_avg_at_start": load},
                  "reference": {"clips": n_clips, "frames": n_clips * (n_frames - 1), "source": f"{SOURCE[0]}x{SOURCE[1]}", "classes": list(CLASSES),
                                "zero_flow_epe_object_px": round(zero_obj, 3), "zero_flow_epe_frame_px": round(zero_all, 3)},
-                 "temporal_accuracy": "not measured: needs one temporal net trained per flow method (see the module doc)",
+                 "temporal_accuracy": "measured separately by benchmarks/flow_accuracy.py (one temporal net trained per flow method)",
                  "rows": []}
     print(f"{n_clips} clips x {n_frames - 1} frame pairs at {SOURCE[0]}x{SOURCE[1]}; {os.cpu_count()} cores, OpenCV {cv2.__version__} "
           f"({cv2.getNumThreads()} threads); load average {load}", flush=True)
@@ -189,7 +188,7 @@ def main() -> None:
     out.write_text(json.dumps(res, indent=2) + "\n")
     m = res["machine"]
     where = f"{m['cpu']}, {m['cores']} cores, OpenCV {m['opencv']}, load average {m['load_avg_at_start'][0]:.1f} at start"
-    md = table(res["rows"], res["reference"]) + f"\n\n{where}. Not measured: each method's effect on the temporal stream's accuracy (needs a model trained per method).\n"
+    md = table(res["rows"], res["reference"]) + f"\n\n{where}. Each method's effect on the temporal stream's accuracy: benchmarks/flow_accuracy.py (a net trained per method).\n"
     md += busy_note(res["machine"])
     print(md)
     out.with_suffix(".md").write_text(md)
