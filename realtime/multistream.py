@@ -109,13 +109,8 @@ class Stream:
             "source": self.name,
             "status": self.status,
             **({"error": self.error} if self.error else {}),
-            "frames": st.predicted,
-            "captured": st.captured,
-            "seconds": round((st.last_prediction or time.monotonic()) - (st.first_capture or st.started), 3),
-            "fps": round(st.fps(), 2),
-            "latency_ms": {"flow": st.percentiles(st.flow_latency), "infer": st.percentiles(st.infer_latency),
-                           "total": st.percentiles(st.total_latency)},
-            "compute_ms": {"flow": st.percentiles(st.flow_compute)},
+            **{k: v for k, v in st.figures().items() if k != "compute_ms"},
+            "compute_ms": {"flow": st.percentiles(st.flow_compute)},  # inference is per batch: see MultiPipeline.summary
             "dropped": self.dropped,
             "reconnects": self.source.reconnects if self.source is not None else 0,
         }

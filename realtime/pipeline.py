@@ -165,6 +165,18 @@ class PipelineStats:
             return 0.0
         return (self.predicted - 1) / max(self.last_prediction - self.first_capture, 1e-9)
 
+    def figures(self) -> dict:
+        """Frames, duration, fps and latency percentiles: the part of a summary every pipeline reports."""
+        return {
+            "frames": self.predicted,
+            "captured": self.captured,
+            "seconds": round((self.last_prediction or time.monotonic()) - (self.first_capture or self.started), 3),
+            "fps": round(self.fps(), 2),
+            "latency_ms": {"flow": self.percentiles(self.flow_latency), "infer": self.percentiles(self.infer_latency),
+                           "total": self.percentiles(self.total_latency)},
+            "compute_ms": {"flow": self.percentiles(self.flow_compute), "infer": self.percentiles(self.infer_compute)},
+        }
+
 
 class _Running:
     """What Pipeline and MultiPipeline share: the context manager, and iterating their output slot."""
@@ -422,13 +434,7 @@ class Pipeline(_Running):
         cfg = self.model.config
         return {
             "source": self.source_name,
-            "frames": st.predicted,
-            "captured": st.captured,
-            "seconds": round((st.last_prediction or time.monotonic()) - (st.first_capture or st.started), 3),
-            "fps": round(st.fps(), 2),
-            "latency_ms": {"flow": st.percentiles(st.flow_latency), "infer": st.percentiles(st.infer_latency),
-                           "total": st.percentiles(st.total_latency)},
-            "compute_ms": {"flow": st.percentiles(st.flow_compute), "infer": st.percentiles(st.infer_compute)},
+            **st.figures(),
             "dropped": self.dropped,
             "engine": self.engine.describe(),
             "model": cfg.provenance.get("name", "model"),

@@ -47,3 +47,33 @@ def tiny_model() -> TwoStreamModel:
                       input_size=64, clip_length=3, flow=FlowSettings(width=72, height=72), trained=False,
                       provenance={"name": "tiny-test"})
     return TwoStreamModel.create(cfg, seed=0)
+
+
+def informative(model: TwoStreamModel) -> TwoStreamModel:
+    """A copy whose scores depend on the input.
+
+    An untrained net's BatchNorm statistics (mean 0, var 1) shrink its features to ~1e-8 and every
+    softmax to uniform, which would hide any disagreement; statistics measured on random inputs
+    and a louder head give peaked, input-dependent scores.
+    """
+    import copy
+
+    import torch
+    from torch import nn
+
+    from realtime.models import classifier_layer
+
+    model = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(1)
+    s = model.config.input_size
+    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batch
+        net.train()
+        with torch.no_grad():
+            net(torch.randn(8, chans, s, s, generator=gen))
+            classifier_layer(net).weight.mul_(10)
+        net.eval()
+    return model

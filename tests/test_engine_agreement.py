@@ -5,7 +5,6 @@ at most ~7e-6 on the benchmark's nets; fused or reordered float arithmetic, not 
 """
 from __future__ import annotations
 
-import copy
 import shutil
 
 import numpy as np
@@ -13,30 +12,12 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import informative
 from realtime.checkpoint import ModelConfig, TwoStreamModel
 from realtime.engines import create_engine
 from realtime.flow import FlowSettings
-from realtime.models import classifier_layer
 
 AGREEMENT_BOUND = 1e-4
-
-
-def informative(model: TwoStreamModel) -> TwoStreamModel:
-    """A copy whose scores depend on the input (an untrained net's BatchNorm makes them uniform)."""
-    model = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(1)
-    s = model.config.input_size
-    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None
-        net.train()
-        with torch.no_grad():
-            net(torch.randn(8, chans, s, s, generator=gen))
-            classifier_layer(net).weight.mul_(10)
-        net.eval()
-    return model
 
 
 class SmallestNet(nn.Module):

@@ -10,36 +10,20 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import informative as informative_nets
 from realtime.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from realtime.flow import FlowSettings
 from realtime.cli import main
 from realtime.errors import UserError
 from realtime.export import SIDECAR, TOLERANCE, _FixedAdaptivePool2d, exportable
-from realtime.models import classifier_layer
 
 pytest.importorskip("onnx", reason="ONNX export needs the 'onnx' package: pip install 'twostream[export]'")
 ort = pytest.importorskip("onnxruntime", reason="checking the export needs onnxruntime: pip install 'twostream[export]'")
 
 
 def informative(model: TwoStreamModel) -> TwoStreamModel:
-    """A copy whose scores depend on the input.
-
-    An untrained net's BatchNorm statistics (mean 0, var 1) shrink its features to ~1e-8 and every
-    softmax to uniform, which would hide any disagreement; statistics measured on random inputs
-    and a louder head give peaked, input-dependent scores.
-    """
-    model = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(1)
-    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average over the calibration batch
-        net.train()
-        with torch.no_grad():
-            net(torch.randn(8, chans, model.config.input_size, model.config.input_size, generator=gen))
-            classifier_layer(net).weight.mul_(10)
-        net.eval()
+    """A copy whose scores depend on the input (conftest.informative), with an SVM fusion to export."""
+    model = informative_nets(model)
     n = model.config.num_classes
     rng = np.random.default_rng(0)
     model.config = copy.deepcopy(model.config)

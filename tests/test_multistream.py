@@ -5,7 +5,6 @@ within 1e-4 (max abs difference of fp32 softmax scores, the bound tests/test_eng
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -17,13 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from conftest import synthetic_frames, write_video
+from conftest import informative, synthetic_frames, write_video
 from realtime.checkpoint import TwoStreamModel
 from realtime.engines import create_engine
 from realtime.errors import UserError
-from realtime.models import classifier_layer
 from realtime.multistream import MultiPipeline, StreamPrediction, batch_mode, batched_scores
 from realtime.pipeline import Pipeline
 from realtime.sources import FrameSource
@@ -35,20 +32,7 @@ BOUND = 1e-4
 @pytest.fixture(scope="module")
 def model(tiny_model: TwoStreamModel) -> TwoStreamModel:
     """The tiny model made to score inputs unevenly (an untrained net's BatchNorm makes every score ~uniform)."""
-    m = copy.deepcopy(tiny_model)
-    gen = torch.Generator().manual_seed(1)
-    s = m.config.input_size
-    for net, chans in ((m.spatial, 3), (m.temporal, m.config.temporal_channels)):
-        for mod in net.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.reset_running_stats()
-                mod.momentum = None
-        net.train()
-        with torch.no_grad():
-            net(torch.randn(8, chans, s, s, generator=gen))
-            classifier_layer(net).weight.mul_(10)
-        net.eval()
-    return m
+    return informative(tiny_model)
 
 
 class ListSource(FrameSource):
