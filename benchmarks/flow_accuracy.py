@@ -82,7 +82,7 @@ def one_method(name: str, algorithm: str, preset: str | None, data: Path, work: 
     for p in (cache, model):
         shutil.rmtree(p, ignore_errors=True)  # a fresh net and a fresh cache: both are measured
     cmd = ["train", "--data", str(data), "--cache", str(cache), "--stream", "temporal", "--flow-algorithm", algorithm,
-           *(["--flow-preset", preset] if preset else []), "--work-size", str(WORK_SIZE), "--epochs", str(epochs), "--seed", str(seed), "--out", str(model), "--no-progress"]
+           *(["--flow-preset", preset] if preset else []), "--work-size", str(WORK_SIZE), "--epochs", str(epochs), "--seed", str(seed), "--out", str(model), "--no-eval", "--no-progress"]
     t0 = time.monotonic()
     twostream(*cmd)
     train_wall = time.monotonic() - t0

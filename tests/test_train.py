@@ -141,6 +141,27 @@ def test_temporal_training_learns_motion_and_resume_continues(ucf_tree, tmp_path
     assert model.config.provenance["streams_trained"] == ["temporal"] and not model.config.trained
 
 
+def test_one_stream_trained_is_evaluated_on_its_own(ucf_tree, tmp_path) -> None:
+    """Before both nets are trained, the held-out figures are the trained stream's alone: no chance-level
+    scores from the untrained net, and no fusion with them, in train's metrics or in `evaluate`."""
+    out = tmp_path / "spatial_only"
+    metrics = train(TrainOptions(**SMALL, data=str(ucf_tree), out=str(out), stream="spatial", epochs=2, cache=str(tmp_path / "c")))
+    assert metrics["streams"] == ["spatial"] and 0.0 <= metrics["spatial"]["top1"] <= 1.0 and metrics["videos"] == 16
+    assert not {"temporal", "fusion_avg", "fusion_svm"} & set(metrics)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["streams"] == ["spatial"] and saved["spatial"] == metrics["spatial"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "| spatial stream |" in card and "temporal stream |" not in card and "--stream temporal" in card
+    js = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(out), "--data", str(ucf_tree),
+                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(js.read_text())
+    assert result["streams"] == ["spatial"] and "temporal" not in result and "fusion_avg" not in result
+    assert "top-1 spatial" in r.stderr and "temporal" not in r.stderr
+
+
 def test_both_streams_then_fusion_and_evaluate_json(ucf_tree, tmp_path) -> None:
     out = tmp_path / "both"
     metrics = train(TrainOptions(**SMALL, data=str(ucf_tree), out=str(out), stream="both", epochs=6, cache=str(tmp_path / "c")))

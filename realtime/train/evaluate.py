@@ -18,6 +18,15 @@ from .datasets import Clip
 from .procedural import _progress
 
 log = logging.getLogger("twostream")
+STREAMS = ("spatial", "temporal")
+
+
+def trained_streams(config: ModelConfig) -> tuple[str, ...]:
+    """The streams of a checkpoint that have been trained: both for a finished model; one after `train --stream X`."""
+    if config.trained:
+        return STREAMS
+    done = set(config.provenance.get("streams_trained", []))
+    return tuple(s for s in STREAMS if s in done)
 
 
 @torch.inference_mode()
@@ -77,14 +86,25 @@ def fit_svm(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, num_c
 def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: FlowCache, samples: int = 25, ten_crop: bool = False,
                    device: str | torch.device = "cpu", train_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
                    progress: bool = True) -> tuple[dict, np.ndarray]:
-    """Metrics per stream and fused (average, and SVM when fitted / train scores given). Returns (metrics, fused scores)."""
+    """Metrics per trained stream, and fused (average, weighted, SVM) when both are trained. Returns (metrics, scores).
+
+    A model with one stream trained so far (`train --stream X`) is scored on that stream alone: an untrained
+    net's scores are chance, and fusing them in would hide what the trained one does.
+    """
     cfg = model.config
+    streams = trained_streams(cfg)
+    if not streams:
+        raise UserError("this model has no trained stream yet: train it first (twostream train --data DIR --stream both)")
     labels = np.array([c.label for c in test])
-    s = video_scores(model.spatial, test, root, cache, cfg, "spatial", samples, ten_crop, device, progress=progress)
-    t = video_scores(model.temporal, test, root, cache, cfg, "temporal", samples, ten_crop, device, progress=progress)
+    scores = {st: video_scores(getattr(model, st), test, root, cache, cfg, st, samples, ten_crop, device, progress=progress) for st in streams}
     n = cfg.num_classes
     metrics: dict = {"videos": len(test), "protocol": {"samples_per_video": samples, "crops": 10 if ten_crop else 1},
-                     "spatial": accuracy(s, labels, n), "temporal": accuracy(t, labels, n)}
+                     "streams": list(streams), **{st: accuracy(v, labels, n) for st, v in scores.items()}}
+    if len(streams) == 1:
+        fused = scores[streams[0]]
+        metrics["confusion"] = confusion(fused, labels, n).tolist()
+        return metrics, fused
+    s, t = scores["spatial"], scores["temporal"]
     avg = Fusion(FusionConfig("avg"))(s, t)
     metrics["fusion_avg"] = accuracy(avg, labels, n)
     fused = avg

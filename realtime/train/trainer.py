@@ -32,7 +32,7 @@ from ..models import ARCHITECTURES, classifier_layer, create_model
 from .cache import FlowCache
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
-from .evaluate import evaluate_model, save_confusion_png, video_scores, write_metrics
+from .evaluate import evaluate_model, save_confusion_png, trained_streams, video_scores, write_metrics
 from .procedural import _progress
 
 log = logging.getLogger("twostream")
@@ -399,10 +399,10 @@ def train(opts: TrainOptions) -> dict:
         for net in (model.spatial, model.temporal):
             net.half().float()  # round now, so the evaluation below measures the weights that ship
     metrics: dict = {}
-    if main and model.config.trained and opts.evaluate and test_clips:
+    if main and trained_streams(model.config) and opts.evaluate and test_clips:  # one stream so far: scored on its own
         t0 = time.perf_counter()
         train_scores = None
-        if opts.svm_samples > 0:
+        if model.config.trained and opts.svm_samples > 0:
             labels = np.array([c.label for c in train_clips])
             s = video_scores(model.spatial, train_clips, ds.root, cache, config, "spatial", opts.svm_samples, device=device)
             t = video_scores(model.temporal, train_clips, ds.root, cache, config, "temporal", opts.svm_samples, device=device)
@@ -414,7 +414,8 @@ def train(opts: TrainOptions) -> dict:
         timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
         metrics["skipped_unreadable_clips"] = skipped
         write_metrics(metrics, out / "metrics.json", ds.classes)
-        save_confusion_png(metrics["confusion"], ds.classes, out / "confusion.png", f"fused ({model.config.fusion.mode}), {len(test_clips)} test videos")
+        what = f"fused ({model.config.fusion.mode})" if model.config.trained else f"{metrics['streams'][0]} stream alone"
+        save_confusion_png(metrics["confusion"], ds.classes, out / "confusion.png", f"{what}, {len(test_clips)} test videos")
         model.config.metrics = {k: v for k, v in metrics.items() if k not in ("confusion",)}
     if main:
         model.config.provenance.update({"name": out.name, "dataset": ds.name, "train_clips": len(train_clips), "test_clips": len(test_clips),
@@ -500,9 +501,13 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
             m = metrics.get(key, {})
             if m.get("top1") is not None:
                 lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
-        lines += ["", "Confusion matrix of the fused scores: `confusion.png`; everything in `metrics.json`.", ""]
+        scored = "the fused scores" if config.trained else f"the {metrics['streams'][0]} stream's scores"
+        if not config.trained:
+            lines += ["", f"Only the {metrics['streams'][0]} stream is trained so far; fused figures come once both are "
+                      f"(`twostream train --stream {'spatial' if metrics['streams'][0] == 'temporal' else 'temporal'} --out {out}`)."]
+        lines += ["", f"Confusion matrix of {scored}: `confusion.png`; everything in `metrics.json`.", ""]
     else:
-        lines += ["## Metrics", "", "Not evaluated yet (both streams must be trained).", ""]
+        lines += ["## Metrics", "", "Not evaluated (`--no-eval`, or no test clips).", ""]
     lines += ["## Intended use and limits", "",
               "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
               "It has only seen the training data described here; expect it to be wrong on anything else.", ""]
