@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 
 def cpu_name() -> str:
@@ -12,18 +13,62 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def machine(gpu: str | None = None) -> dict:
-    """The machine a figure came from, in the form run_all.py's SUMMARY.md reads."""
+def machine(gpu: str | None = None, **extra: object) -> dict:
+    """The machine a figure came from, in the form run_all.py's SUMMARY.md reads; pass it to `finish` at the end."""
     import torch
 
     return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), "load_avg_at_start": [round(v, 2) for v in os.getloadavg()]}
+            "torch": torch.__version__, "platform": platform.platform(), **extra,
+            "load_avg_at_start": [round(v, 2) for v in os.getloadavg()], "cpu_at_start": _cpu_times()}
+
+
+def _cpu_times() -> dict:
+    """CPU seconds the whole machine was busy, CPU seconds this process and its reaped children used, and the clock."""
+    busy = None
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    t = os.times()
+    return {"machine_busy_s": busy, "own_s": t.user + t.system + t.children_user + t.children_system, "t": time.monotonic()}
+
+
+def finish(m: dict) -> dict:
+    """Close `machine(...)`'s record: the load average at the end and how many cores other work kept busy meanwhile.
+
+    The load average counts the benchmark's own threads, so a benchmark that keeps both cores busy looks "busy"
+    by it; `other_cores_busy` is the machine's busy CPU time less this process's (and its finished children's),
+    per second of the run: work that was not the benchmark's.
+    """
+    m["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    start, end = m.pop("cpu_at_start", None), _cpu_times()
+    if start and start["machine_busy_s"] is not None and end["machine_busy_s"] is not None:
+        wall = end["t"] - start["t"]
+        other = (end["machine_busy_s"] - start["machine_busy_s"]) - (end["own_s"] - start["own_s"])
+        m["other_cores_busy"] = round(max(0.0, other) / wall, 2) if wall > 0 else None
+        m["run_s"] = round(wall, 1)
+    return m
 
 
 def busy_note(m: dict) -> str:
-    """A line saying the machine was busy, when it was: absolute times are then inflated, ratios less so."""
-    load = max(m["load_avg_at_start"][0], m.get("load_avg_at_end", [0])[0])
-    if load <= 0.75 * (m["cores"] or 1):
-        return ""
-    return (f"\n**Measured on a busy machine** (load average up to {load:.1f} on {m['cores']} cores, other work running): "
+    """A line saying the machine was busy, when it was: absolute times are then inflated, ratios less so.
+
+    Judged by the cores other work kept busy during the run when `finish` measured it (a quarter of the
+    cores or more), else by the load average (which counts the benchmark itself).
+    """
+    other = m.get("other_cores_busy")
+    cores = m["cores"] or 1
+    if other is not None:
+        if other < 0.25 * cores:
+            return ""
+        why = f"other work kept {other:.1f} of {cores} cores busy on average during the run"
+    else:
+        load = max(m["load_avg_at_start"][0], m.get("load_avg_at_end", [0])[0])
+        if load <= 0.75 * cores:
+            return ""
+        why = f"load average up to {load:.1f} on {cores} cores, other work running"
+    return (f"\n**Measured on a busy machine** ({why}): "
             "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")

@@ -38,7 +38,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import busy_note  # noqa: E402
+from common import busy_note, finish  # noqa: E402
 from common import machine as common_machine  # noqa: E402
 from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
 from realtime.engines import create_engine  # noqa: E402
@@ -207,7 +207,7 @@ def main() -> None:
     cfg = fast.config
     res["rows"] += bench_model("fast", fast, (1, 8), fast_iters, device)
     res["rows"] += bench_model("paper", paper, (1, 8), paper_iters, device)
-    res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    finish(res["machine"])
     res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

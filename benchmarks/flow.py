@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import busy_note  # noqa: E402
+from common import busy_note, finish, machine  # noqa: E402
 from realtime.flow import FlowEstimator, FlowSettings, end_point_error, resize_flow  # noqa: E402
 from realtime.synthetic import SyntheticClip  # noqa: E402
 
@@ -154,15 +153,13 @@ def main() -> None:
         data.append((frames, [clip.flow(t) for t in range(n_frames - 1)], [clip.object_mask(t) > 127 for t in range(n_frames - 1)]))
     zero_obj = float(np.mean([np.linalg.norm(tr, axis=-1)[m].mean() for _, trs, ms in data for tr, m in zip(trs, ms) if m.any()]))
     zero_all = float(np.mean([np.linalg.norm(tr, axis=-1).mean() for _, trs, _ in data for tr in trs]))
-    load = [round(v, 2) for v in os.getloadavg()]
-    res: dict = {"machine": {"cpu": _cpu_name(), "cores": os.cpu_count(), "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
-                             "python": platform.python_version(), "platform": platform.platform(), "load_avg_at_start": load},
+    res: dict = {"machine": machine(opencv=cv2.__version__, opencv_threads=cv2.getNumThreads()),
                  "reference": {"clips": n_clips, "frames": n_clips * (n_frames - 1), "source": f"{SOURCE[0]}x{SOURCE[1]}", "classes": list(CLASSES),
                                "zero_flow_epe_object_px": round(zero_obj, 3), "zero_flow_epe_frame_px": round(zero_all, 3)},
                  "temporal_accuracy": "measured separately by benchmarks/flow_accuracy.py (one temporal net trained per flow method)",
                  "rows": []}
     print(f"{n_clips} clips x {n_frames - 1} frame pairs at {SOURCE[0]}x{SOURCE[1]}; {os.cpu_count()} cores, OpenCV {cv2.__version__} "
-          f"({cv2.getNumThreads()} threads); load average {load}", flush=True)
+          f"({cv2.getNumThreads()} threads); load average {res['machine']['load_avg_at_start']}", flush=True)
     meters: list[tuple[str, FlowSettings, Meter]] = []
     missing: list[dict] = []
     for name, settings, estimator in methods():
@@ -181,7 +178,7 @@ def main() -> None:
         res["rows"].append(r)
         print(f"  {name} at {meter.size}: {r['ms_per_frame_median']:.2f} ms/frame, EPE object {r['epe_object_px']:.2f} px, frame {r['epe_frame_px']:.2f} px", flush=True)
     res["rows"] += missing
-    res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    finish(res["machine"])
     res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -196,13 +193,6 @@ def main() -> None:
         plot(res["rows"], res["reference"], out.with_suffix(".png"), f"dense flow: speed against accuracy on procedural clips with exact flow ({where})")
     except ImportError:
         print("matplotlib not installed: no plot (pip install 'twostream[train]')")
-
-
-def _cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -41,7 +40,7 @@ METHODS = (("DIS ultrafast", "dis", "ultrafast"), ("DIS fast", "dis", "fast"), (
 WORK_SIZE = 128
 STILL_CLASSES = ("hold_star", "hold_cross", "hold_ring")  # differ only in the shape of a still object: invisible to flow
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import busy_note, machine  # noqa: E402
+from common import busy_note, finish, machine  # noqa: E402
 
 
 def twostream(*args: str) -> subprocess.CompletedProcess:
@@ -149,7 +148,7 @@ def main() -> int:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     res["rows"] = rows
-    res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    finish(res["machine"])
     res["wall_s"] = round(time.monotonic() - t_start, 1)
     res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = args.out

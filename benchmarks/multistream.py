@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import busy_note, cpu_name, machine  # noqa: E402
+from common import busy_note, finish, cpu_name, machine  # noqa: E402
 from realtime.engines import create_engine, resolve_device  # noqa: E402
 from realtime.errors import UserError  # noqa: E402
 from realtime.models_store import default_model  # noqa: E402
@@ -174,7 +174,7 @@ def main() -> None:
     finally:
         for e in engines:
             e.close()
-    res["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    finish(res["machine"])
     res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if on_gpu and str(GPU_GOAL["streams"]) in res["paced"]:
         r = res["paced"][str(GPU_GOAL["streams"])]["batched"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import sys
 import time
@@ -29,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import busy_note, finish, machine  # noqa: E402
 from realtime.buffers import FlowRing  # noqa: E402
 from realtime.engines import create_engine  # noqa: E402
 from realtime.flow import FlowEstimator  # noqa: E402
@@ -106,8 +106,7 @@ def main() -> None:
     seconds = 4 if args.quick else 15
     model = default_model()
     cfg = model.config
-    res: dict = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                             "torch": torch.__version__, "platform": platform.platform()},
+    res: dict = {"machine": machine(torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else None),
                  "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
                            "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
                  "engine": args.engine, "device": args.device}
@@ -132,6 +131,7 @@ def main() -> None:
     p30 = res["paced"]["30"]
     res["bars"] = {"throughput_2x_loop": res["speedup_vs_loop_same_nets"] >= 2.0, "zero_drops_at_30fps": p30["dropped"] == 0,
                    "p95_latency_at_30fps_le_33ms": p30["latency_ms"]["p95"] <= 33.0}
+    finish(res["machine"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
@@ -145,6 +145,7 @@ def main() -> None:
     for fps, r in res["paced"].items():
         table.append(f"| pipeline, live {fps} fps source | {r['fps']:.1f} | {r['dropped']} | {' / '.join(f'{v:.1f}' for v in r['latency_ms'].values())} | {r['cpu_per_wall']:.2f} |")
     table.append(f"\nthroughput: pipeline / loop with the same nets = {res['speedup_vs_loop_same_nets']:.2f}x; / eager loop = {res['speedup_vs_loop_eager']:.2f}x; peak RSS {res['peak_rss_mb']:.0f} MB")
+    table.append(busy_note(res["machine"]))
     print("\n".join(table))
     (out.with_suffix(".md")).write_text("\n".join(table) + "\n")
     try:

@@ -38,6 +38,8 @@ def describe_machine(m: dict) -> str:
     parts += [f"{k} {m[k]}" for k in ("torch", "opencv") if m.get(k)]
     if m.get("load_avg_at_start"):
         parts.append(f"load average {m['load_avg_at_start'][0]:.1f} at start")
+    if m.get("other_cores_busy") is not None:
+        parts.append(f"other work busy on {m['other_cores_busy']:.1f} cores on average")
     return ", ".join(parts)
 
 

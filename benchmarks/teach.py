@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLASSES = ("spin", "bounce", "zigzag")
 BAR_SECONDS, BAR_TOP1 = 180.0, 0.90
 sys.path.insert(0, str(ROOT))
-from common import busy_note, machine  # noqa: E402
+from common import busy_note, finish, machine  # noqa: E402
 
 
 def twostream(*args: str) -> subprocess.CompletedProcess:
@@ -82,7 +81,7 @@ def main() -> int:
         print(f"trial {i + 1}/{trials}: trained in {r['train_s']:.0f} s, test top-1 fused {r['test_top1']['fused']:.3f} "
               f"(spatial {r['test_top1']['spatial']:.3f}, temporal {r['test_top1']['temporal']:.3f}) on {r['test_videos']} clips", flush=True)
     m["trials"] = runs
-    m["machine"]["load_avg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    finish(m["machine"])
     worst_s, worst_acc = max(r["train_s"] for r in runs), min(r["test_top1"]["fused"] for r in runs)
     m["verdict"] = {"worst_train_s": worst_s, "worst_test_top1": worst_acc,
                     "met": bool(worst_s <= BAR_SECONDS and worst_acc >= BAR_TOP1)}
