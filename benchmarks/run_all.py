@@ -1,4 +1,4 @@
-"""Run the pipeline, engine, flow, flow-accuracy, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
+"""Run the pipeline (quiet and with one core contended), engine, flow, flow-accuracy, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
 
     python benchmarks/run_all.py                 # full (about 35 minutes on 2 CPU cores, 17 of them flow_accuracy)
     python benchmarks/run_all.py --quick         # short versions (about 7 minutes)
@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 BENCHMARKS = {
     "pipeline": "Pipeline: threaded pipeline against a single-threaded loop, live sources at 15/30/60 fps",
+    "pipeline-contend1": "Pipeline with one core taken by another process (`pipeline.py --contend 1`): the same runs, sharing the cores",
     "engines": "Engines: eager, TorchScript, torch.compile (and on CUDA fp16 and TensorRT), batch 1 and 8",
     "flow": "Flow: time per frame against end-point error on exact synthetic flow",
     "flow_accuracy": "Flow method against accuracy: one temporal net trained from scratch on each method's flow, tested on the procedural test split",
@@ -71,7 +72,9 @@ def main() -> int:
     failed = 0
     if not args.summary_only:
         for name in args.only or BENCHMARKS:
-            cmd = [sys.executable, str(HERE / f"{name}.py"), "--out", str(results / f"{name}.json")] + (["--quick"] if args.quick else [])
+            script, _, contend = name.partition("-contend")  # pipeline-contend1: pipeline.py --contend 1
+            cmd = [sys.executable, str(HERE / f"{script}.py"), "--out", str(results / f"{name}.json")] + (["--quick"] if args.quick else [])
+            cmd += ["--contend", contend] if contend else []
             print(f"== {' '.join(cmd)}", flush=True)
             t0 = time.perf_counter()
             rc = subprocess.call(cmd)

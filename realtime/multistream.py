@@ -22,8 +22,8 @@ log and in its summary; the other streams go on. Only a failure of the shared in
 Source names are the redacted ones of `realtime.sources`: credentials never reach the output.
 
 Engines: `torch` and `torchscript` run whatever batch is ready; `compile` specialises on shapes, so
-its batches are padded to N rows (two shapes in all, compiled once); `tensorrt`'s cached engines
-are built for batch 1, so it runs the batch row by row (a dynamic-batch TensorRT build is not done).
+its batches are padded to N rows (two shapes in all, compiled once); `tensorrt` builds engines for
+batches 1..N and runs whatever is ready (if that build fails, batch-1 engines and row by row).
 """
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ class MultiPipeline(_Running):
         self._realtime = realtime
         self._source_timeout = source_timeout
         self._owns_engine = not isinstance(engine, Engine)
-        self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
+        self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half, max_batch=len(self.streams))
         self._stop = threading.Event()
         self._work_ready = threading.Event()  # set by any flow thread after it hands over work
         self._threads: list[threading.Thread] = []
@@ -382,11 +382,13 @@ BATCH_MODES = ("ready", "padded", "rows")
 def batch_mode(engine: Engine) -> str:
     """How an engine takes a batch of streams' work.
 
-    "ready": the rows that are ready (torch, torchscript). "padded": always the full preallocated
-    batch, so a shape-specialised engine (compile) sees one shape. "rows": one row at a time, for
-    engines built for batch 1 (TensorRT's cached engines have a static shape).
+    "ready": the rows that are ready (torch, torchscript, and TensorRT engines built for batches
+    1..N). "padded": always the full preallocated batch, so a shape-specialised engine (compile)
+    sees one shape. "rows": one row at a time, for TensorRT engines built for batch 1 only.
     """
-    return {"compile": "padded", "tensorrt": "rows"}.get(engine.name, "ready")
+    if engine.name == "tensorrt":
+        return "ready" if getattr(engine, "max_batch", 1) > 1 else "rows"
+    return {"compile": "padded"}.get(engine.name, "ready")
 
 
 def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool],
