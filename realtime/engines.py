@@ -3,8 +3,8 @@
 - `torch`: eager PyTorch, CPU or CUDA, fp32/fp16, channels_last.
 - `torchscript`: traced and frozen TorchScript (BatchNorm folded, no Python per layer). On a CPU
   every engine runs the two streams at once, one core each; frozen nets hold the GIL least while
-  doing so, which made this the fastest CPU path in benchmarks/pipeline.py (same-run loop: 25.1 fps
-  with TorchScript nets against 16.9 fps eager, shipped model, 2 cores).
+  doing so, which made this the fastest CPU path in benchmarks/pipeline.py (same-run loop: 74.1 fps
+  with TorchScript nets against 65.8 fps eager, shipped model, 2 quiet cores).
 - `compile`: torch.compile (inductor; CUDA graphs on a GPU).
 - `tensorrt`: torch-tensorrt's dynamo path in fp16, engines cached on disk.
 - `auto`: the fastest that is installed and works here; says which and why not the others.
