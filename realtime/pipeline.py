@@ -111,9 +111,12 @@ class Prediction:
 class _Work:
     """One preallocated set of net inputs, recycled between the flow and infer threads."""
 
-    def __init__(self, input_size: int, temporal_channels: int):
-        self.rgb = torch.empty(1, 3, input_size, input_size)
-        self.temporal = torch.empty(1, temporal_channels, input_size, input_size)
+    def __init__(self, input_size: int, temporal_channels: int, pinned: bool = False):
+        # pinned (page-locked) for a CUDA engine: the copy to the GPU is then one asynchronous DMA,
+        # not a copy into a staging buffer first. (The engine waits for its results before the
+        # buffer goes back to the pool, so the flow thread never overwrites a copy in flight.)
+        self.rgb = torch.empty(1, 3, input_size, input_size, pin_memory=pinned)
+        self.temporal = torch.empty(1, temporal_channels, input_size, input_size, pin_memory=pinned)
         self.rgb_np, self.temporal_np = self.rgb.numpy()[0], self.temporal.numpy()[0]  # views the flow stage fills
         self.has_temporal = False
         self.index = 0
@@ -269,8 +272,9 @@ class Pipeline(_Running):
         self._work = LatestSlot(1 if live else 2, drop_oldest=live)
         self._out = LatestSlot(16 if live else 4, drop_oldest=live)
         self._pool = LatestSlot(8, drop_oldest=False)
+        pinned = self.engine.device.type == "cuda"
         for _ in range(4):  # one being filled, one queued, one in the nets, one spare
-            self._pool.put(_Work(cfg.input_size, cfg.temporal_channels))
+            self._pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
         self.stats = PipelineStats()
         self.status = "running"
         self._flow_ready = threading.Event()
