@@ -216,12 +216,21 @@ def plot(res: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    names = ["loop\neager", f"loop\n{NET_NAMES.get(res.get('engine', 'torchscript'), res.get('engine'))}", "pipeline"]
-    vals = [res["reference_loop_eager"]["fps"], res["reference_loop_torchscript"]["fps"], res["pipeline_max"]["fps"]]
-    a.bar(names, vals, color=["#999", "#666", "#2a7"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    nets = NET_NAMES.get(res.get("engine", "torchscript"), res.get("engine"))
+    names = ["loop\neager", f"loop\n{nets}\n1 thread", f"loop\n{nets}", "pipeline"]
+    vals = [res["reference_loop_eager"]["fps"], res["reference_loop_one_thread"]["fps"], res["reference_loop_torchscript"]["fps"], res["pipeline_max"]["fps"]]
+    a.bar(names, vals, color=["#999", "#bbb", "#666", "#2a7"])
+    rounds = res["rounds"]  # the spread over the alternating rounds, as a range on the two bars they share
+    for x, key in ((2, "loop_fps"), (3, "pipeline_fps")):
+        lo, hi = min(r[key] for r in rounds), max(r[key] for r in rounds)
+        a.errorbar([x], [vals[x]], yerr=[[max(0.0, vals[x] - lo)], [max(0.0, hi - vals[x])]], color="k", capsize=4)
+    cap = 1e3 / res["pipeline_max"]["compute_ms"]["infer"]["p50"]
+    a.axhline(cap, color="r", ls=":")
+    a.text(-0.45, cap, f"cap: the nets alone, {cap:.0f} fps", color="r", fontsize=8, va="bottom")
+    a.set_ylim(0, max(max(vals), cap) * 1.15)
     a.set_ylabel("frames / s (as fast as possible)")
-    a.set_title("throughput, both nets every frame")
+    a.set_title("throughput, both nets every frame" + (f" (--contend {res['contention']})" if res.get("contention") else ""))
     fps = list(res["paced"])
     for k, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-")):
         b.plot([int(f) for f in fps], [res["paced"][f]["latency_ms"][k] for f in fps], style, label=k)
