@@ -59,7 +59,7 @@ class _FixedAdaptivePool2d(nn.Module):
     """Adaptive max/avg pooling for one known input size, written as slices and reductions.
 
     ONNX has no adaptive pooling; both torch exporters refuse it when the input side is not a
-    multiple of the output side (CNN-M-2048 pools 5x5 to 6x6 at 224 px). The input size is fixed at
+    multiple of the output side (CNN-M-2048 below 224 px, e.g. 5x5 to 6x6). The input size is fixed at
     export (only the batch axis is dynamic), so the bins are constants.
     """
 

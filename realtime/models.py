@@ -122,14 +122,16 @@ class CNNM2048(nn.Module):
     def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.5):
         super().__init__()
         lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)  # noqa: E731
+        # Pools round up, as Caffe's (the paper's) do: 224 px gives 109 -> 54 -> 26 -> 13 -> 6x6 into fc6.
+        pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 96, 7, 2), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
-            nn.Conv2d(96, 256, 5, 2, 1), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(in_chans, 96, 7, 2), nn.ReLU(inplace=True), lrn(), pool(),
+            nn.Conv2d(96, 256, 5, 2, 1), nn.ReLU(inplace=True), lrn(), pool(),
             nn.Conv2d(256, 512, 3, 1, 1), nn.ReLU(inplace=True),
             nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True), pool(),
         )
-        self.pool = nn.AdaptiveMaxPool2d(6)  # 6x6 at 224+ px as in the paper; keeps fc6 fixed at other sizes
+        self.pool = nn.AdaptiveMaxPool2d(6)  # a no-op at 224 px; keeps fc6 at 6x6 inputs at other sizes
         self.fc6 = nn.Sequential(nn.Linear(512 * 36, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.fc7 = nn.Sequential(nn.Linear(4096, 2048), nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.classifier = nn.Linear(2048, num_classes)

@@ -22,6 +22,14 @@ def test_every_architecture_takes_any_channel_count(name: str, size: int, chans:
     assert out.shape == (2, 7) and first_conv(net).in_channels == chans
 
 
+def test_cnn_m_2048_at_224_px_has_the_papers_6x6_map_before_fc6() -> None:
+    """Caffe pools round up: 224 px -> 109 -> 54 -> 26 -> 13 -> 6 (flooring gave 5x5, stretched to 6x6)."""
+    net = create_model("cnn_m_2048", num_classes=3, in_chans=20).eval()
+    with torch.no_grad():
+        fmap = net.features(torch.zeros(1, 20, 224, 224))
+    assert fmap.shape == (1, 512, 6, 6)
+
+
 def test_unknown_architecture_names_the_known_ones() -> None:
     with pytest.raises(UserError, match="mobilenet_v2_050"):
         create_model("vgg99", 3)
