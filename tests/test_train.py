@@ -141,6 +141,16 @@ def test_temporal_training_learns_motion_and_resume_continues(ucf_tree, tmp_path
     assert model.config.provenance["streams_trained"] == ["temporal"] and not model.config.trained
 
 
+def _evaluate_cli(model: Path, data: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """`twostream evaluate` as a user runs it (3 stacks per video, the tests' flow cache); its process and JSON."""
+    js = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(model), "--data", str(data),
+                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return r, json.loads(js.read_text())
+
+
 def test_one_stream_trained_is_evaluated_on_its_own(ucf_tree, tmp_path) -> None:
     """Before both nets are trained, the held-out figures are the trained stream's alone: no chance-level
     scores from the untrained net, and no fusion with them, in train's metrics or in `evaluate`."""
@@ -152,12 +162,7 @@ def test_one_stream_trained_is_evaluated_on_its_own(ucf_tree, tmp_path) -> None:
     assert saved["streams"] == ["spatial"] and saved["spatial"] == metrics["spatial"]
     card = (out / "MODEL_CARD.md").read_text()
     assert "| spatial stream |" in card and "temporal stream |" not in card and "--stream temporal" in card
-    js = tmp_path / "eval.json"
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(out), "--data", str(ucf_tree),
-                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
-    result = json.loads(js.read_text())
+    r, result = _evaluate_cli(out, ucf_tree, tmp_path)
     assert result["streams"] == ["spatial"] and "temporal" not in result and "fusion_avg" not in result
     assert "top-1 spatial" in r.stderr and "temporal" not in r.stderr
 
@@ -171,12 +176,7 @@ def test_both_streams_then_fusion_and_evaluate_json(ucf_tree, tmp_path) -> None:
     model = load_checkpoint(out)
     assert model.config.trained and model.config.fusion.svm_weight is not None
     assert (out / "confusion.png").stat().st_size > 1000 and (out / "MODEL_CARD.md").read_text().count("|") > 10
-    js = tmp_path / "eval.json"
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(out), "--data", str(ucf_tree),
-                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
-    result = json.loads(js.read_text())
+    r, result = _evaluate_cli(out, ucf_tree, tmp_path)
     assert result["videos"] == 16
     for key in ("spatial", "temporal", "fusion_avg", "fusion_svm"):
         assert 0.0 <= result[key]["top1"] <= 1.0
