@@ -232,6 +232,7 @@ def plot(res: dict, path: Path) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib not installed: no plot (pip install 'twostream[train]')")
         return
@@ -249,6 +250,9 @@ def plot(res: dict, path: Path) -> None:
         a.plot([x], [sum(r["moving_top1"] for r in rs) / len(rs)], "^", color="#2a7", ms=4)
         a.annotate(name, (x, top1), textcoords="offset points", xytext=(5, -10), fontsize=7)
     a.set_xscale("log")
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20) if any(r["flow_ms_per_frame"] and t / 2.5 <= r["flow_ms_per_frame"] <= t * 2.5 for r in rows)]
+    a.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     a.set(xlabel=f"flow ms per frame at {WORK_SIZE} px (benchmarks/flow.py; log scale)", ylabel="temporal top-1 on the test split", ylim=(0, 1.05))
     a.set_title("o: mean top-1 ± binomial s.e.; x: each seed; ^: the 9 moving classes", fontsize=8)
     xs = range(len(groups))
