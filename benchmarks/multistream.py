@@ -144,7 +144,8 @@ def main() -> None:
         print(NOT_MEASURED, flush=True)
     n_max = max(args.streams)
     t0 = time.perf_counter()
-    shared = create_engine(model, args.engine, str(device))  # the batched runs' engine, reused for every N
+    # the batched runs' engine, reused for every N; `auto` picks what `serve` picks for n_max streams
+    shared = create_engine(model, args.engine, str(device), max_batch=n_max)
     engines = [shared] + [create_engine(model, shared.name, str(device), shared.half) for _ in range(n_max - 1)]
     res["engine"] = shared.describe()
     res["engine_build_s"] = round(time.perf_counter() - t0, 2)

@@ -261,6 +261,22 @@ def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, t
         MultiPipeline(["synthetic:wave", "gopher://x/y"], tiny_model, engine="torch")
 
 
+def test_auto_on_a_cpu_picks_eager_nets_for_several_streams_and_torchscript_for_one(tiny_model: TwoStreamModel) -> None:
+    """Eager nets gain from batches on a CPU and frozen TorchScript ones do not (twostream bench), so a
+    server of several streams gets eager nets; one stream, or a Pipeline, gets TorchScript."""
+    several = MultiPipeline(["synthetic:wave?fps=0&size=96x72", "synthetic:push?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")
+    one = MultiPipeline(["synthetic:wave?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")
+    try:
+        assert several.engine.name == "torch" and one.engine.name == "torchscript"
+        assert any("torchscript: its frozen nets gain nothing from batches" in r for r in several.engine.auto_reasons)
+    finally:
+        several.stop()
+        one.stop()
+    single = create_engine(tiny_model, "auto", "cpu")
+    assert single.name == "torchscript"
+    single.close()
+
+
 def test_stop_joins_every_thread_and_releases_every_source(tiny_model: TwoStreamModel) -> None:
     sources = [FailingSource(), "synthetic:demo?fps=30&size=96x72", "synthetic:wave?fps=30&size=96x72"]
     mp = MultiPipeline(sources, tiny_model, engine="torch")
