@@ -118,7 +118,7 @@ def main() -> None:
     res: dict = {"machine": machine(torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else None),
                  "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
                            "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
-                 "engine": args.engine, "device": args.device}
+                 "engine": args.engine, "device": args.device, "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     print(f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores; "
           f"engine {args.engine} on {args.device}", flush=True)
     create_engine(model, args.engine, args.device).close()  # a missing engine or GPU is said now, not after minutes of loops
