@@ -268,6 +268,7 @@ class TensorRTEngine(Engine):
             log.info("tensorrt: cached as %s", path)
             return loaded
         except Exception as e:  # the engine works; only the next start will have to build again
+            path.unlink(missing_ok=True)  # never leave a file that a later start would load and reject
             log.warning("tensorrt: built but not cached (%s): the next start builds again", str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
             return trt
 
