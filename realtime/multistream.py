@@ -210,6 +210,8 @@ class MultiPipeline(_Running):
             for st in self.streams:
                 if st.source is not None and not isinstance(st.source_arg, FrameSource):
                     st.source.close()
+            if self._owns_engine:  # a refused start leaves no engine thread behind
+                self.engine.close()
             st, _ = errors[0]
             more = f" (and {len(errors) - 1} more source(s) failed to open)" if len(errors) > 1 else ""
             raise UserError(f"stream {st.number}: {st.error}{more}")

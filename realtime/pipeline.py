@@ -264,7 +264,12 @@ class Pipeline(_Running):
         if self._threads:
             return self
         src = self._source_arg
-        self.source = src if isinstance(src, FrameSource) else open_source(src, realtime=self._realtime, timeout_s=self._source_timeout)
+        try:
+            self.source = src if isinstance(src, FrameSource) else open_source(src, realtime=self._realtime, timeout_s=self._source_timeout)
+        except BaseException:
+            if self._owns_engine:  # a refused start leaves no engine thread behind (a retry runs the nets one after the other)
+                self.engine.close()
+            raise
         self.source_name = self.source.name
         live = self.source.is_live
         cfg = self.model.config

@@ -250,6 +250,7 @@ def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, t
     mp = MultiPipeline(["synthetic:wave?fps=0&frames=5", missing], tiny_model, engine="torch")
     with pytest.raises(UserError, match=r"stream 1: .*missing\.mp4: no such file"):
         mp.start()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("twostream-spatial")]  # refused: its engine holds no thread
     mp.stop()
     assert serving_threads() == []
     with MultiPipeline(["synthetic:wave?fps=0&frames=5&size=96x72", missing], tiny_model, engine="torch", keep_going=True) as mp:

@@ -49,7 +49,9 @@ def test_synthetic_source_predictions_carry_ground_truth_and_flow(tiny_model) ->
 def test_engines_agree_with_eager(tiny_model) -> None:
     s, n = tiny_model.config.input_size, tiny_model.config.temporal_channels
     xs, xt = torch.randn(1, 3, s, s), torch.randn(1, n, s, s)
-    ref_s, ref_t = create_engine(tiny_model, "torch", "cpu")(xs, xt)
+    ref = create_engine(tiny_model, "torch", "cpu")
+    ref_s, ref_t = ref(xs, xt)
+    ref.close()
     eng = create_engine(tiny_model, "torchscript", "cpu")
     got_s, got_t = eng(xs, xt)
     eng.close()
@@ -121,8 +123,11 @@ def test_an_error_in_a_stage_reaches_the_caller_with_its_cause(tiny_model) -> No
 
 
 def test_a_bad_source_fails_at_start_with_a_user_error(tmp_path, tiny_model) -> None:
+    pipe = Pipeline(tmp_path / "missing.mp4", tiny_model, engine="torch")
     with pytest.raises(SourceError, match="no such file"):
-        Pipeline(tmp_path / "missing.mp4", tiny_model, engine="torch").start()
+        pipe.start()
+    # the pipeline is still referenced, yet the engine it built holds no thread: a refused start leaks nothing
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("twostream-spatial")]
 
 
 def test_fusion_modes_and_smoothing() -> None:
