@@ -111,6 +111,7 @@ def test_after_a_reconnect_flow_and_smoothing_restart_so_nothing_spans_the_gap(t
     src = ListSource(frames, gap_before=(8,))  # and a different picture after the gap
     with Pipeline(src, tiny_model, engine=engine, smoothing=8) as p:
         preds = list(p)
+    engine.close()  # the caller's engine: a pipeline closes only the engines it built
     assert not np.allclose(preds[7].fused, preds[8].spatial, atol=0.05)  # so fused == spatial below means something
     assert [q.index for q in preds] == list(range(16))
     L = tiny_model.config.clip_length  # 3: the temporal stream needs L flow fields = L + 1 frames
@@ -385,6 +386,7 @@ def test_a_source_far_faster_than_inference_keeps_latency_bounded_and_counts_eve
         if time.monotonic() - t0 > 3.0:
             break
     p.stop()
+    engine.close()  # the caller's engine: a pipeline closes only the engines it built
     s = p.summary()
     dropped = sum(s["dropped"].values())
     assert s["captured"] > 10 * len(preds) and dropped > 0.8 * s["captured"]
