@@ -1,6 +1,6 @@
 """Run the pipeline (quiet and with one core contended), engine, flow, flow-accuracy, multi-stream and teach benchmarks, then join their tables into benchmarks/results/SUMMARY.md.
 
-    python benchmarks/run_all.py                 # full (about 35 minutes on 2 CPU cores, 17 of them flow_accuracy)
+    python benchmarks/run_all.py                 # full (about 37 minutes on 2 quiet CPU cores, 24 of them flow_accuracy)
     python benchmarks/run_all.py --quick         # short versions (about 7 minutes)
     python benchmarks/run_all.py --summary-only  # rewrite SUMMARY.md from the results already there
 
