@@ -73,11 +73,11 @@ def open_settings(path: str | Path | None = None) -> QSettings:
 
 
 def run(source: str | None = None, model: str | None = None, engine: str | None = None, device: str | None = None,
-        source_timeout: float = 5.0, settings_path: str | None = None) -> int:
+        source_timeout: float = 5.0, settings_path: str | None = None, min_score: float | None = None) -> int:
     """Open the window and run until it closes. Returns the exit status."""
     app = create_app()
     window = MainWindow(open_settings(settings_path), source=source, model=model, engine=engine, device=device,
-                        source_timeout=source_timeout)
+                        source_timeout=source_timeout, min_score=min_score)
     lower_qt_thread_priority()
 
     def report(kind, value, tb) -> None:  # type: ignore[no-untyped-def]

@@ -16,14 +16,20 @@ def register(subparsers: argparse._SubParsersAction, commands: dict[str, Callabl
     p.add_argument("source", nargs="?", help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME "
                                              "(default: the last source used, else synthetic:demo)")
     p.add_argument("--model", help="checkpoint directory (default: the last one used, else trained/default or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", help="auto, torch, torchscript, compile or tensorrt (default: the last one used, else auto)")
+    p.add_argument("--engine", help="auto, torch, torchscript, compile, tensorrt or onnxruntime (default: the last one used, else auto)")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the last one used, else auto)")
+    p.add_argument("--min-score", type=float, metavar="S",
+                   help="a frame whose fused top score is below S shows 'no known action' (default: the last threshold you set, "
+                        "else each model's own calibrated one; 0 always names the top class)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")
     p.add_argument("--settings", metavar="FILE", help="read and write settings in this .ini file instead of the per-user one")
     commands["gui"] = cmd_gui
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    min_score = getattr(args, "min_score", None)
+    if min_score is not None and not 0.0 <= min_score <= 1.0:
+        raise UserError(f"--min-score {min_score:g} is outside 0..1 (0: always name the top class)")
     try:
         from PyQt6 import QtWidgets  # noqa: F401
         import pyqtgraph  # noqa: F401
@@ -39,4 +45,4 @@ def cmd_gui(args: argparse.Namespace) -> int:
         raise UserError(f"unknown engine '{args.engine}': choose one of {', '.join(ENGINES)}")
     from .app import run
 
-    return run(args.source, args.model, args.engine, args.device, args.timeout, args.settings)
+    return run(args.source, args.model, args.engine, args.device, args.timeout, args.settings, min_score)

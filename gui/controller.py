@@ -232,6 +232,7 @@ class ScoreHistory:
         self._lock = threading.Lock()
         self._ts = np.zeros(capacity, np.float64)
         self._scores = np.zeros((capacity, 0), np.float32)
+        self._min = np.zeros(capacity, np.float32)  # each prediction's "no known action" threshold
         self._labels: tuple[str, ...] = ()
         self._n = 0
         self._head = 0
@@ -242,12 +243,13 @@ class ScoreHistory:
             self._scores = np.zeros((self.capacity, len(labels)), np.float32)
             self._n = self._head = 0
 
-    def append(self, ts: float, scores: np.ndarray) -> None:
+    def append(self, ts: float, scores: np.ndarray, min_score: float = 0.0) -> None:
         with self._lock:
             if scores.shape[0] != self._scores.shape[1]:
                 return
             self._ts[self._head] = ts
             self._scores[self._head] = scores
+            self._min[self._head] = min_score
             self._head = (self._head + 1) % self.capacity
             self._n = min(self._n + 1, self.capacity)
 
@@ -258,6 +260,13 @@ class ScoreHistory:
             ts = self._ts[order]
             keep = ts > since
             return ts[keep], self._scores[order[keep]], self._labels
+
+    def window_with_thresholds(self, since: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+        """window(since), plus each prediction's "no known action" threshold (read together: the same predictions)."""
+        with self._lock:
+            order = (np.arange(self._n) + self._head - self._n) % self.capacity
+            keep = order[self._ts[order] > since]
+            return self._ts[keep], self._scores[keep], self._labels, self._min[keep]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -298,6 +307,9 @@ class SessionInfo:
     has_svm: bool
     smoothing: int
     accuracy: str = ""  # the checkpoint's own held-out result, e.g. "held-out top-1 97.5% (fusion_avg)"
+    min_score: float = 0.0  # "no known action" below this fused top score: the threshold in use
+    model_min_score: float = 0.0  # the model's own calibrated threshold (0: it never says "no known action")
+    min_score_set: bool = False  # the user's threshold (True) or the model's own (False)
 
 
 @dataclass
@@ -349,6 +361,7 @@ class Controller(QObject):
         self._fusion: str | None = None
         self._spatial_weight: float | None = None
         self._smoothing = 8
+        self._min_score: float | None = None  # the user's "no known action" threshold; None: each model's own
         self._latest: Prediction | None = None
         self._notified = False
         self.seq = 0  # predictions published so far
@@ -407,10 +420,27 @@ class Controller(QObject):
         """Change fusion live. Raises UserError (e.g. SVM asked of a model without one); nothing changes then."""
         s = self._session
         if s is not None:
-            fusion = Fusion(s.pipe.model.config.fusion, mode, spatial_weight)
+            fusion = Fusion(s.pipe.model.config.fusion, mode, spatial_weight, self._min_score)
             s.pipe.fusion = fusion  # one attribute swap: the infer thread picks it up at its next frame
             s.info = replace(s.info, fusion_mode=fusion.mode, spatial_weight=fusion.spatial_weight)
         self._fusion, self._spatial_weight = mode, spatial_weight
+
+    def set_min_score(self, value: float | None) -> None:
+        """The "no known action" threshold, live (None: the model's own calibrated one, also for every model run
+        later). Raises UserError outside 0..1; nothing changes then."""
+        value = None if value is None else float(value)
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise UserError(f"the no-known-action threshold {value:g} is outside 0..1 (0: always name the top class)")
+        s = self._session
+        if s is not None:
+            s.pipe.set_min_score(value)  # kept by the pipeline across live model swaps
+            s.info = replace(s.info, min_score=s.pipe.fusion.min_score, min_score_set=value is not None)
+        self._min_score = value
+
+    @property
+    def min_score(self) -> float | None:
+        """The user's threshold, or None when each model's own applies."""
+        return self._min_score
 
     def set_smoothing(self, frames: int) -> None:
         s = self._session
@@ -635,7 +665,9 @@ class Controller(QObject):
                            labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
                            precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
                            spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
-                           smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode))
+                           smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode),
+                           min_score=pipe.fusion.min_score, model_min_score=float(cfg.fusion.min_score),
+                           min_score_set=self._min_score is not None)
 
     def _model(self, key: str, gen: int) -> TwoStreamModel:
         if key in self._models:
@@ -659,7 +691,9 @@ class Controller(QObject):
         if key in self._engines:
             self._engines.move_to_end(key)
             return self._engines[key]
-        slow = " (TorchScript traces the nets: a few seconds)" if key[1] in ("auto", "torchscript") else ""
+        slow = {"torchscript": " (TorchScript traces the nets: a few seconds)",
+                "onnxruntime": " (the nets are exported to ONNX once, then loaded from the cache)",
+                "auto": " (the first start exports the nets to ONNX: a few seconds)"}.get(key[1], "")
         self._post(gen, "progress", f"building the {key[1]} engine on {key[2]}{slow}…")
         engine = create_engine(model, key[1], key[2])
         if self._closing:  # the window closed while it was being built
@@ -679,7 +713,8 @@ class Controller(QObject):
         if mode == "svm" and cfg.fusion.svm_weight is None:
             self._post(gen, "warning", f"{cfg.provenance.get('name', 'this model')} has no fitted SVM fusion: using {cfg.fusion.mode}")
             mode = None
-        pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing)
+        pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing,
+                        min_score=self._min_score)
         for tap in self._taps:
             pipe.add_tap(tap)
         info = self._session_info(source, req, model, engine, pipe)
@@ -725,7 +760,7 @@ class Controller(QObject):
             s.labels_seen = pred.labels
             if tuple(pred.labels) != self.history.labels:
                 self.history.reset(tuple(pred.labels))
-        self.history.append(pred.capture_ts, pred.fused)
+        self.history.append(pred.capture_ts, pred.fused, pred.min_score)
         writer = self._recorder
         if writer is not None:
             try:

@@ -2,6 +2,7 @@
 
     python -m gui.screenshot [--out docs/screenshot.png] [--seconds 9] [--size 1280x800]
     python -m gui.screenshot --teach [--out docs/teach.png]    # the Teach panel after teaching three new motions
+    python -m gui.screenshot --unknown --min-score 0.9 [--out docs/unknown.png]   # a moment of "no known action"
 
 Renders offscreen (no display needed) with a throw-away settings file, so neither the user's
 settings nor their screen are touched. The default model is trained/default when it is shipped
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     ap.add_argument("--arrows", action="store_true", help="show flow as arrows on the video instead of the colour image")
     ap.add_argument("--show", action="store_true", help="render on the real display instead of offscreen")
+    ap.add_argument("--min-score", type=float, metavar="S", help="the no-known-action threshold (default: the model's own)")
+    ap.add_argument("--unknown", action="store_true",
+                    help="after --seconds, wait (up to 60 s more) for a moment of 'no known action' (the last half second of "
+                         "predictions all below the threshold) and take the picture then (default --out: docs/unknown.png)")
     ap.add_argument("--teach", action="store_true",
                     help="use the Teach panel first: record 5 clips each of spin, bounce and zigzag from the synthetic source, "
                          "train in the background and swap the result in (models and clips go to a temporary folder)")
@@ -39,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TWOSTREAM_HOME"] = tempfile.mkdtemp(prefix="twostream-teach-")
         if args.out == str(REPO / "docs" / "screenshot.png"):
             args.out = str(REPO / "docs" / "teach.png")
+    if args.unknown and args.out == str(REPO / "docs" / "screenshot.png"):
+        args.out = str(REPO / "docs" / "unknown.png")
     if not args.show:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -50,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app()
     settings = QSettings(str(Path(tempfile.mkdtemp(prefix="twostream-shot-")) / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings, source=args.source, model=args.model, engine=args.engine, probe_cameras=False)
+    window = MainWindow(settings, source=args.source, model=args.model, engine=args.engine, probe_cameras=False,
+                        min_score=args.min_score)
     window.resize(width, height)
     window.show()
     if args.arrows:
@@ -73,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         window.close()
         return 1
     spin(args.seconds)
+    if args.unknown and not spin(60, lambda: unknown_now(window)):
+        sys.stderr.write("screenshot: no half second of 'no known action' within 60 s (raise --min-score?)\n")
+        window.close()
+        return 1
     window.stats_timer.timeout.emit()  # stats as of this very frame
     spin(0.1)
     out = Path(args.out)
@@ -86,6 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({width}x{height}; source {info.source_name if info else '?'}, model {info.model_name if info else '?'}"
           f"{'' if info is None or info.trained else ', UNTRAINED'})")
     return 0
+
+
+def unknown_now(window, hold_s: float = 0.5) -> bool:  # type: ignore[no-untyped-def]
+    """The window shows "no known action" on the video, the bars and the timeline, and has for `hold_s`."""
+    pred, spans = window.shown_prediction, window.timeline.unknown_spans
+    return (pred is not None and not pred.known and not window.bars.known and bool(spans)
+            and spans[-1][1] >= -0.15 and spans[-1][1] - spans[-1][0] >= hold_s)
 
 
 def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: ignore[no-untyped-def]

@@ -11,12 +11,16 @@ from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
 from realtime.flow import flow_to_colour
+from realtime.pipeline import NO_KNOWN_ACTION
 
 SPATIAL_COLOUR = QColor("#4c9be8")
 TEMPORAL_COLOUR = QColor("#f5a142")
 FUSED_COLOUR = QColor("#5cd65c")
 LEADER_COLOUR = QColor("#6cf06c")
 WARNING_COLOUR = QColor("#ffb13b")
+UNKNOWN_COLOUR = QColor("#d6dae0")  # "no known action": neutral, neither right nor wrong
+DIM_COLOUR = QColor("#8f959d")  # the top scores under "no known action", de-emphasised
+THRESHOLD_COLOUR = QColor("#e8e8e8")
 BARB = math.radians(28)  # arrowhead half-angle
 # Distinct, readable on a dark background; a class keeps its colour while it stays on the timeline.
 CLASS_PALETTE = ("#5cd65c", "#4c9be8", "#f5a142", "#e05cb8", "#f2e14c", "#4fd6d6", "#b58cff", "#ff6b6b", "#a3d977", "#ffa3c8",
@@ -174,6 +178,8 @@ class VideoView(QWidget):
         self.frame = ScaledImage()
         self.top: list[tuple[str, float]] = []
         self.truth: str | None = None
+        self.known = True  # the fused top score reaches min_score: the leader is named
+        self.min_score = 0.0
         self.ready = True
         self.status = "ok"  # Prediction.status: "reconnected" / "resized" while the temporal stream refills
         self.clip_length = 0
@@ -188,15 +194,23 @@ class VideoView(QWidget):
 
     @property
     def leader(self) -> str | None:
-        return self.top[0][0] if self.top else None
+        """The class named on the video: None when there is none, or it is no known action."""
+        return self.top[0][0] if self.top and self.known else None
+
+    @property
+    def headline(self) -> str | None:
+        """What the overlay's first line says: the leader, or "no known action" (None before any prediction)."""
+        if not self.top:
+            return None
+        return self.top[0][0] if self.known else NO_KNOWN_ACTION
 
     @property
     def has_image(self) -> bool:
         return self.frame.image is not None
 
     def show_frame(self, frame: np.ndarray, top: list[tuple[str, float]], truth: str | None, ready: bool,
-                   arrows: Arrows | None = None, status: str = "ok") -> None:
-        self.status = status
+                   arrows: Arrows | None = None, status: str = "ok", known: bool = True, min_score: float = 0.0) -> None:
+        self.status, self.known, self.min_score = status, known, min_score
         self.frame.set(frame, self)
         if arrows and self.frame.scaled is not None:
             draw_arrows(self.frame.scaled, arrows, self.frame.scaled.shape[1] / frame.shape[1], self.frame.scaled.shape[0] / frame.shape[0])
@@ -255,8 +269,14 @@ class VideoView(QWidget):
         bold.setPointSizeF(size * 1.25)
         bold.setBold(True)
         pad = size * 0.6
-        lines = [(f"{label}  {score:.2f}", bold if i == 0 else base, LEADER_COLOUR if i == 0 else QColor("#e8e8e8"))
-                 for i, (label, score) in enumerate(self.top)]
+        if self.known:
+            lines = [(f"{label}  {score:.2f}", bold if i == 0 else base, LEADER_COLOUR if i == 0 else QColor("#e8e8e8"))
+                     for i, (label, score) in enumerate(self.top)]
+        else:  # the verdict first; what the nets think stays visible beneath it, dimmed
+            lines = [(NO_KNOWN_ACTION, bold, UNKNOWN_COLOUR)] * bool(self.top) + [
+                (f"{label}  {score:.2f}", base, DIM_COLOUR) for label, score in self.top]
+            if self.top:
+                lines.insert(1, (f"top score below {self.min_score:.2f}", base, DIM_COLOUR))
         if lines:
             metrics = [QFontMetrics(f) for _, f, _ in lines]
             box = QRectF(target.x() + pad, target.y() + pad, max(m.horizontalAdvance(t) for m, (t, _, _) in zip(metrics, lines)) + 2.5 * pad,
@@ -264,7 +284,7 @@ class VideoView(QWidget):
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(0, 0, 0, 160))
             p.drawRoundedRect(box, 6, 6)
-            p.setBrush(LEADER_COLOUR)  # a bar marks the leader's line
+            p.setBrush(LEADER_COLOUR if self.known else DIM_COLOUR)  # a bar marks the leader's line (or the verdict)
             p.drawRoundedRect(QRectF(box.x() + 3, box.y() + pad / 2 + 2, 4, metrics[0].height() - 4), 2, 2)
             y = box.y() + pad / 2
             for (text, font, colour), m in zip(lines, metrics):
@@ -279,7 +299,9 @@ class VideoView(QWidget):
             why = self.status if self.status in ("reconnected", "resized") else "warming up"
             boxed_text(p, target.x() + pad, y, f"{why}: spatial only until {self.clip_length or 'L'} flow fields exist", WARNING_COLOUR)
             y -= fm.height() + 8
-        if self.truth is not None:
+        if self.truth is not None and not self.known:
+            boxed_text(p, target.x() + pad, y, f"truth: {self.truth}  (no known action)", UNKNOWN_COLOUR)
+        elif self.truth is not None:
             right = self.leader == self.truth
             boxed_text(p, target.x() + pad, y, f"truth: {self.truth}  {'✓' if right else '✗'}", LEADER_COLOUR if right else QColor("#ff8080"))
         x = target.right() - pad
@@ -385,13 +407,21 @@ class ScoreBars(QWidget):
         super().__init__(parent)
         self.k = k
         self.rows: list[tuple[str, float, float | None, float]] = []  # label, spatial, temporal, fused
+        self.min_score = 0.0  # marked on the fused bars; the leader is "no known action" below it
         self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:
         return QSize(520, 220)
 
-    def show_scores(self, labels: list[str], spatial: np.ndarray, temporal: np.ndarray | None, fused: np.ndarray) -> None:
+    @property
+    def known(self) -> bool:
+        """The leader's fused score reaches the threshold (True before any scores)."""
+        return not self.rows or self.rows[0][3] >= self.min_score
+
+    def show_scores(self, labels: list[str], spatial: np.ndarray, temporal: np.ndarray | None, fused: np.ndarray,
+                    min_score: float = 0.0) -> None:
+        self.min_score = min_score
         order = np.argsort(fused)[::-1][: self.k]
         self.rows = [(labels[i], float(spatial[i]), None if temporal is None else float(temporal[i]), float(fused[i])) for i in order]
         self.update()
@@ -410,6 +440,11 @@ class ScoreBars(QWidget):
             p.setPen(QColor("#d0d4da"))
             p.drawText(QPointF(x + 14, 4 + fm.ascent()), name)
             x += 14 + fm.horizontalAdvance(name) + 18
+        key = f"known from {self.min_score:.2f}"
+        if self.min_score > 0 and x + 14 + fm.horizontalAdvance(key) < W - fm.horizontalAdvance("temporal: warming up") - 12:
+            p.fillRect(QRectF(x + 4, 4 + fm.height() / 2 - 6, 2, 12), THRESHOLD_COLOUR)  # the key to the threshold tick
+            p.setPen(QColor("#d0d4da"))
+            p.drawText(QPointF(x + 14, 4 + fm.ascent()), key)
         top0 = fm.height() + 10
         if not self.rows:
             p.setPen(QColor("#9aa4b0"))
@@ -423,13 +458,14 @@ class ScoreBars(QWidget):
         span = max(20.0, W - label_w - values_w - 12)
         row_h = (H - top0) / self.k
         bar_h = max(2.0, min((row_h - 8) / 3, 9.0))
+        known = self.known
         for r, (label, s, t, f) in enumerate(self.rows):
             top = top0 + r * row_h
             mid = top + row_h / 2
-            if r == 0:
-                p.fillRect(QRectF(0, top, W, row_h - 2), QColor(92, 214, 92, 30))
+            if r == 0:  # the leader's row; grey when it is no known action
+                p.fillRect(QRectF(0, top, W, row_h - 2), QColor(92, 214, 92, 30) if known else QColor(255, 255, 255, 18))
             p.setFont(bold if r == 0 else self.font())
-            p.setPen(LEADER_COLOUR if r == 0 else QColor("#e8e8e8"))
+            p.setPen((LEADER_COLOUR if known else UNKNOWN_COLOUR) if r == 0 else QColor("#e8e8e8"))
             text = p.fontMetrics().elidedText(("▶ " if r == 0 else "") + label, Qt.TextElideMode.ElideRight, int(label_w - 8))
             p.drawText(QPointF(4 if r == 0 else 4 + p.fontMetrics().horizontalAdvance("▶ "), mid + fm.ascent() / 2 - 1), text)
             p.setFont(self.font())
@@ -443,9 +479,26 @@ class ScoreBars(QWidget):
                 p.drawText(QPointF(vx, mid + fm.ascent() / 2 - 1), f"{value:.2f}" if value is not None else " –")
                 vx += number_w
                 y += bar_h + 1
+            if self.min_score > 0:  # a thin tick at the threshold across the fused bar
+                p.fillRect(QRectF(label_w + span * self.min_score - 1, y - bar_h - 2, 2, bar_h + 3), THRESHOLD_COLOUR)
         if self.rows and self.rows[0][2] is None:
             p.setPen(QColor("#8a8f96"))
             p.drawText(QPointF(W - fm.horizontalAdvance("temporal: warming up") - 6, 4 + fm.ascent()), "temporal: warming up")
+
+
+class _LegendSample(pg.ItemSample):
+    """Legend swatches as pyqtgraph draws them, except a filled item's (the "no known action" lane): a plain box."""
+
+    def paint(self, p: QPainter, *args: object) -> None:
+        if getattr(self.item, "swatch", False):
+            p.setPen(Qt.PenStyle.NoPen)
+            p.setBrush(self.item.opts["fillBrush"])
+            p.drawRect(QRectF(2, 5, 16, 10))
+            return
+        super().paint(p, *args)
+
+
+LANE = (-0.085, -0.02)  # fused p: the "no known action" lane under the zero line (shown once a threshold is in use)
 
 
 class Timeline(pg.PlotWidget):
@@ -467,41 +520,99 @@ class Timeline(pg.PlotWidget):
             item.addItem(pg.InfiniteLine(pos=y, angle=0, pen=grid, movable=False))
         for x in range(-int(seconds) + 1, 0):
             item.addItem(pg.InfiniteLine(pos=x, angle=90, pen=grid, movable=False))
+        item.getAxis("left").setTicks([[(v, f"{v:.1f}") for v in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)]])  # the same with or without the lane
         item.setLabel("bottom", "seconds ago")
         item.setLabel("left", "fused p")
         for axis in ("left", "bottom"):
             item.getAxis(axis).setTextPen("#c8ccd2")
             item.getAxis(axis).setPen("#5a6068")
         # Top left: the newest values, at the right edge, stay in view.
-        self.legend = item.addLegend(offset=(6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt")
+        self.legend = item.addLegend(offset=(6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt",
+                                     sampleType=_LegendSample)
+        # "No known action": the stretches whose fused top score was below the threshold are shaded grey over the
+        # whole height, with a solid grey band in a lane of its own under the zero line; the threshold is a dashed line.
+        self.unknown_shade = pg.PlotDataItem([], [], pen=None, fillLevel=LANE[0], brush=pg.mkBrush(170, 176, 186, 52))
+        self.unknown_band = pg.PlotDataItem([], [], pen=None, fillLevel=LANE[0], brush=pg.mkBrush(176, 182, 192, 215))
+        self.unknown_band.swatch = True
+        self._lane = False
+        for shade in (self.unknown_shade, self.unknown_band):
+            shade.setZValue(-10)
+            item.addItem(shade)
+        self.threshold_line = pg.InfiniteLine(pos=0.0, angle=0, movable=False, pen=pg.mkPen(230, 230, 230, 150, width=1,
+                                                                                           style=Qt.PenStyle.DashLine),
+                                              label="", labelOpts={"position": 0.55, "color": "#c8ccd2", "anchors": [(0.5, 1), (0.5, 1)]})
+        self.threshold_line.hide()
+        item.addItem(self.threshold_line)
         self.curves = [item.plot([], [], pen=pg.mkPen(class_colour(i), width=1), antialias=True) for i in range(k)]
         self.classes: list[str] = []
+        self.min_score = 0.0  # the newest prediction's threshold (the dashed line)
+        self.unknown_spans: list[tuple[float, float]] = []  # (from, to) seconds ago of the stretches of no known action
+        self.unknown_fraction = 0.0  # of the predictions in the window
+        self._legend_unknown = False
         self.setMinimumHeight(150)
 
-    def show_history(self, ts: np.ndarray, scores: np.ndarray, labels: tuple[str, ...], now: float) -> None:
+    def show_history(self, ts: np.ndarray, scores: np.ndarray, labels: tuple[str, ...], now: float,
+                     min_scores: np.ndarray | None = None) -> None:
+        """`min_scores`: each prediction's "no known action" threshold (None: never unknown)."""
         if ts.size == 0 or scores.shape[1] == 0:
             self.clear_history()
             return
         chosen = list(np.argsort(scores.max(axis=0))[::-1][: self.k])
         names = [labels[i] for i in chosen]
-        if names != self.classes:
+        x = ts - now
+        unknown = (scores.max(axis=1) < min_scores) if min_scores is not None and len(min_scores) == len(ts) else np.zeros(len(ts), bool)
+        self._show_unknown(x, unknown, float(min_scores[-1]) if min_scores is not None and len(min_scores) else 0.0)
+        if names != self.classes or self._legend_unknown != bool(self.unknown_spans):
             self.legend.clear()
             for curve, i, name in zip(self.curves, chosen, names):
                 curve.setPen(pg.mkPen(class_colour(int(i)), width=1))
                 self.legend.addItem(curve, name)
-            self.classes = names
-        x = ts - now
+            if self.unknown_spans:
+                self.legend.addItem(self.unknown_band, "no known action")
+            self.classes, self._legend_unknown = names, bool(self.unknown_spans)
         for n, curve in enumerate(self.curves):
             if n < len(chosen):
                 curve.setData(x, scores[:, chosen[n]])
             else:
                 curve.setData([], [])
 
+    def _show_unknown(self, x: np.ndarray, unknown: np.ndarray, min_score: float) -> None:
+        """Shade the runs of unknown predictions (each run from its first to just past its last frame) and draw the threshold."""
+        self.min_score = min_score
+        self.threshold_line.setVisible(min_score > 0)
+        if min_score > 0:
+            self.threshold_line.setPos(min_score)
+            self.threshold_line.label.setFormat(f"known from {min_score:.2f}")
+            below = (0.5, 0.0) if min_score > 0.75 else (0.5, 1.0)  # the label stays inside the plot
+            self.threshold_line.label.anchors = [below, below]
+            self.threshold_line.label.updatePosition()
+        self.unknown_fraction = float(unknown.mean()) if unknown.size else 0.0
+        spans: list[tuple[float, float]] = []
+        if unknown.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], unknown.astype(np.int8), [0]])))
+            step = float(np.median(np.diff(x))) if x.size > 1 else 0.0
+            spans = [(float(x[a]), float(x[b - 1]) + step if b < x.size else 0.0) for a, b in zip(edges[::2], edges[1::2])]
+        self.unknown_spans = spans
+        lane = min_score > 0 or bool(spans)
+        if lane != self._lane:  # room under the zero line for the lane, only while a threshold is in use
+            self._lane = lane
+            self.setYRange(LANE[0] if lane else 0.0, 1.0, padding=0.02)
+        xs = np.array([[a, a, b, b] for a, b in spans], np.float64).ravel()
+        for shade, height in ((self.unknown_shade, 1.0), (self.unknown_band, LANE[1])):
+            shade.setData(xs, np.tile([LANE[0], height, height, LANE[0]], len(spans)))
+
     def clear_history(self) -> None:
         for c in self.curves:
             c.setData([], [])
+        for shade in (self.unknown_shade, self.unknown_band):
+            shade.setData([], [])
+        self.threshold_line.hide()
+        if self._lane:
+            self._lane = False
+            self.setYRange(0.0, 1.0, padding=0.02)
         self.legend.clear()
         self.classes = []
+        self.unknown_spans, self.unknown_fraction, self._legend_unknown = [], 0.0, False
 
 
 class StatsPanel(QFrame):
@@ -509,7 +620,7 @@ class StatsPanel(QFrame):
 
     FIELDS = (("capture", "capture fps"), ("flow", "flow fps"), ("infer", "inference fps"), ("display", "display fps"),
               ("latency", "latency p50 / p95"), ("dropped", "dropped frames"), ("engine", "engine"), ("device", "device"),
-              ("model", "model"), ("source", "source"))
+              ("model", "model"), ("unknown", "no known action"), ("source", "source"))
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
+                             QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout,
+                             QWidget)
 
 from realtime.engines import ENGINES
 from realtime.errors import UserError
@@ -53,8 +54,63 @@ def model_title(info: SessionInfo) -> str:
     return f"{info.model_name} (UNTRAINED)"
 
 
+def threshold_text(info: SessionInfo) -> str:
+    """The "no known action" threshold in use and whose it is, e.g. "below 0.42 (model)", "below 0.90 (yours; model 0.42)"."""
+    whose = f"yours; model {info.model_min_score:.2f}" if info.min_score_set else "model"
+    return f"below {info.min_score:.2f} ({whose})" if info.min_score > 0 else f"never: threshold 0 ({whose})"
+
+
 def _timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
+
+
+class ThresholdBox(QDoubleSpinBox):
+    """The "no known action" threshold: 0.00 to 1.00 is the user's; the lowest step, shown as "model 0.42", is the
+    running model's own calibrated one (None). Stepping up from it starts at the model's number."""
+
+    MODEL = -0.01
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(self.MODEL, 1.0)
+        self.setSingleStep(0.01)
+        self.setDecimals(2)
+        self.setKeyboardTracking(False)  # a typed value applies on Enter (arrows and the wheel step at once)
+        self.model_value = 0.0
+        self.setSpecialValueText("model 0.00")
+        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("model 0.00") + 28)
+        self.setValue(self.MODEL)
+
+    @property
+    def mine(self) -> bool:
+        return self.value() > self.MODEL / 2
+
+    @property
+    def threshold(self) -> float | None:
+        """The user's threshold, or None for the model's own."""
+        return round(self.value(), 2) if self.mine else None
+
+    def display(self, model_value: float, mine: float | None) -> None:
+        """Show `mine` (or, if None, the model's own `model_value`) without signalling a change."""
+        self.blockSignals(True)
+        if model_value != self.model_value or not self.specialValueText():
+            self.model_value = model_value
+            self.setSpecialValueText(f"model {model_value:.2f}")
+        if self.threshold != mine:  # never rewrite the text under the user's cursor for nothing
+            self.setValue(self.MODEL if mine is None else mine)
+        self.blockSignals(False)
+        value = model_value if mine is None else mine
+        whose = ("yours; the lowest step, 'model', goes back to the model's own" if mine is not None
+                 else "the model's own, calibrated on clips its nets did not train on")
+        self.setToolTip(f"No known action below {value:.2f} ({whose}).\nA frame whose fused top score is below this names "
+                        "no class; its scores stay visible.\nA value you set is kept for every model you open, and remembered. "
+                        "0 always names the top class.")
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt name)
+        if not self.mine and steps > 0:
+            self.setValue(self.model_value)  # from the model's own: go on from its number
+        else:
+            super().stepBy(steps)
 
 
 class MainWindow(QMainWindow):
@@ -62,7 +118,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: QSettings, source: str | None = None, model: str | None = None, engine: str | None = None,
                  device: str | None = None, source_timeout: float = 5.0, probe_cameras: bool = True, display_hz: float | None = None,
-                 autostart: bool = True):
+                 autostart: bool = True, min_score: float | None = None):
         super().__init__()
         self.settings = settings
         self.controller = Controller(source_timeout, self)
@@ -84,7 +140,7 @@ class MainWindow(QMainWindow):
         self._build_controls()
         self._build_layout()
         self._build_actions()
-        self._load_settings(source, model, engine, device)
+        self._load_settings(source, model, engine, device, min_score)
 
         c = self.controller
         c.predictionReady.connect(self._on_prediction_ready)
@@ -176,17 +232,19 @@ class MainWindow(QMainWindow):
         self.weight_slider = QSlider(Qt.Orientation.Horizontal)
         self.weight_slider.setRange(0, 100)
         self.weight_slider.setValue(50)
-        self.weight_slider.setMinimumWidth(120)
+        self.weight_slider.setMinimumWidth(60)
         self.weight_slider.setToolTip("Weight of the spatial (RGB) stream in weighted fusion; the temporal stream gets the rest ([ and ])")
         self.weight_slider.valueChanged.connect(self._on_weight_changed)
         self.weight_label = QLabel()
-        self.weight_label.setMinimumWidth(150)
+        self.weight_label.setMinimumWidth(self.weight_label.fontMetrics().horizontalAdvance("spatial 0.50 · temporal 0.50") + 4)
         self.smoothing_box = QSpinBox()
         self.smoothing_box.setRange(1, 120)
         self.smoothing_box.setValue(8)
         self.smoothing_box.setSuffix(" frames")
         self.smoothing_box.setToolTip("Average the fused scores over this many frames (1 = off)")
         self.smoothing_box.valueChanged.connect(self._on_smoothing_changed)
+        self.min_score_box = ThresholdBox()
+        self.min_score_box.valueChanged.connect(self._on_min_score_changed)
         self.flow_box = QComboBox()
         self.flow_box.addItems(["colour image", "arrows on video"])
         self.flow_box.setToolTip("Show flow as a colour image beside the video, or as sparse arrows on it (F)")
@@ -216,10 +274,14 @@ class MainWindow(QMainWindow):
         live = QHBoxLayout()
         live.setSpacing(6)
         for widget, stretch in ((QLabel("Fusion"), 0), (self.fusion_box, 0), (self.weight_slider, 1), (self.weight_label, 0),
-                                (QLabel("  Smoothing"), 0), (self.smoothing_box, 0), (QLabel("  Flow"), 0), (self.flow_box, 0)):
+                                (QLabel("  Smoothing"), 0), (self.smoothing_box, 0), (QLabel("  Unknown <"), 0),
+                                (self.min_score_box, 0), (QLabel("  Flow"), 0), (self.flow_box, 0)):
             live.addWidget(widget, stretch)
         live.addSpacing(12)
         for b in (self.pause_button, self.record_button, self.snapshot_button, self.teach_button):
+            # Narrower than the style's 80 px when the row is short of room (1280 px holds every control); wider never.
+            b.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+            b.setMinimumWidth(b.fontMetrics().horizontalAdvance(b.text()) + 14)
             live.addWidget(b)
 
         def group(title: str, widget: QWidget) -> QGroupBox:
@@ -341,7 +403,8 @@ class MainWindow(QMainWindow):
         action(m, "About", self._about)
 
     # -- settings -------------------------------------------------------------------
-    def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None) -> None:
+    def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None,
+                       min_score: float | None = None) -> None:
         s = self.settings
         self.recent_sources = [x for x in _list(s.value("recent_sources")) if _remembered(x)]
         self.recent_models = [x for x in _list(s.value("recent_models")) if (Path(x) / "model.json").is_file()]
@@ -379,6 +442,14 @@ class MainWindow(QMainWindow):
                 splitter.restoreState(state)
         # The pipeline starts with what the controls say; a first run uses the model's own fusion.
         self.controller.set_smoothing(self.smoothing_box.value())
+        # The user's "no known action" threshold: the command line's, else the last one set; none: each model's own.
+        saved = _float(s.value("min_score", ""), -1.0)
+        chosen = min_score if min_score is not None else (saved if 0.0 <= saved <= 1.0 else None)
+        try:
+            self.controller.set_min_score(chosen)
+        except UserError as e:
+            self._on_problem("error", str(e))
+        self._show_min_score()
         mode = self.fusion_box.currentText() if s.value("fusion") is not None else None
         self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
 
@@ -395,6 +466,7 @@ class MainWindow(QMainWindow):
         s.setValue("fusion", self.fusion_box.currentText())
         s.setValue("spatial_weight", self.weight_slider.value())
         s.setValue("smoothing", self.smoothing_box.value())
+        s.setValue("min_score", "" if self.controller.min_score is None else f"{self.controller.min_score:.2f}")  # "": the model's own
         s.setValue("flow_view", self.flow_mode)
         s.setValue("output_dir", str(self.output_dir))
         s.setValue("teach/folder", str(self.teach.root))
@@ -560,6 +632,28 @@ class MainWindow(QMainWindow):
     def _on_smoothing_changed(self, frames: int) -> None:
         self.controller.set_smoothing(frames)
 
+    def set_min_score(self, value: float | None) -> None:
+        """The "no known action" threshold, live: a number 0..1 is yours (kept for every model, remembered), None the
+        running model's own calibrated one."""
+        try:
+            self.controller.set_min_score(value)
+        except UserError as e:
+            self._on_problem("error", str(e))
+        info = self.controller.info
+        mine = self.controller.min_score
+        shown = mine if mine is not None else (info.model_min_score if info is not None else 0.0)
+        self._show_min_score()
+        whose = "yours" if mine is not None else "the model's own"
+        self._status(f"no known action below {shown:.2f} ({whose})" if shown > 0 else f"no known action: off, threshold 0 ({whose})")
+
+    def _on_min_score_changed(self, _: float) -> None:
+        self.set_min_score(self.min_score_box.threshold)
+
+    def _show_min_score(self, info: SessionInfo | None = None) -> None:
+        """Show the threshold in use (the user's, else the running model's own) without setting it."""
+        info = info or self.controller.info
+        self.min_score_box.display(info.model_min_score if info is not None else 0.0, self.controller.min_score)
+
     def set_flow_view(self, mode: str) -> None:
         self.flow_mode = mode
         self.flow_box.setCurrentIndex(FLOW_VIEWS.index(mode))
@@ -698,7 +792,7 @@ class MainWindow(QMainWindow):
                 arrows = flow_arrows(pred.flow, w, h, self.flow_view.scale.update(pred.flow))
             else:
                 self.flow_view.show_flow(pred.flow, pred.frame.shape)
-        self.video.show_frame(pred.frame, pred.top(3), pred.truth, pred.ready, arrows, pred.status)
+        self.video.show_frame(pred.frame, pred.top(3), pred.truth, pred.ready, arrows, pred.status, pred.known, pred.min_score)
         self.shown_prediction = pred
         now = time.monotonic()
         self._shown.append(now)
@@ -707,11 +801,11 @@ class MainWindow(QMainWindow):
         # 10 Hz are as smooth to the eye, and never on the same frame: the Qt thread's work stays small and even.
         if now - self._last_bars >= BARS_INTERVAL_S:
             self._last_bars = now
-            self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused)
+            self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused, pred.min_score)
         elif now - self._last_timeline >= TIMELINE_INTERVAL_S:
             self._last_timeline = now
-            ts, scores, labels = self.controller.history.window(pred.capture_ts - TIMELINE_SECONDS)
-            self.timeline.show_history(ts, scores, labels, pred.capture_ts)
+            ts, scores, labels, minimums = self.controller.history.window_with_thresholds(pred.capture_ts - TIMELINE_SECONDS)
+            self.timeline.show_history(ts, scores, labels, pred.capture_ts, minimums)
 
     @property
     def display_fps(self) -> float:
@@ -747,6 +841,8 @@ class MainWindow(QMainWindow):
         self.stats.set("device", info.device)
         self.stats.set("model", f"{model_title(info)}, {len(info.labels)} classes" + (f", {info.accuracy}" if info.accuracy else ""),
                        None if info.trained else "#ffb13b")
+        unknown = self.timeline.unknown_fraction
+        self.stats.set("unknown", threshold_text(info) + (f" · {unknown:.0%} of the last {TIMELINE_SECONDS:g} s" if info.min_score > 0 else ""))
         self.stats.set("source", f"{info.source_name}  [{st['status']}]")
         source = self.controller.source
         if st["status"] == "reconnecting" and source is not None and source.status_message:
@@ -773,6 +869,7 @@ class MainWindow(QMainWindow):
         svm_item.setEnabled(info.has_svm)
         svm_item.setToolTip("" if info.has_svm else "this model has no fitted SVM fusion")
         self._update_fusion_controls()
+        self._show_min_score(info)  # the new model's own, unless the user set one
         self.pause_button.blockSignals(True)
         self.pause_button.setChecked(False)
         self.pause_button.setText("❚❚ Pause")

@@ -18,9 +18,14 @@ def annotate(pred, k: int = 3) -> np.ndarray:  # type: ignore[no-untyped-def]
     h, w = img.shape[:2]
     scale = max(0.4, min(w, h) / 480)
     y = int(24 * scale)
+    if not pred.known:  # the top scores stay visible, in grey, under the verdict
+        text = f"no known action (below {pred.min_score:.2f})"
+        cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), max(2, int(4 * scale)), cv2.LINE_AA)
+        cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 200, 255), max(1, int(1.5 * scale)), cv2.LINE_AA)
+        y += int(22 * scale)
     for i, (label, score) in enumerate(pred.top(k)):
         text = f"{label} {score:.2f}"
-        colour = (60, 255, 60) if i == 0 else (235, 235, 235)
+        colour = (60, 255, 60) if i == 0 and pred.known else (235, 235, 235) if pred.known else (150, 150, 150)
         cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (0, 0, 0), max(2, int(4 * scale)), cv2.LINE_AA)
         cv2.putText(img, text, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, colour, max(1, int(1.5 * scale)), cv2.LINE_AA)
         y += int(22 * scale)

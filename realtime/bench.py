@@ -6,7 +6,8 @@
 
 Reports, for one engine, device, precision and model:
 - first start: `create_engine` in this process (build + warm-up). For `tensorrt` the build is
-  the one cached on disk (realtime/engines.py's TensorRTEngine); for `compile`, inductor's cache;
+  the one cached on disk (realtime/engines.py's TensorRTEngine); for `onnxruntime`, the ONNX
+  export, cached on disk the same way; for `compile`, inductor's cache;
   `--cold-cache` points both caches at an empty directory first, so the first start is a real build;
 - second start: the same in a fresh interpreter, as a user's next launch sees it (a cache load);
 - each net's latency at batch 1 (p50 / p95), both nets as the pipeline runs them at batch 1, and
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from .errors import UserError
 
-ENGINE_CHOICES = ("auto", "torch", "torchscript", "compile", "tensorrt")
+ENGINE_CHOICES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
 
 
 def _load(model_arg: str | None):  # type: ignore[no-untyped-def]
@@ -50,7 +51,21 @@ def _start(model, engine: str, device: str, half: bool | None) -> tuple[object, 
         build_s, load_s = getattr(eng, "build_s", 0.0), getattr(eng, "load_s", 0.0)
         start.update(tensorrt_build_s=round(build_s, 3), tensorrt_load_s=round(load_s, 3),
                      cache="built" if build_s > 0 else "loaded", cache_dir=str(getattr(eng, "cache_dir", "")))
+    elif eng.name == "onnxruntime":  # exported now, or loaded from the disk cache
+        export_s, load_s = getattr(eng, "export_s", 0.0), getattr(eng, "load_s", 0.0)
+        start.update(onnx_export_s=round(export_s, 3), onnx_load_s=round(load_s, 3), cache="built" if export_s > 0 else "loaded",
+                     cache_dir=str(getattr(eng, "cache_dir", "")), max_abs_diff=getattr(eng, "max_abs_diff", None))
     return eng, start
+
+
+def _cache_note(f: dict, hint: bool = False) -> str:
+    if "tensorrt_build_s" in f:
+        return (f"; TensorRT engines built in {f['tensorrt_build_s']:.1f} s" if f["cache"] == "built"
+                else f"; TensorRT engines loaded from the cache in {f['tensorrt_load_s']:.1f} s{' (--cold-cache times a build)' if hint else ''}")
+    if "onnx_export_s" in f:
+        return (f"; both nets exported to ONNX and checked in {f['onnx_export_s']:.2f} s" if f["cache"] == "built"
+                else f"; ONNX files loaded from the cache and checked in {f['onnx_load_s']:.2f} s{' (--cold-cache times an export)' if hint else ''}")
+    return ""
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -184,10 +199,7 @@ def format_report(r: dict) -> str:
     if r.get("auto_not"):
         lines.append(f"  auto did not pick: {'; '.join(r['auto_not'])}")
     f = r["first_start"]
-    cache = ""
-    if "cache" in f:
-        cache = (f"; TensorRT engines built in {f['tensorrt_build_s']:.1f} s" if f["cache"] == "built"
-                 else f"; TensorRT engines loaded from the cache in {f['tensorrt_load_s']:.1f} s (--cold-cache times a build)")
+    cache = _cache_note(f, hint=True)
     lines.append(f"  first start   {f['seconds']:8.2f} s  (build + warm-up in this process{', empty cache' if r['cold_cache'] else ''}{cache})")
     s = r["second_start"]
     if s.get("skipped"):
@@ -195,9 +207,7 @@ def format_report(r: dict) -> str:
     elif "error" in s:
         lines.append(f"  second start  failed: {s['error']}")
     else:
-        extra = ""
-        if "cache" in s:
-            extra = f"; TensorRT engines {s['cache']} ({s['tensorrt_load_s'] if s['cache'] == 'loaded' else s['tensorrt_build_s']:.1f} s)"
+        extra = _cache_note(s)
         lines.append(f"  second start  {s['seconds']:8.2f} s  (a fresh process: engine start; {s['process_s']:.1f} s with interpreter and model load{extra})")
     lines.append(f"  latency at batch 1, ms     p50      p95   ({r['iterations']} iterations, {r['torch_threads']} torch thread(s))")
     for key, label in (("spatial_batch1_ms", "spatial net"), ("temporal_batch1_ms", "temporal net"), ("both_batch1_ms", "both nets")):
@@ -242,7 +252,7 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--batch", type=int, default=8, help="batch size of the throughput figure (default 8)")
     p.add_argument("--iterations", type=int, default=50, help="timed iterations per latency figure (default 50)")
-    p.add_argument("--cold-cache", action="store_true", help="start with empty TensorRT and inductor caches, so the first start is a build")
+    p.add_argument("--cold-cache", action="store_true", help="start with empty TensorRT, ONNX and inductor caches, so the first start is a build")
     p.add_argument("--no-second-start", action="store_true", help="skip the second start in a fresh process")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     commands["bench"] = cmd_bench

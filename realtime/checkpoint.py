@@ -42,6 +42,9 @@ class FusionConfig:
     spatial_weight: float = 0.5  # used by "weighted"; "avg" is 0.5
     svm_weight: list[list[float]] | None = None  # (classes, 2*classes) on L2-normalised [spatial, temporal] scores
     svm_bias: list[float] | None = None
+    # "no known action" below this fused top score (0: never); calibrated at training time on clips
+    # the nets did not train on, adjustable at run time (--min-score)
+    min_score: float = 0.0
 
 
 @dataclass
@@ -136,6 +139,8 @@ class ModelConfig:
             problems.append(f"unknown fusion mode '{f.mode}'")
         if not 0 <= f.spatial_weight <= 1:
             problems.append("fusion spatial_weight must be in 0..1")
+        if not (isinstance(f.min_score, (int, float)) and 0 <= f.min_score <= 1):
+            problems.append("fusion min_score must be in 0..1")
         if f.mode == "svm":
             n = self.num_classes
             if f.svm_weight is None or f.svm_bias is None or len(f.svm_weight) != n or any(len(r) != 2 * n for r in f.svm_weight) or len(f.svm_bias) != n:

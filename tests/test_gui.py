@@ -1,6 +1,7 @@
 """The desktop app, offscreen: a real window on a real pipeline (synthetic source, tiny untrained models, CPU)."""
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 import threading
@@ -45,6 +46,15 @@ def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return TwoStreamModel.create(cfg, seed=1).save(tmp_path_factory.mktemp("models") / "tiny-wrj")
 
 
+@pytest.fixture(scope="session")
+def calibrated_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model: TwoStreamModel) -> Path:
+    """The tiny model with a calibrated "no known action" threshold of 0.6 in its checkpoint (same inputs: swaps in live)."""
+    model = copy.deepcopy(tiny_model)
+    model.config.fusion.min_score = 0.6
+    model.config.provenance = {"name": "tiny-calibrated"}
+    return model.save(tmp_path_factory.mktemp("models") / "tiny-calibrated")
+
+
 @pytest.fixture
 def settings_file(tmp_path: Path) -> Path:
     return tmp_path / "settings" / "twostream-gui.ini"  # never the user's own settings
@@ -55,9 +65,9 @@ def open_window(qtbot, settings_file: Path, model_dir: Path):  # type: ignore[no
     """Open MainWindows (closed again at the end of the test); the default runs SOURCE on the tiny model."""
     windows: list[MainWindow] = []
 
-    def make(source: str | None = SOURCE, model: Path | None = model_dir, timeout: float = 2.0) -> MainWindow:
+    def make(source: str | None = SOURCE, model: Path | None = model_dir, timeout: float = 2.0, min_score: float | None = None) -> MainWindow:
         w = MainWindow(QSettings(str(settings_file), QSettings.Format.IniFormat), source=source, model=str(model) if model else None,
-                       engine="torch", device="cpu", source_timeout=timeout, probe_cameras=False)
+                       engine="torch", device="cpu", source_timeout=timeout, probe_cameras=False, min_score=min_score)
         qtbot.addWidget(w)
         w.resize(1100, 720)
         w.show()
@@ -375,3 +385,93 @@ def test_gui_cli_is_light_and_says_how_to_install_pyqt() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "pip install 'twostream[gui]'" in done.stderr
+
+
+def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_known_action(qtbot, open_window) -> None:
+    w = open_window()
+    wait_for_frames(qtbot, w)
+    pipe = w.controller.pipeline
+    # The tiny model calibrated nothing (0): every frame names its top class.
+    assert pipe.fusion.min_score == 0.0 and w.min_score_box.threshold is None and w.min_score_box.text() == "model 0.00"
+    assert w.video.known and w.video.leader == w.video.top[0][0] == w.video.headline
+
+    w.min_score_box.setValue(0.9)  # as a user types it: applies to the running pipeline at once
+    assert pipe.fusion.min_score == pytest.approx(0.9) and w.controller.info.min_score == pytest.approx(0.9)
+    assert w.min_score_box.threshold == pytest.approx(0.9) and w.controller.min_score == pytest.approx(0.9)
+    qtbot.waitUntil(lambda: w.shown_prediction is not None and w.shown_prediction.min_score == pytest.approx(0.9), timeout=WAIT_MS)
+    wait_for_frames(qtbot, w, 3)
+    pred = w.shown_prediction
+    assert pred.score < 0.9 and not pred.known  # an untrained 4-class model is near uniform: below the threshold
+    assert not w.video.known and w.video.leader is None and w.video.headline == "no known action"
+    assert len(w.video.top) == 3 and w.video.top == pred.top(3)  # the scores stay visible under the verdict
+    qtbot.waitUntil(lambda: not w.bars.known and w.bars.min_score == pytest.approx(0.9), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: bool(w.timeline.unknown_spans) and w.timeline.unknown_spans[-1][1] > -0.5, timeout=WAIT_MS)
+    assert w.timeline.threshold_line.isVisible() and w.timeline.threshold_line.value() == pytest.approx(0.9)
+    assert w.timeline.unknown_fraction > 0 and "no known action" in [label.text for _, label in w.timeline.legend.items]
+    w.stats_timer.timeout.emit()
+    assert "below 0.90 (yours" in w.stats.values["unknown"].text()
+
+    w.min_score_box.setValue(w.min_score_box.minimum())  # its lowest step, "model": the model's own (0 here): named again
+    assert pipe.fusion.min_score == 0.0 and w.controller.min_score is None and w.min_score_box.text() == "model 0.00"
+    qtbot.waitUntil(lambda: w.shown_prediction.min_score == 0.0 and w.video.known, timeout=WAIT_MS)
+    assert w.video.leader == w.shown_prediction.top(1)[0][0] == w.video.headline
+    qtbot.waitUntil(lambda: not w.timeline.threshold_line.isVisible() and w.timeline.unknown_spans[-1][1] < -0.2, timeout=WAIT_MS)
+    w.stats_timer.timeout.emit()
+    assert w.stats.values["unknown"].text() == "never: threshold 0 (model)"
+
+
+def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_remembered(
+        qtbot, open_window, model_dir: Path, calibrated_model_dir: Path, other_model_dir: Path, settings_file: Path) -> None:
+    w = open_window(model=calibrated_model_dir)
+    qtbot.waitUntil(lambda: w.controller.info is not None, timeout=WAIT_MS)
+    assert w.controller.pipeline.fusion.min_score == pytest.approx(0.6)  # the checkpoint's calibrated threshold
+    assert w.min_score_box.threshold is None and w.min_score_box.text() == "model 0.60"
+    w.min_score_box.stepBy(1)  # up from "model 0.60": the user's, from the model's number
+    assert w.min_score_box.threshold == pytest.approx(0.6) and w.controller.min_score == pytest.approx(0.6)
+    w.min_score_box.stepBy(-1)
+    assert w.min_score_box.threshold == pytest.approx(0.59) and w.controller.pipeline.fusion.min_score == pytest.approx(0.59)
+    w.set_min_score(None)
+    assert w.min_score_box.text() == "model 0.60" and w.controller.pipeline.fusion.min_score == pytest.approx(0.6)
+    wait_for_frames(qtbot, w, 3)
+    assert w.shown_prediction.min_score == pytest.approx(0.6) and not w.video.known  # near-uniform scores: below 0.6
+    w.stats_timer.timeout.emit()
+    assert w.stats.values["unknown"].text().startswith("below 0.60 (model)")
+
+    w.open_model(str(other_model_dir))  # another model, no override: its own threshold (0)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-wrj", timeout=WAIT_MS)
+    assert w.controller.pipeline.fusion.min_score == 0.0 and w.min_score_box.text() == "model 0.00"
+
+    w.min_score_box.setValue(0.3)  # the user's threshold: kept for every model from now on
+    w.open_model(str(calibrated_model_dir))  # a new pipeline (other inputs than tiny-wrj)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated", timeout=WAIT_MS)
+    assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3) and w.controller.info.min_score_set
+    assert w.min_score_box.threshold == pytest.approx(0.3)
+    w.set_fusion_mode("weighted")  # changing fusion keeps it
+    assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3)
+    pipe = w.controller.pipeline
+    w.open_taught_model(str(model_dir))  # swapped into the same pipeline: still the user's
+    qtbot.waitUntil(lambda: pipe.swaps == 1 and w.controller.info.model_name == "tiny-test", timeout=WAIT_MS)
+    assert w.controller.pipeline is pipe and pipe.fusion.min_score == pytest.approx(0.3)
+    w.set_min_score(None)  # reset: the running model's own
+    assert pipe.fusion.min_score == 0.0
+    w.open_taught_model(str(calibrated_model_dir))  # swapped in live, no override: the new model's own
+    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated", timeout=WAIT_MS)
+    assert pipe.fusion.min_score == pytest.approx(0.6) and w.min_score_box.text() == "model 0.60"
+
+    w.min_score_box.setValue(0.45)
+    w.close()
+    assert "min_score=0.45" in settings_file.read_text()
+    again = open_window(source=None, model=other_model_dir)  # remembered between runs
+    qtbot.waitUntil(lambda: again.controller.info is not None, timeout=WAIT_MS)
+    assert again.controller.pipeline.fusion.min_score == pytest.approx(0.45) and again.min_score_box.threshold == pytest.approx(0.45)
+    again.close()
+    third = open_window(source=None, model=other_model_dir, min_score=0.8)  # `twostream gui --min-score 0.8` wins
+    qtbot.waitUntil(lambda: third.controller.info is not None, timeout=WAIT_MS)
+    assert third.controller.pipeline.fusion.min_score == pytest.approx(0.8) and third.min_score_box.threshold == pytest.approx(0.8)
+
+
+def test_gui_min_score_option() -> None:
+    from realtime.cli import build_parser, main
+
+    assert build_parser().parse_args(["gui", "--min-score", "0.4"]).min_score == 0.4
+    assert main(["gui", "--min-score", "1.5"]) == 2  # refused in one line before any window opens

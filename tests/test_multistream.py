@@ -262,19 +262,23 @@ def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, t
         MultiPipeline(["synthetic:wave", "gopher://x/y"], tiny_model, engine="torch")
 
 
-def test_auto_on_a_cpu_picks_eager_nets_for_several_streams_and_torchscript_for_one(tiny_model: TwoStreamModel) -> None:
-    """Eager nets gain from batches on a CPU and frozen TorchScript ones do not (twostream bench), so a
-    server of several streams gets eager nets; one stream, or a Pipeline, gets TorchScript."""
+def test_auto_on_a_cpu_picks_onnxruntime_for_a_few_streams_and_eager_nets_for_many(tiny_model: TwoStreamModel) -> None:
+    """ONNX Runtime runs batches of 1-4 fastest on a CPU; beyond that eager nets pull ahead (engines.auto_candidates),
+    and frozen TorchScript nets gain nothing from batches."""
+    from realtime.engines import ORT_AUTO_MAX_BATCH, auto_candidates
+
     several = MultiPipeline(["synthetic:wave?fps=0&size=96x72", "synthetic:push?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")
     one = MultiPipeline(["synthetic:wave?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")
     try:
-        assert several.engine.name == "torch" and one.engine.name == "torchscript"
+        assert several.engine.name == "onnxruntime" and one.engine.name == "onnxruntime"
         assert any("torchscript: its frozen nets gain nothing from batches" in r for r in several.engine.auto_reasons)
     finally:
         several.stop()
         one.stop()
+    many, why = auto_candidates(torch.device("cpu"), ORT_AUTO_MAX_BATCH + 1)
+    assert many[0] == "torch" and any("eager torch runs batches" in r for r in why)
     single = create_engine(tiny_model, "auto", "cpu")
-    assert single.name == "torchscript"
+    assert single.name == "onnxruntime"
     single.close()
 
 

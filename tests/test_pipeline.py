@@ -65,11 +65,13 @@ def test_missing_engine_names_the_package_and_extra(tiny_model) -> None:
         create_engine(tiny_model, "torch", "cuda")
 
 
-def test_auto_engine_picks_torchscript_on_cpu_and_says_why_not_others(tiny_model) -> None:
+def test_auto_engine_picks_onnxruntime_on_cpu_and_says_why_not_others(tiny_model) -> None:
     eng = create_engine(tiny_model, "auto", "cpu")
-    assert eng.name == "torchscript"
-    assert any("tensorrt" in r for r in eng.auto_reasons)
-    eng.close()
+    try:
+        assert eng.name == "onnxruntime"
+        assert any("tensorrt" in r for r in eng.auto_reasons)
+    finally:
+        eng.close()
 
 
 def test_overload_drops_frames_instead_of_growing_latency(tiny_model) -> None:

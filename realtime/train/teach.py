@@ -38,6 +38,7 @@ from ..preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .data import flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
+from .evaluate import deployed_mode
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
@@ -204,12 +205,15 @@ def clip_scores(head: nn.Linear, x: np.ndarray, clip_no: np.ndarray, clips: int)
 
 
 L2_GRID = (1e-4, 1e-3, 1e-2)
-WEIGHT_GRID = tuple(round(w, 2) for w in np.linspace(0, 1, 11))
 
 
-def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int) -> tuple[dict[str, float], float, dict]:
-    """Grouped k-fold over training clips: the L2 penalty per stream (by log-loss) and the spatial
-    weight of the fusion (by accuracy, then log-loss). Nothing held out is looked at."""
+def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int) -> tuple[dict[str, float], float, dict, float]:
+    """Grouped k-fold over training clips: the L2 penalty per stream (by log-loss), the deployed fusion
+    (`choose_fusion`: a mix only where it beats the better stream alone) and the "no known action"
+    threshold, all from out-of-fold scores. Nothing held out is looked at.
+    Returns (l2 per stream, spatial weight, figures, min_score)."""
+    from .evaluate import calibrate_min_score, choose_fusion
+
     clips = len(labels)
     rng = np.random.default_rng(seed)
     fold_of = np.empty(clips, int)
@@ -217,6 +221,7 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
         members = rng.permutation(np.flatnonzero(labels == c))
         fold_of[members] = np.arange(len(members)) % folds
     oof = {s: {l2: np.zeros((clips, classes), np.float32) for l2 in L2_GRID} for s in STREAMS}
+    oof_samples = {s: {l2: np.zeros((len(feats[s][0]), classes), np.float32) for l2 in L2_GRID} for s in STREAMS}
     for f in range(folds):
         test_clips = np.flatnonzero(fold_of == f)
         if len(test_clips) == 0:
@@ -226,6 +231,8 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
             tr, te = ~np.isin(g, test_clips), np.isin(g, test_clips)
             for l2 in L2_GRID:
                 head = fit_head(x[tr], y[tr], classes, l2, seed)
+                with torch.inference_mode():
+                    oof_samples[s][l2][te] = torch.softmax(head(torch.from_numpy(x[te]).float()), -1).numpy()
                 oof[s][l2][test_clips] = clip_scores(head, x[te], g[te], clips)[test_clips]
 
     def nll(p: np.ndarray) -> float:
@@ -233,14 +240,14 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
 
     best_l2 = {s: min(L2_GRID, key=lambda l2: nll(oof[s][l2])) for s in STREAMS}
     sp, tp = oof["spatial"][best_l2["spatial"]], oof["temporal"][best_l2["temporal"]]
-    table = []
-    for w in WEIGHT_GRID:
-        fused = w * sp + (1 - w) * tp
-        table.append((float((fused.argmax(1) == labels).mean()), -nll(fused), w))
-    acc, _, weight = max(table)
+    weight, choice = choose_fusion(sp, tp, labels)
+    per_clip = {s: [oof_samples[s][best_l2[s]][feats[s][2] == n] for n in range(clips)] for s in STREAMS}
+    min_score, calib = calibrate_min_score(per_clip["spatial"], per_clip["temporal"], labels, weight)
+    fused = weight * sp + (1 - weight) * tp
     cv = {"folds": folds, "l2": best_l2, "spatial": float((sp.argmax(1) == labels).mean()),
-          "temporal": float((tp.argmax(1) == labels).mean()), "fused": acc, "spatial_weight": weight}
-    return best_l2, weight, cv
+          "temporal": float((tp.argmax(1) == labels).mean()), "fused": float((fused.argmax(1) == labels).mean()),
+          "spatial_weight": weight, "fusion_choice": choice, "unknown": calib}
+    return best_l2, weight, cv, min_score
 
 
 def set_head(net: nn.Module, head: nn.Linear) -> None:
@@ -349,9 +356,9 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     folds = int(min(4, np.bincount(y_train, minlength=len(classes)).min()))
     say("heads", 0, 3, f"fitting new classifier heads ({folds}-fold cross-validation on {len(train)} clips)")
     if folds >= 2:
-        l2, weight, cv = cross_validate(f_train, y_train, len(classes), folds, opts.seed)
+        l2, weight, cv, min_score = cross_validate(f_train, y_train, len(classes), folds, opts.seed)
     else:
-        l2, weight, cv = {s: 1e-3 for s in STREAMS}, 0.5, {"folds": 0}
+        l2, weight, cv, min_score = {s: 1e-3 for s in STREAMS}, 0.5, {"folds": 0}, 0.0
     say("heads", 2, 3, "fitting the heads on every training clip")
     heads = {s: fit_head(f_train[s][0], f_train[s][1], len(classes), l2[s], opts.seed) for s in STREAMS}
     held_scores = {s: clip_scores(heads[s], f_held[s][0], f_held[s][2], len(held)) for s in STREAMS}
@@ -359,7 +366,8 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     say("heads", 3, 3, f"held-out top-1 {acc['fused']:.0%} ({len(held)} clips)", accuracy=acc)
 
     # 4. the new model: base trunks, new heads (and optionally a few epochs on every layer)
-    new_cfg = replace(cfg, labels=list(classes), fusion=FusionConfig("weighted", spatial_weight=weight), flip_pairs=[], trained=True)
+    new_cfg = replace(cfg, labels=list(classes), fusion=FusionConfig("weighted", spatial_weight=weight, min_score=min_score),
+                      flip_pairs=[], trained=True)
     model = TwoStreamModel(new_cfg, model.spatial, model.temporal)
     for s, net in (("spatial", model.spatial), ("temporal", model.temporal)):
         h = nn.Linear(heads[s].in_features, len(classes)).to(device)
@@ -390,12 +398,15 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
              for s in STREAMS}
     acc = _accuracies(final, y_held, weight)
     metrics = {"held_out": {"videos": len(held), "protocol": "25 positions per clip, centre crop", **acc},
-               "cross_validation": cv, "classes": per_class, "fusion": {"mode": "weighted", "spatial_weight": weight},
+               "cross_validation": cv, "classes": per_class,
+               "fusion": {"mode": "weighted", "spatial_weight": weight, "deployed": deployed_mode(weight), "min_score": min_score},
                "finetune": opts.finetune, "base_model": base_name,
                "seconds": {"flow": round(t_flow, 1), "features": round(t_feat, 1), "total": train_s},
                "skipped_unreadable_clips": len(report.failed)}
     saved.config.metrics = {"held_out_top1": {k: acc[k] for k in ("spatial", "temporal", "fused")}, "held_out_videos": len(held),
-                            "fusion_weighted": {"top1": acc["fused"]}, "teach": metrics}
+                            "fusion_weighted": {"top1": acc["fused"]},
+                            "deployed": {"top1": acc["fused"], "mode": deployed_mode(weight), "spatial_weight": weight, "min_score": min_score},
+                            "teach": metrics}
     (out / "model.json").write_text(json.dumps(saved.config.to_json(), indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_teach_card(out, saved.config.provenance, metrics)
@@ -421,8 +432,11 @@ def write_teach_card(out: Path, provenance: dict, metrics: dict) -> None:
     lines += [f"| {c} | {v['clips']} | {v['train']} | {v['held_out']} |" for c, v in metrics["classes"].items()]
     lines += ["", f"Held-out top-1 on {ho['videos']} recorded clips never used for fitting ({ho['protocol']}): "
               f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, **fused {ho['fused']:.3f}** "
-              f"(weighted fusion, spatial weight {metrics['fusion']['spatial_weight']:.1f}, chosen by "
-              f"{metrics['cross_validation'].get('folds', 0)}-fold cross-validation on the fitting clips).", "",
+              f"(deployed: {metrics['fusion']['deployed']}, spatial weight {metrics['fusion']['spatial_weight']:.1f}, chosen by "
+              f"{metrics['cross_validation'].get('folds', 0)}-fold cross-validation on the fitting clips: "
+              f"{metrics['cross_validation'].get('fusion_choice', {}).get('why', 'too few clips for cross-validation')}).", "",
+              f"\"No known action\" below a fused score of {metrics['fusion']['min_score']:.2f} (calibrated on out-of-fold scores of the "
+              "fitting clips; `--min-score` changes it).", "",
               "With a few held-out clips this figure is coarse (one clip is several percent); check the model on "
               "clips recorded separately with `twostream evaluate --model THIS --data DIR --all-clips`.", "",
               f"Command: `{provenance['command']}`", ""]

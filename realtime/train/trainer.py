@@ -32,11 +32,13 @@ from ..models import ARCHITECTURES, classifier_layer, create_model
 from .cache import FlowCache
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
-from .evaluate import evaluate_model, save_confusion_png, trained_streams, video_scores, write_metrics
+from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, trained_streams, video_scores,
+                       write_metrics)
 from .procedural import _progress
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
+DEFAULT_EPOCHS = 30  # the step budget's floor for a large dataset, when --epochs and --steps are not given
 
 
 @dataclass
@@ -44,28 +46,35 @@ class TrainOptions:
     data: str
     out: str
     stream: str = "both"
-    arch: str = "resnet18_050"
+    arch: str | None = None  # both streams' architecture, when given (overrides the two below)
+    spatial_arch: str = "efficientnet_lite0"
+    temporal_arch: str = "resnet18_050"
     size: int = 112
     work_size: int = 128
     clip_length: int = 10
     flow_algorithm: str = "dis"
     flow_preset: str = "ultrafast"
-    epochs: int = 30
+    epochs: int | None = None  # exactly this many epochs when given; by default a budget of steps (below)
+    steps: int | None = None  # optimiser steps per stream; default max(min_steps, 30 epochs' worth)
+    min_steps: int = 300  # a small dataset still gets enough steps (48 clips x 30 epochs would be ~45)
     batch: int = 32
     seed: int = 0
     lr: float = 0.02
+    finetune_lr: float = 0.002  # a net that starts from ImageNet weights (BatchNorm statistics kept)
+    finetune_fraction: float = 0.3  # of a pre-trained net's layers (the last ones) that fine-tuning trains; 1: all
     momentum: float = 0.9
     weight_decay: float = 1e-4
     dropout: float = 0.2
     label_smoothing: float = 0.1
     schedule: str = "cosine"
     repeats: int = 1  # samples drawn per clip per epoch
+    val_fraction: float = 0.2  # of each class's training clips: early stopping, fusion, the unknown threshold
     train_list: str | None = None
     test_list: str | None = None
     class_index: str | None = None
     split: int = 1
     data2: str | None = None  # a second dataset for multi-task training (its own head)
-    init: str | None = None
+    init: str = "auto"  # auto: ImageNet for an efficientnet_lite0 spatial net, else none; imagenet; none; PATH
     resume: bool = False
     cache: str | None = None
     workers: int = 2  # flow-cache worker processes
@@ -80,6 +89,10 @@ class TrainOptions:
     evaluate: bool = True
     fp16_weights: bool = False  # store weights as fp16 (half the size); metrics are measured on the rounded weights
     command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
+
+    def __post_init__(self) -> None:
+        if self.arch:
+            self.spatial_arch = self.temporal_arch = self.arch
 
 
 # -- distributed helpers ------------------------------------------------------
@@ -103,24 +116,48 @@ def _barrier() -> None:
 
 
 # -- init from ImageNet weights ---------------------------------------------------
+def init_source(stream: str, arch: str, init: str) -> str | None:
+    """What a stream's net starts from: 'imagenet', a state-dict path, or None (from scratch).
+
+    `auto` (the default) gives the spatial stream ImageNet weights when its architecture has them
+    (the paper's lesson: ~42% from scratch against ~73% fine-tuned on UCF-101) and trains the
+    temporal stream from scratch, as the paper does."""
+    from ..imagenet import ARCH as IMAGENET_ARCH
+
+    if init in ("none", "", None):
+        return None
+    if init == "auto":
+        return "imagenet" if stream == "spatial" and arch == IMAGENET_ARCH else None
+    if init == "imagenet":
+        return "imagenet" if arch == IMAGENET_ARCH else None
+    return init
+
+
 def load_init(net: nn.Module, path: str, in_chans: int) -> int:
-    """Load a torchvision-format state dict; the first conv is cross-modality initialised for flow.
+    """Load ImageNet weights ('imagenet', or a torchvision/efficientnet_pytorch-format state dict file);
+    the first conv is cross-modality initialised for flow.
 
     For a 2L-channel net the RGB filters are averaged over their 3 channels and replicated over
-    the 2L flow channels. The classifier is left fresh. Returns how many tensors were loaded.
+    the 2L flow channels (the paper's follow-up, TSN). The classifier is left fresh. Returns how
+    many tensors were loaded.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--init {path}: no such file")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path == "imagenet":
+        from ..imagenet import load_state
 
-            state = load_file(str(p))
-        else:
-            state = torch.load(str(p), map_location="cpu", weights_only=True)  # restricted unpickler: no code runs
-    except Exception as e:
-        raise UserError(f"--init {path}: not a readable state dict ({str(e).splitlines()[0][:120]})") from None
+        state = load_state()
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"--init {path}: no such file (or use --init imagenet / --init none)")
+        try:
+            if p.suffix == ".safetensors":
+                from safetensors.torch import load_file
+
+                state = load_file(str(p))
+            else:
+                state = torch.load(str(p), map_location="cpu", weights_only=True)  # restricted unpickler: no code runs
+        except Exception as e:
+            raise UserError(f"--init {path}: not a readable state dict ({str(e).splitlines()[0][:120]})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     own = net.state_dict()
@@ -185,14 +222,78 @@ def _collate(samples: StreamSamples, indices: list[int]) -> tuple[torch.Tensor, 
     return torch.from_numpy(np.stack([x.numpy() for x in xs])), torch.tensor(ys)
 
 
-def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clips: list[Clip], ds: VideoDataset,
+def _freeze_batchnorm(net: nn.Module) -> None:
+    """Keep a pre-trained net's BatchNorm statistics: a few dozen clips cannot re-estimate them."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def freeze_head_of(net: nn.Module, trainable: float) -> int:
+    """Freeze the first layers of a pre-trained net, leaving the last `trainable` share of its weight
+    tensors (and the classifier) to fine-tune: early layers hold generic features, and on a CPU
+    their backward pass at full resolution is most of a step's cost. Returns the tensors left trainable."""
+    params = list(net.named_parameters())
+    keep = max(1, math.ceil(trainable * len(params)))
+    for _, p in params[: len(params) - keep]:
+        p.requires_grad_(False)
+    return keep
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def linear_probe(net: nn.Module, samples: StreamSamples, device: torch.device, seed: int, l2: float = 1e-3) -> None:
+    """Fit the net's classifier on its frozen features (multinomial logistic regression, L-BFGS):
+    a pre-trained net starts fine-tuning from a head that already fits, so the first steps do not
+    tear its features apart with a random head's gradients."""
+    from .teach import _features, fit_head, set_head
+
+    net.eval().to(device)
+    xs, ys = [], []
+    for i in range(0, len(samples), 64):
+        x, y = _collate(samples, list(range(i, min(len(samples), i + 64))))
+        xs.append(_features(net, x.numpy(), device))
+        ys.append(y.numpy())
+    old = classifier_layer(net)
+    head = fit_head(np.concatenate(xs), np.concatenate(ys), old.out_features, l2, seed)
+    new = nn.Linear(old.in_features, old.out_features).to(device)
+    new.load_state_dict(head.state_dict())
+    set_head(net, new)
+
+
+def validation_scores(net: nn.Module, clips: list[Clip], ds: VideoDataset, cache: FlowCache, config: ModelConfig, stream: str,
+                      device: torch.device, samples: int = 5) -> tuple[float, float]:
+    """(accuracy, mean log-loss) on the validation clips: what picks the best point of a run."""
+    scores = video_scores(net, clips, ds.root, cache, config, stream, samples, device=device)
+    labels = np.array([c.label for c in clips])
+    p = np.clip(scores[np.arange(len(labels)), labels], 1e-6, 1)
+    return float((scores.argmax(1) == labels).mean()), float(-np.log(p).mean())
+
+
+def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset,
                  cache: FlowCache, config: ModelConfig, opts: TrainOptions, device: torch.device, out: Path,
-                 extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None) -> tuple[nn.Module, nn.Module | None, list[dict]]:
-    """Train one stream's net; returns (net, second head or None, per-epoch history)."""
+                 extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None,
+                 pretrained: bool = False) -> tuple[nn.Module, nn.Module | None, list[dict]]:
+    """Train one stream's net for a budget of optimiser steps; returns (net, second head or None, history).
+
+    With validation clips, the net is scored on them several times during the run and the best
+    point (accuracy, then log-loss) is what is returned: early stopping and model selection on clips
+    the net does not train on. A pre-trained net (`pretrained`) first gets a fitted linear head
+    (that point is a candidate too), then every layer is fine-tuned at `finetune_lr` with its
+    BatchNorm statistics kept."""
+    import copy
+
     rank, world = _dist()
     main = rank == 0
-    samples = StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed, repeats=opts.repeats)
-    val = StreamSamples(test_clips, ds.root, cache, config, stream, train=False)
+    # Without --epochs an epoch is at least 8 batches: a small dataset gets fewer, longer epochs (and fewer resume points and evaluations)
+    repeats = opts.repeats
+    if opts.epochs is None and len(train_clips) * repeats < 8 * opts.batch:
+        repeats = math.ceil(8 * opts.batch / max(1, len(train_clips)))
+    samples = StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed, repeats=repeats)
     samples2 = None
     if extra is not None:
         clips2, ds2, cache2, n2 = extra
@@ -204,12 +305,19 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clip
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     steps_per_epoch = max(1, len(_loader(samples, opts, 0, rank, world)))
-    total = steps_per_epoch * opts.epochs if opts.max_steps is None else min(opts.max_steps, steps_per_epoch * opts.epochs)
-    decay, no_decay = [], []
-    for n_, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    optimiser = torch.optim.SGD([{"params": decay, "weight_decay": opts.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                                lr=opts.lr, momentum=opts.momentum, nesterov=True)
+    if opts.steps is not None:
+        total = opts.steps
+    elif opts.epochs is not None:
+        total = steps_per_epoch * opts.epochs
+    else:
+        total = max(opts.min_steps, steps_per_epoch * DEFAULT_EPOCHS)
+    if opts.max_steps is not None:
+        total = min(total, opts.max_steps)
+    epochs = max(1, math.ceil(total / steps_per_epoch))
+    lr = opts.finetune_lr if pretrained else opts.lr
+    if pretrained and opts.finetune_fraction < 1:
+        freeze_head_of(net, opts.finetune_fraction)
+    optimiser = torch.optim.SGD(_param_groups(model, opts.weight_decay), lr=lr, momentum=opts.momentum, nesterov=True)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(opts, total))
     use_amp = opts.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -223,26 +331,49 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clip
         start_epoch, step, history = state["epoch"] + 1, state["step"], json.loads(state["history"])
         if main:
             log.info("%s: resuming after epoch %d (step %d)", stream, start_epoch, step)
+    elif pretrained and extra is None:
+        linear_probe(net, StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed + 11,
+                                        repeats=max(2, math.ceil(256 / max(1, len(train_clips))))), device, opts.seed)
+        for group, fresh in zip(optimiser.param_groups, _param_groups(model, opts.weight_decay)):  # the new head's tensors
+            group["params"] = fresh["params"]
+    best: tuple[tuple[float, float], int, dict] | None = None
+    eval_every = max(1, epochs // 8)
+
+    def consider(epoch: int) -> tuple[float, float]:
+        nonlocal best
+        acc, nll = validation_scores(net, val_clips, ds, cache, config, stream, device)
+        if best is None or (acc, -nll) > best[0]:
+            best = ((acc, -nll), step, copy.deepcopy(net.state_dict()))
+        net.train()
+        if pretrained:
+            _freeze_batchnorm(net)
+        return acc, nll
+
+    if val_clips and main and start_epoch == 0 and pretrained:
+        acc, nll = consider(0)
+        log.info("%s: linear head on the ImageNet features: validation acc %.3f (%d clips)", stream, acc, len(val_clips))
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=extra is not None)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
     log_path = out / f"train_log_{stream}.csv"
-    for epoch in range(start_epoch, opts.epochs):
-        if opts.max_steps is not None and step >= opts.max_steps:
+    for epoch in range(start_epoch, epochs):
+        if step >= total:
             break
         samples.set_epoch(epoch)
         batches = _loader(samples, opts, epoch, rank, world)
         batches2 = _loader(samples2, opts, epoch, rank, world) if samples2 is not None else None
         train_model.train()
+        if pretrained:
+            _freeze_batchnorm(model)
         seen = correct = 0
         loss_sum = 0.0
         t0 = time.perf_counter()
         bar = _progress(len(batches), "batch", opts.progress and main)
         if hasattr(bar, "set_description"):
-            bar.set_description(f"{stream} {epoch + 1}/{opts.epochs}")
+            bar.set_description(f"{stream} {epoch + 1}/{epochs}")
         for b, idx in enumerate(batches):
-            if opts.max_steps is not None and step >= opts.max_steps:
+            if step >= total:
                 break
             x, y = _collate(samples, idx)
             x, y = x.to(device, non_blocking=True), y.to(device)
@@ -257,6 +388,9 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clip
                     loss = loss + loss_fn(train_model(x2, 1).float(), y2)  # the paper sums the tasks' losses
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
+            if pretrained:
+                scaler.unscale_(optimiser)
+                nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # a fitted head is confident: one odd crop makes a huge step
             scaler.step(optimiser)
             scaler.update()
             scheduler.step()
@@ -270,18 +404,30 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], test_clip
         elapsed = time.perf_counter() - t0
         if not main:
             continue
-        val_acc = quick_accuracy(net, val, device) if test_clips else float("nan")
+        last = epoch == epochs - 1 or step >= total
+        val_acc = val_nll = float("nan")
+        if val_clips and ((epoch + 1) % eval_every == 0 or last):
+            val_acc, val_nll = consider(epoch + 1)
         row = {"epoch": epoch + 1, "step": step, "lr": round(scheduler.get_last_lr()[0], 6), "loss": round(loss_sum / max(seen, 1), 4),
-               "train_acc": round(correct / max(seen, 1), 4), "val_acc": round(val_acc, 4),
+               "train_acc": round(correct / max(seen, 1), 4), "val_acc": round(val_acc, 4), "val_loss": round(val_nll, 4),
                "clips_per_s": round(seen * world / max(elapsed, 1e-9), 1), "seconds": round(elapsed, 2)}
         history.append(row)
         _append_csv(log_path, row)
-        log.info("%s epoch %d/%d: loss %.3f, train acc %.3f, held-out acc %.3f, %.0f clips/s", stream, epoch + 1, opts.epochs,
-                 row["loss"], row["train_acc"], row["val_acc"], row["clips_per_s"])
+        log.info("%s epoch %d/%d (step %d/%d): loss %.3f, train acc %.3f, validation acc %.3f, %.0f clips/s", stream, epoch + 1, epochs,
+                 step, total, row["loss"], row["train_acc"], row["val_acc"], row["clips_per_s"])
         resume_path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
                     "epoch": epoch, "step": step, "history": json.dumps(history)}, resume_path.with_suffix(".tmp"))
         resume_path.with_suffix(".tmp").replace(resume_path)
+    if best is not None and extra is None:
+        (acc, neg_nll), best_step, state = best
+        net.load_state_dict(state)
+        if main:
+            log.info("%s: kept step %d of %d (validation acc %.3f, log-loss %.3f on %d clips)", stream, best_step, step, acc, -neg_nll, len(val_clips))
+        if history:
+            history[-1] = {**history[-1], "kept_step": best_step, "kept_val_acc": round(acc, 4)}
+    for p in net.parameters():
+        p.requires_grad_(True)
     head2 = model.head2 if isinstance(model, MultiTaskNet) else None
     return net.cpu().eval(), (head2.cpu() if head2 is not None else None), history
 
@@ -312,23 +458,62 @@ def _append_csv(path: Path, row: dict) -> None:
 
 # -- the whole job ------------------------------------------------------------------
 def _config_for(opts: TrainOptions, classes: list[str]) -> ModelConfig:
-    if opts.arch not in ARCHITECTURES:
-        raise UserError(f"unknown architecture '{opts.arch}': choose one of {', '.join(ARCHITECTURES)}")
+    from .. import imagenet
+
+    for arch in (opts.spatial_arch, opts.temporal_arch):
+        if arch not in ARCHITECTURES:
+            raise UserError(f"unknown architecture '{arch}': choose one of {', '.join(ARCHITECTURES)}")
     if not 16 <= opts.size <= opts.work_size:
         raise UserError(f"--size {opts.size} must be between 16 and the working size {opts.work_size}")
     flow = FlowSettings(algorithm=opts.flow_algorithm, preset=opts.flow_preset, width=opts.work_size, height=opts.work_size)
-    return ModelConfig(labels=list(classes), spatial_arch=opts.arch, temporal_arch=opts.arch, input_size=opts.size,
-                       clip_length=opts.clip_length, flow=flow)
+    cfg = ModelConfig(labels=list(classes), spatial_arch=opts.spatial_arch, temporal_arch=opts.temporal_arch, input_size=opts.size,
+                      clip_length=opts.clip_length, flow=flow)
+    if opts.spatial_arch == imagenet.ARCH:  # the Lite nets' own input normalisation, whatever the init
+        cfg.rgb_mean, cfg.rgb_std = imagenet.MEAN, imagenet.STD
+    return cfg
+
+
+def split_validation(clips: list[Clip], fraction: float, seed: int) -> tuple[list[Clip], list[Clip]]:
+    """(fit, validation): `fraction` of each class's training clips, for early stopping, fusion and the
+    unknown threshold. A class with fewer than 3 clips gives none. Clips of one UCF-101 group
+    (`_gNN_`: the same person and scene) stay on one side, so validation is not flattered by near-copies."""
+    import re
+
+    if fraction <= 0:
+        return clips, []
+    rng = np.random.default_rng([seed, 23])
+    fit, val = [], []
+    for label in sorted({c.label for c in clips}):
+        members = [c for c in clips if c.label == label]
+        groups: dict[str, list[Clip]] = {}
+        for c in members:
+            m = re.search(r"_g\d+_", c.path.name)
+            groups.setdefault(m.group(0) if m else c.path.name, []).append(c)
+        keys = [list(groups)[i] for i in rng.permutation(len(groups))]
+        # at least 2 per class once a class has 5 clips: one validation clip per class decides nothing
+        want = max(round(fraction * len(members)), 2 if len(members) >= 5 else 1) if len(members) >= 3 else 0
+        taken = 0
+        for k in keys:
+            if taken >= want or want == 0 or len(keys) < 2:
+                fit += groups[k]
+            else:
+                val += groups[k]
+                taken += len(groups[k])
+    return fit, val
 
 
 def _check_options(opts: TrainOptions) -> None:
     if opts.stream not in ("spatial", "temporal", "both"):
         raise UserError(f"--stream must be spatial, temporal or both, not {opts.stream}")
     for name in ("epochs", "batch", "clip_length", "repeats"):
-        if getattr(opts, name) < 1:
+        if getattr(opts, name) is not None and getattr(opts, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if opts.lr <= 0:
-        raise UserError("--lr must be > 0")
+    if opts.lr <= 0 or opts.finetune_lr <= 0:
+        raise UserError("--lr and --finetune-lr must be > 0")
+    if opts.steps is not None and opts.steps < 1:
+        raise UserError("--steps must be at least 1")
+    if not 0 <= opts.val_fraction < 1:
+        raise UserError("--val-fraction must be in 0..1 (0: no validation slice)")
     if opts.schedule not in ("cosine", "step"):
         raise UserError("--schedule must be cosine or step")
 
@@ -372,6 +557,10 @@ def train(opts: TrainOptions) -> dict:
         _barrier()
         extra = (cache2.available(ds2.train, ds2.root), ds2, cache2, len(ds2.classes))
     cache_s = time.perf_counter() - t_cache
+    fit_clips, val_clips = split_validation(train_clips, opts.val_fraction, opts.seed)
+    if main:
+        log.info("training on %d clips, %d held back for validation (early stopping, fusion, the unknown threshold)%s",
+                 len(fit_clips), len(val_clips), "" if val_clips else ": too few clips per class for a validation slice")
     streams = STREAMS if opts.stream == "both" else (opts.stream,)
     trained = set(model.config.provenance.get("streams_trained", []))
     timings = {"flow_cache_s": round(cache_s, 1)}
@@ -379,46 +568,51 @@ def train(opts: TrainOptions) -> dict:
     for stream in streams:
         net = getattr(model, stream)
         chans = 3 if stream == "spatial" else config.temporal_channels
-        if opts.init and not (opts.resume and (out / ".resume" / f"{stream}.pt").is_file()):
-            n = load_init(net, opts.init, chans)
+        arch = config.spatial_arch if stream == "spatial" else config.temporal_arch
+        source = init_source(stream, arch, opts.init)
+        if opts.init == "imagenet" and source is None and not any(init_source(s_, a_, "imagenet") for s_, a_ in
+                                                                  (("spatial", config.spatial_arch), ("temporal", config.temporal_arch))):
+            raise UserError(f"--init imagenet: ImageNet weights exist for efficientnet_lite0 only, not {config.spatial_arch}/{config.temporal_arch}; "
+                            "use --spatial-arch efficientnet_lite0, --init PATH or --init none")
+        resuming = opts.resume and (out / ".resume" / f"{stream}.pt").is_file()
+        if source is not None and not resuming:
+            n = load_init(net, source, chans)
             if main:
-                log.info("%s: initialised %d tensors from %s%s", stream, n, opts.init, " (cross-modality first conv)" if chans != 3 else "")
+                log.info("%s: initialised %d tensors from %s%s", stream, n, source, " (cross-modality first conv)" if chans != 3 else "")
         t0 = time.perf_counter()
-        net, head2, history = train_stream(stream, net, train_clips, test_clips, ds, cache, config, opts, device, out, extra)
+        net, head2, history = train_stream(stream, net, fit_clips, val_clips, ds, cache, config, opts, device, out, extra,
+                                           pretrained=source is not None)
         setattr(model, stream, net)
         if head2 is not None:
             heads2[stream] = head2
         timings[f"{stream}_train_s"] = round(time.perf_counter() - t0, 1)
         trained.add(stream)
         model.config.provenance["streams_trained"] = sorted(trained)
+        model.config.provenance.setdefault("init", {})[stream] = source or "none"
         model.config.provenance.setdefault("history", {})[stream] = history[-1] if history else {}
         model.config.trained = trained == set(STREAMS)
         if main:
             model.save(out)
     if opts.fp16_weights:
         for net in (model.spatial, model.temporal):
-            net.half().float()  # round now, so the evaluation below measures the weights that ship
+            net.half().float()  # round now, so the fusion and evaluation below use the weights that ship
     metrics: dict = {}
+    if main and model.config.trained:
+        model.config.fusion = fit_fusion(model, fit_clips, val_clips, ds, cache, opts, device)
     if main and trained_streams(model.config) and opts.evaluate and test_clips:  # one stream so far: scored on its own
         t0 = time.perf_counter()
-        train_scores = None
-        if model.config.trained and opts.svm_samples > 0:
-            labels = np.array([c.label for c in train_clips])
-            s = video_scores(model.spatial, train_clips, ds.root, cache, config, "spatial", opts.svm_samples, device=device)
-            t = video_scores(model.temporal, train_clips, ds.root, cache, config, "temporal", opts.svm_samples, device=device)
-            train_scores = (s, t, labels)
-        metrics, _ = evaluate_model(model, test_clips, ds.root, cache, opts.eval_samples, opts.ten_crop, device, train_scores, opts.progress)
-        svm = metrics.pop("_svm", None)
-        if svm is not None:
-            model.config.fusion = FusionConfig(mode="avg", svm_weight=svm.svm_weight, svm_bias=svm.svm_bias)
+        metrics, _ = evaluate_model(model, test_clips, ds.root, cache, opts.eval_samples, opts.ten_crop, device, None, opts.progress)
+        metrics.pop("_svm", None)
         timings["evaluate_s"] = round(time.perf_counter() - t0, 1)
         metrics["skipped_unreadable_clips"] = skipped
+        metrics["fusion_choice"] = model.config.provenance.get("fusion_choice", {})
         write_metrics(metrics, out / "metrics.json", ds.classes)
-        what = f"fused ({model.config.fusion.mode})" if model.config.trained else f"{metrics['streams'][0]} stream alone"
+        what = f"deployed ({metrics['deployed']['mode']})"
         save_confusion_png(metrics["confusion"], ds.classes, out / "confusion.png", f"{what}, {len(test_clips)} test videos")
         model.config.metrics = {k: v for k, v in metrics.items() if k not in ("confusion",)}
     if main:
-        model.config.provenance.update({"name": out.name, "dataset": ds.name, "train_clips": len(train_clips), "test_clips": len(test_clips),
+        model.config.provenance.update({"name": out.name, "dataset": ds.name, "train_clips": len(fit_clips), "validation_clips": len(val_clips),
+                                        "test_clips": len(test_clips),
                                         "command": opts.command, "options": {k: v for k, v in asdict(opts).items() if k not in ("command", "progress")},
                                         "timings": timings, "date": datetime.date.today().isoformat(), "torch": torch.__version__})
         model.save(out, half=opts.fp16_weights)
@@ -430,6 +624,39 @@ def train(opts: TrainOptions) -> dict:
         _barrier()
         torch.distributed.destroy_process_group()
     return metrics
+
+
+def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
+               opts: TrainOptions, device: torch.device) -> FusionConfig:
+    """The deployed fusion and the "no known action" threshold, from the validation clips (scores the
+    nets did not train on; never saturated training-set scores). Without validation clips: the
+    average, no threshold, and the SVM fitted on training scores as before."""
+    cfg = model.config
+    if not val_clips:
+        fusion = FusionConfig(mode="avg")
+        if opts.svm_samples > 0:
+            labels = np.array([c.label for c in fit_clips])
+            s = video_scores(model.spatial, fit_clips, ds.root, cache, cfg, "spatial", opts.svm_samples, device=device)
+            t = video_scores(model.temporal, fit_clips, ds.root, cache, cfg, "temporal", opts.svm_samples, device=device)
+            svm = fit_svm(s, t, labels, cfg.num_classes)
+            fusion.svm_weight, fusion.svm_bias = svm.svm_weight, svm.svm_bias
+        cfg.provenance["fusion_choice"] = {"why": "no validation clips (too few training clips per class): average fusion, no unknown threshold"}
+        return fusion
+    labels = np.array([c.label for c in val_clips])
+    frames: dict[str, list] = {"spatial": [], "temporal": []}
+    scores = {st: video_scores(getattr(model, st), val_clips, ds.root, cache, cfg, st, opts.eval_samples, device=device, per_position=frames[st])
+              for st in STREAMS}
+    weight, choice = choose_fusion(scores["spatial"], scores["temporal"], labels)
+    threshold, calib = calibrate_min_score(frames["spatial"], frames["temporal"], labels, weight)
+    fusion = FusionConfig(mode="weighted", spatial_weight=weight, min_score=threshold)
+    if opts.svm_samples > 0 and len(np.unique(labels)) >= 2:
+        svm = fit_svm(scores["spatial"], scores["temporal"], labels, cfg.num_classes)  # on validation scores, for --fusion svm
+        fusion.svm_weight, fusion.svm_bias = svm.svm_weight, svm.svm_bias
+    cfg.provenance["fusion_choice"] = {**choice, "unknown": calib}
+    log.info("fusion: %s (spatial weight %.1f; validation top-1 spatial %.3f, temporal %.3f, best mix %.3f on %d clips); "
+             "\"no known action\" below a fused score of %.2f", choice["chosen"], weight, choice["spatial"], choice["temporal"],
+             choice["best_mixed"], len(val_clips), threshold)
+    return fusion
 
 
 def _start_model(out: Path, config: ModelConfig, opts: TrainOptions) -> TwoStreamModel:
@@ -497,10 +724,23 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
                   f"Test protocol: {metrics['protocol']['samples_per_video']} equally spaced frames / flow stacks per video, "
                   f"{metrics['protocol']['crops']} crop(s), scores averaged; {metrics['videos']} videos.", "",
                   "| | top-1 | top-5 | mean class |", "|---|---|---|---|"]
-        for key, name in (("spatial", "spatial stream"), ("temporal", "temporal stream"), ("fusion_avg", "fused (average)"), ("fusion_svm", "fused (SVM)")):
+        dep = metrics.get("deployed", {})
+        for key, name in (("spatial", "spatial stream"), ("temporal", "temporal stream"), ("fusion_avg", "fused (average)"),
+                          ("fusion_svm", "fused (SVM, fitted on the validation clips)"),
+                          ("deployed", f"**deployed: what `twostream run` outputs** ({dep.get('mode')}, spatial weight {dep.get('spatial_weight', 0):.1f})")):
             m = metrics.get(key, {})
             if m.get("top1") is not None:
                 lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
+        choice = prov.get("fusion_choice", {})
+        if choice:
+            lines += ["", f"Fusion: {choice.get('why', '')}"
+                      + (f" (validation top-1 on {choice['clips']} clips: spatial {choice['spatial']:.3f}, temporal {choice['temporal']:.3f}, "
+                         f"best mix {choice['best_mixed']:.3f} at spatial weight {choice['best_mixed_weight']:.1f})." if "clips" in choice else ".")]
+            unk = choice.get("unknown", {})
+            if unk.get("threshold") is not None:
+                lines += ["", f"\"No known action\": a frame whose fused top score is below {unk['threshold']:.2f} is shown as no known action "
+                          f"(calibrated on {unk['frames']} validation frames: {unk['correct_frames_below']:.0%} of the correctly recognised ones fall below it; "
+                          "`--min-score` changes it)."]
         scored = "the fused scores" if config.trained else f"the {metrics['streams'][0]} stream's scores"
         if not config.trained:
             lines += ["", f"Only the {metrics['streams'][0]} stream is trained so far; fused figures come once both are "
@@ -508,6 +748,13 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
         lines += ["", f"Confusion matrix of {scored}: `confusion.png`; everything in `metrics.json`.", ""]
     else:
         lines += ["## Metrics", "", "Not evaluated (`--no-eval`, or no test clips).", ""]
+    inits = prov.get("init", {})
+    if inits:
+        from ..imagenet import SOURCE
+
+        lines += ["## Weights", ""] + [f"- {st}: " + (f"initialised from {SOURCE}, then fine-tuned" if src == "imagenet" else
+                                                     "trained from scratch" if src == "none" else f"initialised from `{src}`")
+                                       for st, src in inits.items()] + [""]
     lines += ["## Intended use and limits", "",
               "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
               "It has only seen the training data described here; expect it to be wrong on anything else.", ""]
