@@ -3,7 +3,21 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def twostream(*args: str) -> subprocess.CompletedProcess:
+    """Run a `twostream` command as a user does (the project's CLI, in a fresh process); raise on failure."""
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        last = r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"
+        raise RuntimeError(f"twostream {' '.join(args[:3])} failed: {last}")
+    return r
 
 
 def cpu_name() -> str:
@@ -72,3 +86,37 @@ def busy_note(m: dict) -> str:
         why = f"load average up to {load:.1f} on {cores} cores, other work running"
     return (f"\n**Measured on a busy machine** ({why}): "
             "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")
+
+
+def informative(model, seed: int = 1):  # type: ignore[no-untyped-def]
+    """An untrained model made to give input-dependent scores; a trained one as is.
+
+    An untrained net's BatchNorm statistics (mean 0, var 1) shrink its features to ~1e-8, so every input
+    scores uniformly and any two engines "agree": statistics are measured on random inputs and the head
+    scaled so the logits have std ~3."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    from realtime.models import classifier_layer
+
+    if model.config.trained:
+        return model
+    model = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed)
+    s = model.config.input_size
+    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
+        x = torch.randn(4, chans, s, s, generator=gen)
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batch
+        net.train()
+        with torch.no_grad():
+            if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
+                net(x)
+            net.eval()
+            head = classifier_layer(net)
+            head.weight.mul_(3.0 / max(float(net(x).std()), 1e-12))
+    return model

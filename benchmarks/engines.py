@@ -24,7 +24,6 @@ the input. A trained model is used as it is.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -33,17 +32,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import busy_note, finish  # noqa: E402
+from common import busy_note, finish, informative  # noqa: E402
 from common import machine as common_machine  # noqa: E402
 from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
 from realtime.engines import create_engine  # noqa: E402
 from realtime.flow import FlowSettings  # noqa: E402
-from realtime.models import classifier_layer  # noqa: E402
 from realtime.models_store import default_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,29 +52,6 @@ VARIANTS = (("torch", False), ("torchscript", False), ("compile", False), ("torc
 
 def machine() -> dict:
     return common_machine(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
-
-
-def informative(model: TwoStreamModel, seed: int = 1) -> TwoStreamModel:
-    """An untrained model made to give input-dependent scores (see the module doc); a trained one as is."""
-    if model.config.trained:
-        return model
-    model = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    s = model.config.input_size
-    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
-        x = torch.randn(4, chans, s, s, generator=gen)
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average over the calibration batch
-        net.train()
-        with torch.no_grad():
-            if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
-                net(x)
-            net.eval()
-            head = classifier_layer(net)
-            head.weight.mul_(3.0 / max(float(net(x).std()), 1e-12))
-    return model
 
 
 def paper_model(num_classes: int = 12) -> TwoStreamModel:

@@ -40,7 +40,6 @@ On a CPU (`--device cpu`), every section runs the same code on the CPU; rows tha
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
 import math
@@ -60,6 +59,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import informative  # noqa: E402
 
 SECTIONS = ("correctness", "paper", "multistream", "breakdown", "tensorrt")
 SHARES = {"correctness": 0.25, "paper": 0.30, "multistream": 0.27, "breakdown": 0.12, "tensorrt": 0.06}
@@ -143,39 +143,6 @@ def nvidia_smi(query: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------------
 # models
-def informative(model, seed: int = 1):  # type: ignore[no-untyped-def]
-    """An untrained model made to give input-dependent scores (as benchmarks/engines.py does); a trained one as is.
-
-    Untrained BatchNorm statistics shrink features to ~1e-8 and every softmax to uniform, which would hide
-    any disagreement between engines: statistics are measured on random inputs and the head scaled so the
-    logits have std ~3.
-    """
-    import torch
-    from torch import nn
-
-    from realtime.models import classifier_layer
-
-    if model.config.trained:
-        return model
-    model = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(seed)
-    s = model.config.input_size
-    for net, chans in ((model.spatial, 3), (model.temporal, model.config.temporal_channels)):
-        x = torch.randn(4, chans, s, s, generator=gen)
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.reset_running_stats()
-                m.momentum = None
-        net.train()
-        with torch.no_grad():
-            if any(isinstance(m, nn.BatchNorm2d) for m in net.modules()):
-                net(x)
-            net.eval()
-            head = classifier_layer(net)
-            head.weight.mul_(3.0 / max(float(net(x).std()), 1e-12))
-    return model
-
-
 def fast_model():  # type: ignore[no-untyped-def]
     """The shipped fast model (trained/default; an untrained resnet18_050 at 112 px when none is shipped)."""
     from realtime.models_store import default_model

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,14 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = ROOT.parent / "shared" / "data"
 ROWS = ("train", "teach", "baseline", "shipped")
 sys.path.insert(0, str(ROOT))
-from common import busy_note, finish, machine  # noqa: E402
-
-
-def twostream(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise RuntimeError(f"twostream {' '.join(args[:3])} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
-    return r
+from common import busy_note, finish, machine, twostream  # noqa: E402
 
 
 def lists(data: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -62,13 +54,13 @@ def evaluate(model: Path, data: Path, cache: Path, work: Path, name: str) -> dic
             "spatial_weight": dep.get("spatial_weight"), "min_score": dep.get("min_score")}
 
 
-def row_train(data: Path, work: Path, cache: Path) -> dict:
-    out = work / "train-model"
+def row_train(data: Path, work: Path, cache: Path, extra: tuple[str, ...] = (), name: str = "train") -> dict:
+    out = work / f"{name}-model"
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.monotonic()
-    twostream("train", "--data", str(data), "--cache", str(cache), "--stream", "both", "--out", str(out), "--no-progress")
+    twostream("train", "--data", str(data), "--cache", str(cache), "--stream", "both", "--out", str(out), "--no-progress", *extra)
     seconds = time.monotonic() - t0
-    return {**evaluate(out, data, cache, work, "train"), "seconds": round(seconds, 1),
+    return {**evaluate(out, data, cache, work, name), "seconds": round(seconds, 1), "train_args": list(extra),
             "fusion_choice": json.loads((out / "model.json").read_text())["provenance"].get("fusion_choice", {})}
 
 
@@ -157,7 +149,9 @@ def table(results: dict) -> str:
         return f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v)
 
     for name, r in results["datasets"].items():
-        for key, what in (("train", "`train --stream both` (defaults)"), ("teach", "`train --from default` (teach)")):
+        rows = [("train", "`train --stream both` (defaults)"), ("teach", "`train --from default` (teach)")]
+        rows += [(k, f"variant: `train --stream both {' '.join(v.get('train_args', []))}`") for k, v in r.items() if k.startswith("variant:")]
+        for key, what in rows:
             x = r.get(key)
             if isinstance(x, dict) and "error" not in x:
                 mode = f"{x['deployed_mode']} (w={x['spatial_weight']:.1f})" if x.get("deployed_mode") else "–"
@@ -181,6 +175,8 @@ def main() -> int:
     ap.add_argument("--work", help="folder for flow caches and models (default: a temporary folder, removed after)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--quick", action="store_true", help="accepted for run_all.py; the rows are already minutes long")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
+                    help="also train with these extra train options, e.g. 'full-finetune=--finetune-fraction 1' (a measured choice)")
     args = ap.parse_args()
     m = machine()
     results: dict = {"machine": m, "datasets": {}}
@@ -203,6 +199,14 @@ def main() -> int:
                 except Exception as e:  # one failing row is reported; the others still run
                     r[key] = {"error": str(e)[:300]}
                 print(f"{data.name} {key}: {json.dumps(r[key])[:400]} ({time.monotonic() - t0:.0f} s)", flush=True)
+            for v in args.variant:
+                name, _, extra = v.partition("=")
+                t0 = time.monotonic()
+                try:
+                    r[f"variant:{name}"] = row_train(data, work, cache, tuple(extra.split()), name=f"variant-{name}")
+                except Exception as e:
+                    r[f"variant:{name}"] = {"error": str(e)[:300]}
+                print(f"{data.name} variant {name}: {json.dumps(r[f'variant:{name}'])[:400]} ({time.monotonic() - t0:.0f} s)", flush=True)
             results["datasets"][data.name] = r
     finally:
         if tmp:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,14 +27,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CLASSES = ("spin", "bounce", "zigzag")
 BAR_SECONDS, BAR_TOP1 = 180.0, 0.90
 sys.path.insert(0, str(ROOT))
-from common import busy_note, finish, machine  # noqa: E402
-
-
-def twostream(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise SystemExit(f"twostream {args[0]} failed: {r.stderr.strip()}")
-    return r
+from common import busy_note, finish, machine, twostream  # noqa: E402
 
 
 def trial(work: Path, seed: int, clips: int, test_clips: int, seconds: float, finetune: str) -> dict:

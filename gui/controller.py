@@ -832,9 +832,14 @@ class Controller(QObject):
 
 def _accuracy(metrics: dict, fusion_mode: str) -> str:
     """The fused held-out top-1 a checkpoint reports for this fusion mode (or any), as a short phrase; "" if none."""
-    for key in (f"fusion_{fusion_mode}", "fusion_avg", "fusion_svm", "fused"):
+    deployed = metrics.get("deployed") if isinstance(metrics, dict) else None
+    keys = (f"fusion_{fusion_mode}", "fusion_avg", "fusion_svm", "fused")
+    if isinstance(deployed, dict) and fusion_mode == "weighted":  # the model's own fusion: what it was chosen and measured as
+        keys = ("deployed", *keys)
+    for key in keys:
         entry = metrics.get(key) if isinstance(metrics, dict) else None
         top1 = entry.get("top1") if isinstance(entry, dict) else None
         if isinstance(top1, (int, float)):
-            return f"held-out top-1 {top1:.1%} ({key.replace('_', ' ')})"
+            what = f"deployed: {entry.get('mode')}" if key == "deployed" else key.replace("_", " ")
+            return f"held-out top-1 {top1:.1%} ({what})"
     return ""

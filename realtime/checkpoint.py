@@ -27,6 +27,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 FUSION_MODES = ("avg", "weighted", "svm")
 MAX_LABELS = 10_000
+PROTOTYPES_KEY = "familiarity.prototypes"
 # JSON types of model.json's fields: a hostile or hand-edited file must fail with a message, not a TypeError.
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "labels": list, "spatial_arch": str, "temporal_arch": str, "input_size": int, "clip_length": int,
@@ -45,6 +46,9 @@ class FusionConfig:
     # "no known action" below this fused top score (0: never); calibrated at training time on clips
     # the nets did not train on, adjustable at run time (--min-score)
     min_score: float = 0.0
+    # ... or whose spatial features are less like every class's prototype than this (0: never;
+    # realtime.familiarity), calibrated the same way
+    min_familiarity: float = 0.0
 
 
 @dataclass
@@ -141,6 +145,8 @@ class ModelConfig:
             problems.append("fusion spatial_weight must be in 0..1")
         if not (isinstance(f.min_score, (int, float)) and 0 <= f.min_score <= 1):
             problems.append("fusion min_score must be in 0..1")
+        if not (isinstance(f.min_familiarity, (int, float)) and -1 <= f.min_familiarity <= 1):
+            problems.append("fusion min_familiarity must be in -1..1")
         if f.mode == "svm":
             n = self.num_classes
             if f.svm_weight is None or f.svm_bias is None or len(f.svm_weight) != n or any(len(r) != 2 * n for r in f.svm_weight) or len(f.svm_bias) != n:
@@ -156,6 +162,7 @@ class TwoStreamModel:
     config: ModelConfig
     spatial: nn.Module
     temporal: nn.Module
+    prototypes: torch.Tensor | None = None  # (classes, features) unit vectors of the spatial net's features (realtime.familiarity)
 
     @classmethod
     def create(cls, config: ModelConfig, seed: int | None = None) -> "TwoStreamModel":
@@ -177,6 +184,8 @@ class TwoStreamModel:
             for k, v in net.state_dict().items():
                 v = v.detach().cpu()
                 tensors[f"{role}.{k}"] = (v.half() if half and v.is_floating_point() else v).contiguous()
+        if self.prototypes is not None:
+            tensors[PROTOTYPES_KEY] = self.prototypes.detach().float().cpu().contiguous()
         tmp = out / (WEIGHTS_FILE + ".tmp")
         save_file(tensors, str(tmp))
         tmp.replace(out / WEIGHTS_FILE)
@@ -249,6 +258,18 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
                                   f"{k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
         net.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()})
         net.eval()
+    protos = tensors.get(PROTOTYPES_KEY)
+    if protos is not None:
+        from .models import classifier_layer
+
+        dim = classifier_layer(model.spatial).in_features
+        if protos.ndim != 2 or protos.shape[1] != dim or not 1 <= protos.shape[0] <= MAX_LABELS:
+            raise CheckpointError(f"{where}: {PROTOTYPES_KEY} is {tuple(protos.shape)}, expected (prototypes, {dim}) for the spatial net's features")
+        if not bool(torch.isfinite(protos).all()):
+            raise CheckpointError(f"{where}: {PROTOTYPES_KEY} holds NaN or infinite values; re-train the model")
+        model.prototypes = protos.float()
+    elif config.fusion.min_familiarity > 0:
+        raise CheckpointError(f"{where}: the fusion needs familiarity prototypes ({PROTOTYPES_KEY}) that {WEIGHTS_FILE} lacks")
     return model
 
 

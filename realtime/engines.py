@@ -30,6 +30,7 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from .errors import EngineUnavailable, UserError
+from .familiarity import WithFamiliarity, split
 
 log = logging.getLogger("twostream")
 ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
@@ -53,6 +54,18 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
+class Scores(tuple):
+    """What an engine returns: (spatial, temporal) softmax scores, unpacked like a pair, plus
+    `familiarity` (N,) of the spatial frames when the model has prototypes (else None)."""
+
+    familiarity: np.ndarray | None
+
+    def __new__(cls, spatial: np.ndarray, temporal: np.ndarray | None, familiarity: np.ndarray | None = None) -> "Scores":
+        self = super().__new__(cls, (spatial, temporal))
+        self.familiarity = familiarity
+        return self
+
+
 class Engine:
     """Runs both nets on one pair of inputs. Inputs are CPU float32 tensors (N, C, S, S)."""
 
@@ -66,7 +79,10 @@ class Engine:
         self.dtype = torch.float16 if self.half else torch.float32
         self.config = model.config
         self._executor: ThreadPoolExecutor | None = None
-        self.spatial, self.temporal = self._prepare(model.spatial), self._prepare(model.temporal)
+        # with prototypes the spatial net also outputs each frame's familiarity, as a last column, in the same pass
+        self.has_familiarity = model.prototypes is not None
+        self._spatial_source = WithFamiliarity(model.spatial, model.prototypes) if model.prototypes is not None else model.spatial
+        self.spatial, self.temporal = self._prepare(self._spatial_source), self._prepare(model.temporal)
 
     def _prepare(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         net = copy.deepcopy(net).eval().to(self.device, self.dtype)
@@ -87,7 +103,7 @@ class Engine:
         return x.to(dtype=self.dtype, memory_format=torch.channels_last)
 
     @torch.inference_mode()
-    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> "Scores":
         if self.device.index is not None and torch.cuda.current_device() != self.device.index:
             torch.cuda.set_device(self.device)  # a new thread starts on GPU 0; CUDA graphs and TensorRT use the current one
         xs = self._to_device(spatial_x)
@@ -95,15 +111,15 @@ class Engine:
         if self._executor is not None and xt is not None:
             pending = self._executor.submit(self._run_spatial, xs)
             t = torch.softmax(self.temporal(xt).float(), -1)
-            s = pending.result()
+            s, fam = pending.result()
         else:
-            s = self._run_spatial(xs)
+            s, fam = self._run_spatial(xs)
             t = torch.softmax(self.temporal(xt).float(), -1) if xt is not None else None
-        return s.cpu().numpy(), (t.cpu().numpy() if t is not None else None)
+        return Scores(s.cpu().numpy(), (t.cpu().numpy() if t is not None else None), fam.cpu().numpy() if fam is not None else None)
 
-    def _run_spatial(self, xs: torch.Tensor) -> torch.Tensor:
+    def _run_spatial(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         with torch.inference_mode():
-            return torch.softmax(self.spatial(xs).float(), -1)
+            return split(self.spatial(xs), self.has_familiarity)
 
     def warmup(self, batch: int = 1, iterations: int = 3) -> float:
         """Run a few dummy batches (compilation happens here); returns the seconds it took."""
@@ -413,7 +429,7 @@ class OnnxRuntimeEngine(Engine):
     def _prepare(self, net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
         from .export import INPUT_NAMES
 
-        role = "spatial" if net is self._source.spatial else "temporal"
+        role = "spatial" if net is self._spatial_source else "temporal"
         reference = copy.deepcopy(net).eval().float()
         s = self.config.input_size
         chans = next(m for m in reference.modules() if isinstance(m, nn.Conv2d)).in_channels
@@ -466,10 +482,12 @@ class OnnxRuntimeEngine(Engine):
 
     def _check(self, role: str, runner: _OrtNet, reference: nn.Module, chans: int) -> None:
         """ONNX Runtime's scores against eager torch's at batch 1 and the largest batch (at least 2: the batch axis must work)."""
+        from .export import _Scores
+
         s, n = self.config.input_size, max(2, self.max_batch)
         x = torch.randn(n, chans, s, s, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():  # one eager pass, not two: its first row is batch 1's reference
-            expected = torch.softmax(reference(x).float(), -1).numpy()
+            expected = _Scores(reference)(x).float().numpy()  # what the exported graph computes
         worst = 0.0
         for b in (1, n):
             got = runner(x[:b].numpy())
@@ -484,16 +502,20 @@ class OnnxRuntimeEngine(Engine):
     def _to_device(self, x: torch.Tensor) -> np.ndarray:  # type: ignore[override]
         return x.detach().to(torch.float32).contiguous().numpy()  # no copy for the float32 CPU tensors the pipeline passes
 
-    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> Scores:  # type: ignore[override]
         xs = self._to_device(spatial_x)
         xt = self._to_device(temporal_x) if temporal_x is not None else None
         if xt is None:
-            return self.spatial(xs), None
-        if self._executor is not None:  # session.run releases the GIL: both nets run at once
+            s, t = self.spatial(xs), None
+        elif self._executor is not None:  # session.run releases the GIL: both nets run at once
             pending = self._executor.submit(self.spatial, xs)
             t = self.temporal(xt)
-            return pending.result(), t
-        return self.spatial(xs), self.temporal(xt)
+            s = pending.result()
+        else:
+            s, t = self.spatial(xs), self.temporal(xt)
+        if self.has_familiarity:  # the graph's last column (softmax is over the class columns only)
+            return Scores(s[:, :-1], t, s[:, -1])
+        return Scores(s, t)
 
     def describe(self) -> str:
         where = "" if (self.provider == "CUDAExecutionProvider") == (self.device.type == "cuda") else f", {self.provider}"

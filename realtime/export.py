@@ -48,10 +48,16 @@ class _Scores(nn.Module):
     """A net followed by softmax: the graph outputs what `Engine.__call__` returns."""
 
     def __init__(self, net: nn.Module):
+        from .familiarity import WithFamiliarity
+
         super().__init__()
         self.net = net
+        self.familiarity = isinstance(net, WithFamiliarity)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.familiarity:  # class scores, then the familiarity column as it is
+            out = self.net(x)
+            return torch.cat([torch.softmax(out[:, :-1], dim=-1), out[:, -1:]], 1)
         return torch.softmax(self.net(x), dim=-1)
 
 

@@ -31,6 +31,8 @@ class Fusion:
         self.min_score = config.min_score if min_score is None else float(min_score)
         if not 0.0 <= self.min_score <= 1.0:
             raise UserError(f"--min-score {self.min_score} is outside 0..1 (0: always name the top class)")
+        # a frame unlike the training frames is unknown too, unless the caller asked to always name the top class
+        self.min_familiarity = 0.0 if min_score == 0 else config.min_familiarity
         if self.mode not in FUSION_MODES:
             raise UserError(f"unknown fusion '{self.mode}': choose one of {', '.join(FUSION_MODES)}")
         if self.mode == "svm" and config.svm_weight is None:

@@ -46,7 +46,7 @@ import torch
 
 from .buffers import LatestSlot
 from .checkpoint import TwoStreamModel
-from .engines import Engine, create_engine
+from .engines import Scores, Engine, create_engine
 from .errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
@@ -316,7 +316,9 @@ class MultiPipeline(_Running):
                     temporal_np[m] = w.temporal_np
                     m += 1
             t0 = time.perf_counter()
-            spatial_scores, temporal_scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
+            scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
+            spatial_scores, temporal_scores = scores
+            familiarity = getattr(scores, "familiarity", None)
             now = time.monotonic()
             self.batch_compute.append(time.perf_counter() - t0)
             self.batch_sizes.append(len(batch))
@@ -334,7 +336,9 @@ class MultiPipeline(_Running):
                 status = "reconnecting" if st.status == "reconnecting" else w.status
                 pred = StreamPrediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, sp, tp,
                                         dropped=sum(st.dropped.values()), status=status, frame=w.frame, flow=w.flow,
-                                        truth=w.truth, stream=st.number, source=st.name, min_score=self.fusion.min_score)
+                                        truth=w.truth, stream=st.number, source=st.name, min_score=self.fusion.min_score,
+                                        familiarity=float(familiarity[i]) if familiarity is not None else None,
+                                        min_familiarity=self.fusion.min_familiarity)
                 w.frame = w.flow = None
                 assert st.pool is not None
                 st.pool.put(w)
@@ -408,17 +412,22 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
         raise ValueError(f"unknown batch mode {mode!r}: one of {', '.join(BATCH_MODES)}")
     k, m = len(has_temporal), sum(has_temporal)
     if mode == "rows":
-        sp, tp, j = [], [], 0
+        sp, tp, fam, j = [], [], [], 0
         for i, has_t in enumerate(has_temporal):
-            s, t = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            out = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            s, t = out
             sp.append(s)
+            fam.append(getattr(out, "familiarity", None))
             if t is not None:
                 tp.append(t)
                 j += 1
-        return np.concatenate(sp), (np.concatenate(tp) if tp else None)
+        return Scores(np.concatenate(sp), (np.concatenate(tp) if tp else None),
+                      np.concatenate(fam) if fam and fam[0] is not None else None)
     if mode == "padded":  # the padding rows' scores are computed and dropped
-        sp, tp = engine(rgb, temporal if m else None)
-        return sp[:k], (tp[:m] if tp is not None else None)
+        out = engine(rgb, temporal if m else None)
+        sp, tp = out
+        f = getattr(out, "familiarity", None)
+        return Scores(sp[:k], (tp[:m] if tp is not None else None), f[:k] if f is not None else None)
     return engine(rgb[:k], temporal[:m] if m else None)
 
 

@@ -66,6 +66,8 @@ class Prediction:
     flow: np.ndarray | None = None  # newest flow field (H, W, 2) px at the working size
     truth: str | None = None  # ground-truth label, for synthetic sources
     min_score: float = 0.0  # below this fused top score the frame shows "no known action"
+    familiarity: float | None = None  # how like the training frames the spatial net finds this one (realtime.familiarity)
+    min_familiarity: float = 0.0  # ... below which it is "no known action" too
 
     @property
     def ready(self) -> bool:
@@ -74,8 +76,9 @@ class Prediction:
 
     @property
     def known(self) -> bool:
-        """The evidence names a class: the fused top score reaches the model's calibrated threshold."""
-        return self.score >= self.min_score
+        """The evidence names a class: the fused top score reaches the model's calibrated threshold, and
+        the frame looks like the frames the model was trained on."""
+        return self.score >= self.min_score and (self.familiarity is None or self.familiarity >= self.min_familiarity)
 
     @property
     def top_label(self) -> str:
@@ -113,6 +116,8 @@ class Prediction:
             "score": round(self.score, 4),
             "known": self.known,
             "min_score": round(self.min_score, 4),
+            **({"familiarity": round(self.familiarity, 4), "min_familiarity": round(self.min_familiarity, 4)}
+               if self.familiarity is not None else {}),
             "top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(k)],
             "spatial_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "spatial")],
             "temporal_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "temporal")],
@@ -381,6 +386,7 @@ class Pipeline(_Running):
         One float written here and read by the infer thread per frame: no frame sees half a change."""
         fusion = Fusion(self.model.config.fusion, self.fusion.mode, self.fusion.spatial_weight, min_score)  # validates
         self._min_score = min_score
+        self.fusion.min_familiarity = fusion.min_familiarity
         self.fusion.min_score = fusion.min_score
 
     def swap_misfit(self, config: ModelConfig) -> list[str]:
@@ -448,15 +454,18 @@ class Pipeline(_Running):
                 self.smoother.reset()
                 segment = w.segment  # type: ignore[union-attr]
             t0 = time.perf_counter()
-            spatial, temporal = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
+            scores = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
+            spatial, temporal = scores
             s, t = spatial[0], (temporal[0] if temporal is not None else None)
+            fam = getattr(scores, "familiarity", None)
             fused = self.smoother(self.fusion(s, t))
             now = time.monotonic()
             stats.infer_compute.append(time.perf_counter() - t0)
             status = "reconnecting" if self.status == "reconnecting" else w.status  # type: ignore[union-attr]
             pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
                               dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth,  # type: ignore[union-attr]
-                              min_score=self.fusion.min_score)
+                              min_score=self.fusion.min_score, familiarity=float(fam[0]) if fam is not None else None,
+                              min_familiarity=self.fusion.min_familiarity)
             w.frame = w.flow = None  # type: ignore[union-attr]
             pool.put(w)
             stats.predicted += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 import threading
 import time
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +14,6 @@ from realtime.fusion import Fusion, Smoother
 from realtime.checkpoint import FusionConfig
 from realtime.pipeline import Pipeline, PipelineError
 from realtime.sources import FrameSource
-from realtime.synthetic import SyntheticSource
 
 
 def _pipeline_threads() -> list[str]:

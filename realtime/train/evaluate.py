@@ -12,6 +12,7 @@ from torch import nn
 from ..checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from ..errors import UserError
 from ..fusion import Fusion, l2_normalise
+from ..models import classifier_layer
 from .cache import FlowCache
 from .data import protocol_crops, stream_input_batches
 from .datasets import Clip
@@ -70,31 +71,48 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
 
 
 WEIGHT_GRID = tuple(round(float(w), 2) for w in np.linspace(0, 1, 11))
-UNKNOWN_QUANTILE = 0.05  # of correctly recognised held-out frames that the threshold may call unknown
+UNKNOWN_QUANTILE = 0.02  # of correctly recognised held-out frames that the threshold may call unknown
 
 
 def _nll(p: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.log(np.clip(p[np.arange(len(labels)), labels], 1e-6, 1)).mean())
 
 
-def choose_fusion(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray) -> tuple[float, dict]:
+def _frame_pairs(spatial_frames: list[np.ndarray], temporal_frames: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each clip's frame scores with the nearest flow stack's scores beside them."""
+    out = []
+    for s, t in zip(spatial_frames, temporal_frames):
+        j = np.round(np.linspace(0, len(t) - 1, len(s))).astype(int)
+        out.append((s, t[j]))
+    return out
+
+
+def choose_fusion(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray,
+                  frames: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> tuple[float, dict]:
     """The spatial weight of the deployed fusion, from scores the nets did not train on.
 
     Fusion must never make the answer worse than the better stream: a weight strictly between 0
-    and 1 is kept only when it beats the better stream alone on these clips (higher accuracy, or
-    the same accuracy and a lower log-loss); otherwise the better stream alone is deployed (weight
-    1 = spatial, 0 = temporal). Returns (weight, the figures it was chosen on)."""
+    and 1 is kept only when it gets more of these clips right than the better stream alone (a mix
+    that only lowers the log-loss may be blending in noise); otherwise the better stream alone is
+    deployed (weight 1 = spatial, 0 = temporal). Weights that get as many clips right are told
+    apart by how many single frames they get right (`frames`: each clip's per-frame scores, what
+    the live view shows one by one), then by log-loss. Returns (weight, the figures it was chosen on)."""
+    pairs = _frame_pairs(*frames) if frames is not None else None
     table = {}
     for w in WEIGHT_GRID:
         fused = w * spatial + (1 - w) * temporal
-        table[w] = (float((fused.argmax(1) == labels).mean()), _nll(fused, labels))
-    key = lambda w: (table[w][0], -table[w][1], -abs(w - 0.5))  # noqa: E731  # ties: the more even mix
+        frame_acc = (float(np.mean(np.concatenate([(w * s + (1 - w) * t).argmax(1) == y for (s, t), y in zip(pairs, labels)])))
+                     if pairs else 0.0)
+        table[w] = (float((fused.argmax(1) == labels).mean()), _nll(fused, labels), frame_acc)
+    key = lambda w: (table[w][0], table[w][2], -table[w][1], -abs(w - 0.5))  # noqa: E731  # ties: the more even mix
     single = max((0.0, 1.0), key=key)
     mixed = max((w for w in WEIGHT_GRID if 0 < w < 1), key=key)
-    beats = table[mixed][0] > table[single][0] or (table[mixed][0] == table[single][0] and table[mixed][1] < table[single][1])
+    beats = table[mixed][0] > table[single][0]  # strictly more clips right: a lower log-loss alone may be noise mixed in
     weight = mixed if beats else single
     report = {"clips": int(len(labels)), "spatial": table[1.0][0], "temporal": table[0.0][0], "best_mixed_weight": mixed,
               "best_mixed": table[mixed][0], "spatial_weight": weight, "chosen": deployed_mode(weight),
+              **({"frame_top1": {"spatial": round(table[1.0][2], 4), "temporal": round(table[0.0][2], 4), "chosen": round(table[weight][2], 4)}}
+                 if pairs else {}),
               "why": ("a mix beats the better stream alone on these clips" if beats else
                       "no mix beats the better stream alone on these clips: that stream alone is deployed")}
     return weight, report
@@ -112,9 +130,8 @@ def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[
     did not train on: the score below which only `quantile` of the correctly recognised frames fall.
     Returns (threshold, figures)."""
     tops, right = [], []
-    for s, t, y in zip(spatial_frames, temporal_frames, labels):
-        j = np.round(np.linspace(0, len(t) - 1, len(s))).astype(int)  # pair each frame with the nearest flow stack
-        fused = spatial_weight * s + (1 - spatial_weight) * t[j]
+    for (s, t), y in zip(_frame_pairs(spatial_frames, temporal_frames), labels):
+        fused = spatial_weight * s + (1 - spatial_weight) * t
         tops.append(fused.max(1))
         right.append(fused.argmax(1) == y)
     top, ok = np.concatenate(tops), np.concatenate(right)
@@ -124,6 +141,20 @@ def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[
     return round(threshold, 4), {"frames": int(len(top)), "quantile": quantile, "threshold": round(threshold, 4),
                                  "correct_frames_below": round(float((top[ok] < threshold).mean()), 4),
                                  "wrong_frames_below": round(float((top[~ok] < threshold).mean()), 4) if (~ok).any() else None}
+
+
+@torch.inference_mode()
+def spatial_features(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, samples: int = 5,
+                     device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """(features, clip number) of the spatial net at the protocol's positions, centre crop."""
+    net = net.eval().to(device)
+    feats, owner = [], []
+    for i, clip in enumerate(clips):
+        x = torch.from_numpy(stream_input_batches(clip.key(root), cache, config, "spatial", samples, False))
+        feats.append(net.forward_features(x.to(device).contiguous(memory_format=torch.channels_last)).float().cpu().numpy())
+        owner.append(np.full(len(x), i))
+    width = classifier_layer(net).in_features
+    return (np.concatenate(feats) if feats else np.zeros((0, width), np.float32)), (np.concatenate(owner) if owner else np.zeros(0, int))
 
 
 def fit_svm(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0) -> FusionConfig:

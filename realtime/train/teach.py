@@ -38,6 +38,7 @@ from ..preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .data import flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
+from ..familiarity import calibrate, familiarity_of, prototypes_from
 from .evaluate import deployed_mode
 
 log = logging.getLogger("twostream")
@@ -207,11 +208,11 @@ def clip_scores(head: nn.Linear, x: np.ndarray, clip_no: np.ndarray, clips: int)
 L2_GRID = (1e-4, 1e-3, 1e-2)
 
 
-def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int) -> tuple[dict[str, float], float, dict, float]:
+def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int) -> tuple[dict[str, float], float, dict, tuple[float, float]]:
     """Grouped k-fold over training clips: the L2 penalty per stream (by log-loss), the deployed fusion
     (`choose_fusion`: a mix only where it beats the better stream alone) and the "no known action"
     threshold, all from out-of-fold scores. Nothing held out is looked at.
-    Returns (l2 per stream, spatial weight, figures, min_score)."""
+    Returns (l2 per stream, spatial weight, figures, (min_score, min_familiarity))."""
     from .evaluate import calibrate_min_score, choose_fusion
 
     clips = len(labels)
@@ -240,14 +241,23 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
 
     best_l2 = {s: min(L2_GRID, key=lambda l2: nll(oof[s][l2])) for s in STREAMS}
     sp, tp = oof["spatial"][best_l2["spatial"]], oof["temporal"][best_l2["temporal"]]
-    weight, choice = choose_fusion(sp, tp, labels)
     per_clip = {s: [oof_samples[s][best_l2[s]][feats[s][2] == n] for n in range(clips)] for s in STREAMS}
+    weight, choice = choose_fusion(sp, tp, labels, (per_clip["spatial"], per_clip["temporal"]))
     min_score, calib = calibrate_min_score(per_clip["spatial"], per_clip["temporal"], labels, weight)
+    # familiarity: prototypes from the other folds' clips, measured on each fold's frames
+    x, y, g = feats["spatial"]
+    fam = np.zeros(len(x), np.float32)
+    for f in range(folds):
+        te = np.isin(g, np.flatnonzero(fold_of == f))
+        if te.any():
+            fam[te] = familiarity_of(x[te], prototypes_from(x[~te], y[~te], classes))
+    min_familiarity = calibrate(fam)
+    calib["familiarity"] = {"threshold": min_familiarity, "frames": int(len(fam)), "on": "out-of-fold frames of the fitting clips"}
     fused = weight * sp + (1 - weight) * tp
     cv = {"folds": folds, "l2": best_l2, "spatial": float((sp.argmax(1) == labels).mean()),
           "temporal": float((tp.argmax(1) == labels).mean()), "fused": float((fused.argmax(1) == labels).mean()),
           "spatial_weight": weight, "fusion_choice": choice, "unknown": calib}
-    return best_l2, weight, cv, min_score
+    return best_l2, weight, cv, (min_score, min_familiarity)
 
 
 def set_head(net: nn.Module, head: nn.Linear) -> None:
@@ -356,9 +366,9 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     folds = int(min(4, np.bincount(y_train, minlength=len(classes)).min()))
     say("heads", 0, 3, f"fitting new classifier heads ({folds}-fold cross-validation on {len(train)} clips)")
     if folds >= 2:
-        l2, weight, cv, min_score = cross_validate(f_train, y_train, len(classes), folds, opts.seed)
+        l2, weight, cv, (min_score, min_familiarity) = cross_validate(f_train, y_train, len(classes), folds, opts.seed)
     else:
-        l2, weight, cv, min_score = {s: 1e-3 for s in STREAMS}, 0.5, {"folds": 0}, 0.0
+        l2, weight, cv, (min_score, min_familiarity) = {s: 1e-3 for s in STREAMS}, 0.5, {"folds": 0}, (0.0, 0.0)
     say("heads", 2, 3, "fitting the heads on every training clip")
     heads = {s: fit_head(f_train[s][0], f_train[s][1], len(classes), l2[s], opts.seed) for s in STREAMS}
     held_scores = {s: clip_scores(heads[s], f_held[s][0], f_held[s][2], len(held)) for s in STREAMS}
@@ -366,9 +376,10 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     say("heads", 3, 3, f"held-out top-1 {acc['fused']:.0%} ({len(held)} clips)", accuracy=acc)
 
     # 4. the new model: base trunks, new heads (and optionally a few epochs on every layer)
-    new_cfg = replace(cfg, labels=list(classes), fusion=FusionConfig("weighted", spatial_weight=weight, min_score=min_score),
+    new_cfg = replace(cfg, labels=list(classes), fusion=FusionConfig("weighted", spatial_weight=weight, min_score=min_score, min_familiarity=min_familiarity),
                       flip_pairs=[], trained=True)
-    model = TwoStreamModel(new_cfg, model.spatial, model.temporal)
+    model = TwoStreamModel(new_cfg, model.spatial, model.temporal,
+                           prototypes_from(f_train["spatial"][0], f_train["spatial"][1], len(classes)))
     for s, net in (("spatial", model.spatial), ("temporal", model.temporal)):
         h = nn.Linear(heads[s].in_features, len(classes)).to(device)
         h.load_state_dict(heads[s].state_dict())
@@ -376,6 +387,8 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     if opts.finetune == "all":
         from .evaluate import video_scores
 
+        model.prototypes, new_cfg.fusion.min_familiarity = None, 0.0  # calibrated on the features the fine-tuning changes
+        log.info("--finetune all: no familiarity check (its prototypes were measured on the nets before fine-tuning)")
         finetune_nets(model, train, ds.root, cache, opts, device,
                       lambda s, d, t: say("finetune", (STREAMS.index(s) * t + d) / 2, t, f"fine-tuning the {s} net: step {d}/{t}"))
         held_scores = {s: video_scores(model.spatial if s == "spatial" else model.temporal, held, ds.root, cache, new_cfg, s, device=device)
@@ -399,7 +412,8 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     acc = _accuracies(final, y_held, weight)
     metrics = {"held_out": {"videos": len(held), "protocol": "25 positions per clip, centre crop", **acc},
                "cross_validation": cv, "classes": per_class,
-               "fusion": {"mode": "weighted", "spatial_weight": weight, "deployed": deployed_mode(weight), "min_score": min_score},
+               "fusion": {"mode": "weighted", "spatial_weight": weight, "deployed": deployed_mode(weight), "min_score": min_score,
+                          "min_familiarity": new_cfg.fusion.min_familiarity},
                "finetune": opts.finetune, "base_model": base_name,
                "seconds": {"flow": round(t_flow, 1), "features": round(t_feat, 1), "total": train_s},
                "skipped_unreadable_clips": len(report.failed)}
@@ -435,8 +449,9 @@ def write_teach_card(out: Path, provenance: dict, metrics: dict) -> None:
               f"(deployed: {metrics['fusion']['deployed']}, spatial weight {metrics['fusion']['spatial_weight']:.1f}, chosen by "
               f"{metrics['cross_validation'].get('folds', 0)}-fold cross-validation on the fitting clips: "
               f"{metrics['cross_validation'].get('fusion_choice', {}).get('why', 'too few clips for cross-validation')}).", "",
-              f"\"No known action\" below a fused score of {metrics['fusion']['min_score']:.2f} (calibrated on out-of-fold scores of the "
-              "fitting clips; `--min-score` changes it).", "",
+              f"\"No known action\" below a fused score of {metrics['fusion']['min_score']:.2f}, or when a frame's spatial features are "
+              f"less like every class's than {metrics['fusion']['min_familiarity']:.3f} (both calibrated on out-of-fold scores of the "
+              "fitting clips; `--min-score` changes the first, `--min-score 0` turns both off).", "",
               "With a few held-out clips this figure is coarse (one clip is several percent); check the model on "
               "clips recorded separately with `twostream evaluate --model THIS --data DIR --all-clips`.", "",
               f"Command: `{provenance['command']}`", ""]

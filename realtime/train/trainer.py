@@ -32,8 +32,8 @@ from ..models import ARCHITECTURES, classifier_layer, create_model
 from .cache import FlowCache
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
-from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, trained_streams, video_scores,
-                       write_metrics)
+from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, spatial_features, trained_streams,
+                       video_scores, write_metrics)
 from .procedural import _progress
 
 log = logging.getLogger("twostream")
@@ -599,6 +599,8 @@ def train(opts: TrainOptions) -> dict:
     metrics: dict = {}
     if main and model.config.trained:
         model.config.fusion = fit_fusion(model, fit_clips, val_clips, ds, cache, opts, device)
+    if main and "spatial" in trained_streams(model.config):
+        model.config.fusion.min_familiarity = fit_familiarity(model, fit_clips, val_clips, ds, cache, device)
     if main and trained_streams(model.config) and opts.evaluate and test_clips:  # one stream so far: scored on its own
         t0 = time.perf_counter()
         metrics, _ = evaluate_model(model, test_clips, ds.root, cache, opts.eval_samples, opts.ten_crop, device, None, opts.progress)
@@ -626,6 +628,28 @@ def train(opts: TrainOptions) -> dict:
     return metrics
 
 
+def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
+                    device: torch.device) -> float:
+    """Class prototypes of the spatial net's features (from the training clips), and the familiarity
+    below which a frame is unlike them: the 1st percentile over the validation frames (over the
+    training frames themselves when there are no validation clips). Sets `model.prototypes`;
+    returns the threshold."""
+    from ..familiarity import FAMILIARITY_QUANTILE, calibrate, familiarity_of, prototypes_from
+
+    cfg = model.config
+    f, owner = spatial_features(model.spatial, fit_clips, ds.root, cache, cfg, device=device)
+    labels = np.array([c.label for c in fit_clips])[owner]
+    model.prototypes = prototypes_from(f, labels, cfg.num_classes)
+    check = spatial_features(model.spatial, val_clips, ds.root, cache, cfg, device=device)[0] if val_clips else f
+    threshold = calibrate(familiarity_of(check, model.prototypes))
+    cfg.provenance.setdefault("fusion_choice", {})["familiarity"] = {
+        "prototypes": cfg.num_classes, "threshold": threshold, "quantile": FAMILIARITY_QUANTILE,
+        "frames": int(len(check)), "on": "validation frames" if val_clips else "training frames (no validation clips)"}
+    log.info("familiarity: a frame whose spatial features are less like every class's than %.3f is \"no known action\" "
+             "(the 1st percentile of %d %s)", threshold, len(check), "validation frames" if val_clips else "training frames")
+    return threshold
+
+
 def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
                opts: TrainOptions, device: torch.device) -> FusionConfig:
     """The deployed fusion and the "no known action" threshold, from the validation clips (scores the
@@ -646,7 +670,7 @@ def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Cli
     frames: dict[str, list] = {"spatial": [], "temporal": []}
     scores = {st: video_scores(getattr(model, st), val_clips, ds.root, cache, cfg, st, opts.eval_samples, device=device, per_position=frames[st])
               for st in STREAMS}
-    weight, choice = choose_fusion(scores["spatial"], scores["temporal"], labels)
+    weight, choice = choose_fusion(scores["spatial"], scores["temporal"], labels, (frames["spatial"], frames["temporal"]))
     threshold, calib = calibrate_min_score(frames["spatial"], frames["temporal"], labels, weight)
     fusion = FusionConfig(mode="weighted", spatial_weight=weight, min_score=threshold)
     if opts.svm_samples > 0 and len(np.unique(labels)) >= 2:
@@ -732,13 +756,18 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
             if m.get("top1") is not None:
                 lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
         choice = prov.get("fusion_choice", {})
-        if choice:
+        if choice.get("why"):
             lines += ["", f"Fusion: {choice.get('why', '')}"
                       + (f" (validation top-1 on {choice['clips']} clips: spatial {choice['spatial']:.3f}, temporal {choice['temporal']:.3f}, "
                          f"best mix {choice['best_mixed']:.3f} at spatial weight {choice['best_mixed_weight']:.1f})." if "clips" in choice else ".")]
-            unk = choice.get("unknown", {})
-            if unk.get("threshold") is not None:
-                lines += ["", f"\"No known action\": a frame whose fused top score is below {unk['threshold']:.2f} is shown as no known action "
+        fam = choice.get("familiarity", {})
+        if fam.get("threshold") is not None:
+            lines += ["", f"Familiarity: a frame whose spatial features are less like every class's prototype (cosine) than "
+                      f"{fam['threshold']:.3f} is also no known action: the model has seen nothing like it "
+                      f"(the 1st percentile of {fam['frames']} {fam['on']})."]
+        unk = choice.get("unknown", {})
+        if unk.get("threshold") is not None:
+            lines += ["", f"\"No known action\": a frame whose fused top score is below {unk['threshold']:.2f} is shown as no known action "
                           f"(calibrated on {unk['frames']} validation frames: {unk['correct_frames_below']:.0%} of the correctly recognised ones fall below it; "
                           "`--min-score` changes it)."]
         scored = "the fused scores" if config.trained else f"the {metrics['streams'][0]} stream's scores"

@@ -1,0 +1,59 @@
+"""How familiar a frame looks to the spatial net: the evidence behind "no known action" for inputs
+unlike anything the model was trained on.
+
+A model keeps one prototype per class: the mean direction of its spatial net's features over the
+training frames of that class. A frame's familiarity is the largest cosine similarity between its
+features and a prototype. Softmax scores cannot say this: a net trained on one world gives
+confident scores to frames of another (the shipped model called a woman applying eye make-up
+`hold_ring` with spatial score 1.00), while in feature space such frames sit far from every
+prototype. The net and the similarity run as one module, so every engine computes it in the same
+pass as the class scores, as an extra output column.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+FAMILIARITY_QUANTILE = 0.01  # of held-out in-distribution frames the threshold may call unfamiliar
+
+
+class WithFamiliarity(nn.Module):
+    """A net whose output is its class logits plus one last column: the frame's familiarity."""
+
+    def __init__(self, net: nn.Module, prototypes: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("prototypes", F.normalize(prototypes.float(), dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.net.forward_features(x)
+        logits = self.net.head(f)
+        familiarity = (F.normalize(f, dim=1) @ self.prototypes.to(f.dtype).T).amax(1, keepdim=True)
+        return torch.cat([logits, familiarity.to(logits.dtype)], 1)
+
+
+def split(out: torch.Tensor, extra: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(softmax class scores, familiarity or None) from a prepared spatial net's output."""
+    if not extra:
+        return torch.softmax(out.float(), -1), None
+    return torch.softmax(out[:, :-1].float(), -1), out[:, -1].float()
+
+
+def prototypes_from(features: np.ndarray, labels: np.ndarray, classes: int) -> torch.Tensor:
+    """One unit-length mean feature direction per class (a class with no frames gets the overall mean)."""
+    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    overall = f.mean(0)
+    protos = np.stack([f[labels == c].mean(0) if (labels == c).any() else overall for c in range(classes)])
+    return F.normalize(torch.from_numpy(protos.astype(np.float32)), dim=1)
+
+
+def familiarity_of(features: np.ndarray, prototypes: torch.Tensor) -> np.ndarray:
+    f = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    return (f @ prototypes.numpy().T).max(1)
+
+
+def calibrate(familiarity: np.ndarray, quantile: float = FAMILIARITY_QUANTILE) -> float:
+    """The familiarity below which only `quantile` of these in-distribution frames fall."""
+    return round(float(np.quantile(familiarity, quantile)), 4) if len(familiarity) else 0.0
