@@ -7,7 +7,7 @@
 Measures, on the synthetic source with the default model (both nets every frame):
 - as-fast-as-possible throughput of the pipeline and of a plain loop doing the same work
   (read, flow, both nets, fuse), with eager nets and with the same nets the pipeline uses
-  (`--engine`, default torchscript; `--device`, default cpu);
+  (`--engine`, default onnxruntime, what `auto` picks on a CPU; `--device`, default cpu);
 - paced live sources at 15/30/60 fps: fps, dropped frames, capture->prediction latency p50/p95/p99;
 - CPU use (process CPU seconds per wall second) and peak resident memory.
 Writes benchmarks/results/pipeline.json and pipeline.png and prints a markdown table (another engine
@@ -40,7 +40,7 @@ from realtime.preprocess import centre_crop, flow_input, rgb_input, to_working_s
 from realtime.synthetic import SyntheticSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT"}
+NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime"}
 
 
 def cpu_seconds() -> float:
@@ -101,14 +101,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="result file (default results/pipeline.json; pipeline-ENGINE-DEVICE.json for another engine or device)")
-    ap.add_argument("--engine", default="torchscript", choices=("torch", "torchscript", "compile", "tensorrt"),
-                    help="engine of the pipeline and of the same-nets loop (default torchscript, what auto picks on a CPU)")
+    ap.add_argument("--engine", default="onnxruntime", choices=("torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
+                    help="engine of the pipeline and of the same-nets loop (default onnxruntime, what auto picks on a CPU)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     ap.add_argument("--contend", type=int, default=0, metavar="K",
                     help="run K busy-looping processes beside every measurement (other software sharing the cores); "
                          "default result file pipeline-contendK.json")
     args = ap.parse_args()
-    default = args.engine == "torchscript" and args.device == "cpu"
+    default = args.engine == "onnxruntime" and args.device == "cpu"
     name = "pipeline" if default else f"pipeline-{args.engine}-{args.device.replace(':', '')}"
     args.out = args.out or str(RESULTS / (name + (f"-contend{args.contend}" if args.contend else "") + ".json"))
     n_fast = 300 if args.quick else 1200
