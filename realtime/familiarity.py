@@ -54,6 +54,35 @@ def familiarity_of(features: np.ndarray, prototypes: torch.Tensor) -> np.ndarray
     return (f @ prototypes.numpy().T).max(1)
 
 
-def calibrate(familiarity: np.ndarray, quantile: float = FAMILIARITY_QUANTILE) -> float:
-    """The familiarity below which only `quantile` of these in-distribution frames fall."""
-    return round(float(np.quantile(familiarity, quantile)), 4) if len(familiarity) else 0.0
+def calibrate(familiarity: np.ndarray, other_world: np.ndarray | None = None, quantile: float = FAMILIARITY_QUANTILE) -> float:
+    """The familiarity threshold: halfway between frames like the training ones (the `quantile` of
+    `familiarity`, held-out in-distribution frames) and frames of another world (the 95th
+    percentile of `other_world`), so that a new person or room, less familiar than the held-out
+    frames but far more than another world, is still known. Without another world below the
+    training frames (the model was trained on it), the `quantile` itself."""
+    if not len(familiarity):
+        return 0.0
+    low = float(np.quantile(familiarity, quantile))
+    if other_world is not None and len(other_world):
+        far = float(np.quantile(other_world, 0.95))
+        if far < low:
+            return round((low + far) / 2, 4)
+    return round(low, 4)
+
+
+def other_world_features(net: nn.Module, config, frames: int = 48, seed: int = 12345) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Spatial features of frames from the built-in procedural world (no data needed): the 'other
+    world' reference for a model trained on real footage. (For a model trained on the procedural
+    world itself they are familiar, and `calibrate` then ignores them.)"""
+    from .preprocess import centre_crop, rgb_input, to_working_size
+    from .synthetic import CLASSES, SyntheticClip
+
+    top, left = centre_crop(config.flow, config.input_size)
+    xs = []
+    for i in range(frames):
+        clip = SyntheticClip(CLASSES[i % len(CLASSES)], seed + i, 320, 240)
+        xs.append(rgb_input(to_working_size(clip.frame(i % 30), config.flow), config, top, left))
+    net = net.eval()
+    with torch.inference_mode():
+        x = torch.from_numpy(np.stack(xs))
+        return net.forward_features(x.to(next(net.parameters()).device)).float().cpu().numpy()

@@ -54,12 +54,23 @@ def test_fusion_mixes_when_the_streams_complement_each_other() -> None:
     assert 0 < weight < 1 and report["chosen"] == "weighted" and report["best_mixed"] > max(report["spatial"], report["temporal"])
 
 
-def test_unknown_threshold_lets_through_nearly_every_right_frame() -> None:
+def test_unknown_threshold_holds_back_weak_wrong_frames_and_nothing_when_all_are_right() -> None:
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 3, 20)
-    frames = [_peaked(np.full(25, y), 3, rng, right=0.9) for y in labels]
+    frames = [_peaked(np.full(25, y), 3, rng, right=0.85, wrong_peak=0.1) for y in labels]  # wrong frames are unsure ones
     threshold, calib = calibrate_min_score(frames, frames, labels, 0.5)
-    assert 1 / 3 < threshold < 1 and calib["correct_frames_below"] <= 0.06
+    assert 1 / 3 < threshold < 1 and calib["correct_frames_below"] <= 0.02
+    assert calib["wrong_frames_below"] > 5 * calib["correct_frames_below"]  # it holds back wrong frames far more often than right ones
+    right = [_peaked(np.full(25, y), 3, rng, right=1.0) for y in labels]  # saturated: nothing tells right from wrong
+    assert calibrate_min_score(right, right, labels, 0.5)[0] == 0.0
+
+
+def test_familiarity_threshold_sits_between_held_out_frames_and_another_world() -> None:
+    from realtime.familiarity import calibrate
+
+    held_out = np.linspace(0.55, 0.8, 200)
+    assert calibrate(held_out, np.linspace(0.1, 0.2, 50)) == pytest.approx((np.quantile(held_out, 0.01) + np.quantile(np.linspace(0.1, 0.2, 50), 0.95)) / 2, abs=1e-4)
+    assert calibrate(held_out, np.linspace(0.5, 0.9, 50)) == pytest.approx(np.quantile(held_out, 0.01), abs=1e-4)  # trained on that world
 
 
 def test_validation_slice_is_stratified_keeps_ucf_groups_together_and_skips_tiny_classes(tmp_path: Path) -> None:

@@ -127,8 +127,11 @@ def deployed_mode(spatial_weight: float, mode: str = "weighted") -> str:
 def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[np.ndarray], labels: np.ndarray,
                         spatial_weight: float, quantile: float = UNKNOWN_QUANTILE) -> tuple[float, dict]:
     """The "no known action" threshold on the fused top score of a single frame, from clips the nets
-    did not train on: the score below which only `quantile` of the correctly recognised frames fall.
-    Returns (threshold, figures)."""
+    did not train on: the score that makes the most right calls (a right frame named, a wrong one
+    held back), never so high that more than `quantile` of the right frames are held back. Where
+    these frames are all recognised there is nothing to hold back and the threshold is 0: a
+    threshold set from saturated scores would hold back the frames of a new person or room, whose
+    scores are right but lower. Returns (threshold, figures)."""
     tops, right = [], []
     for (s, t), y in zip(_frame_pairs(spatial_frames, temporal_frames), labels):
         fused = spatial_weight * s + (1 - spatial_weight) * t
@@ -137,8 +140,12 @@ def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[
     top, ok = np.concatenate(tops), np.concatenate(right)
     if not ok.any():
         return 0.0, {"frames": int(len(top)), "note": "no held-out frame was recognised: no threshold"}
-    threshold = float(np.quantile(top[ok], quantile))
-    return round(threshold, 4), {"frames": int(len(top)), "quantile": quantile, "threshold": round(threshold, 4),
+    cap = float(np.quantile(top[ok], quantile))
+    candidates = np.concatenate([[0.0], np.unique(top[top <= cap])])
+    calls = [int((top[ok] >= c).sum() + (top[~ok] < c).sum()) for c in candidates]
+    threshold = float(candidates[int(np.argmax(calls))])  # the first best: the lowest such threshold
+    return round(threshold, 4), {"frames": int(len(top)), "wrong_frames": int((~ok).sum()), "cap_quantile": quantile,
+                                 "threshold": round(threshold, 4),
                                  "correct_frames_below": round(float((top[ok] < threshold).mean()), 4),
                                  "wrong_frames_below": round(float((top[~ok] < threshold).mean()), 4) if (~ok).any() else None}
 

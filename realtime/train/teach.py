@@ -38,7 +38,7 @@ from ..preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .data import flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
-from ..familiarity import calibrate, familiarity_of, prototypes_from
+from ..familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
 from .evaluate import deployed_mode
 
 log = logging.getLogger("twostream")
@@ -208,7 +208,8 @@ def clip_scores(head: nn.Linear, x: np.ndarray, clip_no: np.ndarray, clips: int)
 L2_GRID = (1e-4, 1e-3, 1e-2)
 
 
-def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int) -> tuple[dict[str, float], float, dict, tuple[float, float]]:
+def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int,
+                   other_world: np.ndarray | None = None) -> tuple[dict[str, float], float, dict, tuple[float, float]]:
     """Grouped k-fold over training clips: the L2 penalty per stream (by log-loss), the deployed fusion
     (`choose_fusion`: a mix only where it beats the better stream alone) and the "no known action"
     threshold, all from out-of-fold scores. Nothing held out is looked at.
@@ -251,8 +252,10 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
         te = np.isin(g, np.flatnonzero(fold_of == f))
         if te.any():
             fam[te] = familiarity_of(x[te], prototypes_from(x[~te], y[~te], classes))
-    min_familiarity = calibrate(fam)
-    calib["familiarity"] = {"threshold": min_familiarity, "frames": int(len(fam)), "on": "out-of-fold frames of the fitting clips"}
+    other_fam = familiarity_of(other_world, prototypes_from(x, y, classes)) if other_world is not None else None
+    min_familiarity = calibrate(fam, other_fam)
+    calib["familiarity"] = {"threshold": min_familiarity, "frames": int(len(fam)), "on": "out-of-fold frames of the fitting clips",
+                            **({"procedural_world_p95": round(float(np.quantile(other_fam, 0.95)), 4)} if other_fam is not None else {})}
     fused = weight * sp + (1 - weight) * tp
     cv = {"folds": folds, "l2": best_l2, "spatial": float((sp.argmax(1) == labels).mean()),
           "temporal": float((tp.argmax(1) == labels).mean()), "fused": float((fused.argmax(1) == labels).mean()),
@@ -366,7 +369,8 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     folds = int(min(4, np.bincount(y_train, minlength=len(classes)).min()))
     say("heads", 0, 3, f"fitting new classifier heads ({folds}-fold cross-validation on {len(train)} clips)")
     if folds >= 2:
-        l2, weight, cv, (min_score, min_familiarity) = cross_validate(f_train, y_train, len(classes), folds, opts.seed)
+        other = other_world_features(model.spatial, cfg)  # features of another world's frames: the familiarity reference
+        l2, weight, cv, (min_score, min_familiarity) = cross_validate(f_train, y_train, len(classes), folds, opts.seed, other)
     else:
         l2, weight, cv, (min_score, min_familiarity) = {s: 1e-3 for s in STREAMS}, 0.5, {"folds": 0}, (0.0, 0.0)
     say("heads", 2, 3, "fitting the heads on every training clip")

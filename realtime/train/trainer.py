@@ -631,19 +631,21 @@ def train(opts: TrainOptions) -> dict:
 def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
                     device: torch.device) -> float:
     """Class prototypes of the spatial net's features (from the training clips), and the familiarity
-    below which a frame is unlike them: the 1st percentile over the validation frames (over the
-    training frames themselves when there are no validation clips). Sets `model.prototypes`;
-    returns the threshold."""
-    from ..familiarity import FAMILIARITY_QUANTILE, calibrate, familiarity_of, prototypes_from
+    below which a frame is unlike them (`realtime.familiarity.calibrate`: between the validation
+    frames, or the training frames when there are none, and frames of the procedural world when
+    that is not the training world). Sets `model.prototypes`; returns the threshold."""
+    from ..familiarity import FAMILIARITY_QUANTILE, calibrate, familiarity_of, other_world_features, prototypes_from
 
     cfg = model.config
     f, owner = spatial_features(model.spatial, fit_clips, ds.root, cache, cfg, device=device)
     labels = np.array([c.label for c in fit_clips])[owner]
     model.prototypes = prototypes_from(f, labels, cfg.num_classes)
     check = spatial_features(model.spatial, val_clips, ds.root, cache, cfg, device=device)[0] if val_clips else f
-    threshold = calibrate(familiarity_of(check, model.prototypes))
+    other = familiarity_of(other_world_features(model.spatial, cfg), model.prototypes)
+    threshold = calibrate(familiarity_of(check, model.prototypes), other)
     cfg.provenance.setdefault("fusion_choice", {})["familiarity"] = {
         "prototypes": cfg.num_classes, "threshold": threshold, "quantile": FAMILIARITY_QUANTILE,
+        "procedural_world_p95": round(float(np.quantile(other, 0.95)), 4),
         "frames": int(len(check)), "on": "validation frames" if val_clips else "training frames (no validation clips)"}
     log.info("familiarity: a frame whose spatial features are less like every class's than %.3f is \"no known action\" "
              "(the 1st percentile of %d %s)", threshold, len(check), "validation frames" if val_clips else "training frames")
@@ -764,7 +766,7 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
         if fam.get("threshold") is not None:
             lines += ["", f"Familiarity: a frame whose spatial features are less like every class's prototype (cosine) than "
                       f"{fam['threshold']:.3f} is also no known action: the model has seen nothing like it "
-                      f"(the 1st percentile of {fam['frames']} {fam['on']})."]
+                      f"(calibrated on {fam['frames']} {fam['on']} and frames of the procedural world)."]
         unk = choice.get("unknown", {})
         if unk.get("threshold") is not None:
             lines += ["", f"\"No known action\": a frame whose fused top score is below {unk['threshold']:.2f} is shown as no known action "
