@@ -60,6 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import informative  # noqa: E402
+from realtime.familiarity import split  # noqa: E402
 
 SECTIONS = ("correctness", "paper", "multistream", "breakdown", "tensorrt")
 SHARES = {"correctness": 0.25, "paper": 0.30, "multistream": 0.27, "breakdown": 0.12, "tensorrt": 0.06}
@@ -866,7 +867,7 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
     with torch.inference_mode():
         for i in range(3):  # warm: CUDA graphs of this thread, allocator, cuDNN
             eng(rgb_host, flow_host)
-            softmax_s = torch.softmax(eng.spatial(to_dev(rgb_host)).float(), -1)
+            softmax_s = split(eng.spatial(to_dev(rgb_host)), eng.has_familiarity)[0]
             softmax_t = torch.softmax(eng.temporal(to_dev(flow_host)).float(), -1)
         del softmax_s, softmax_t
         for f in frames[cfg.clip_length + 1:]:
@@ -876,7 +877,7 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
             T("cpu: flow_input (whole 2L stack)", lambda: flow_input(ring.codes, cfg, top, left, out=flow_np, order=ring.order()), gpu=False)
             xs = T("upload: frame (3 ch)", lambda: to_dev(rgb_host))
             xt = T(f"upload: flow stack ({cfg.temporal_channels} ch)", lambda: to_dev(flow_host))
-            s = T("net: spatial + softmax", lambda: torch.softmax(eng.spatial(xs).float(), -1))
+            s = T("net: spatial + softmax", lambda: split(eng.spatial(xs), eng.has_familiarity)[0])  # (and familiarity, when the model has it)
             t = T("net: temporal + softmax", lambda: torch.softmax(eng.temporal(xt).float(), -1))
             sn, tn = T("download: both score vectors", lambda: (s.cpu().numpy()[0], t.cpu().numpy()[0]))
             T("cpu: fusion + smoothing", lambda: smoother(fusion(sn, tn)), gpu=False)

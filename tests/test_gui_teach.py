@@ -110,7 +110,8 @@ def test_recording_writes_the_clips_with_their_frame_counts_and_delete_and_undo_
             n += 1
         cap.release()
         assert n == SECONDS * FPS
-    assert panel.counts() == {"spin": 3} and w.video.teach_text == ""
+    qtbot.waitUntil(lambda: w.video.teach_text == "", timeout=WAIT_MS)  # the overlay clears once the window takes the end
+    assert panel.counts() == {"spin": 3}
     top = panel.tree.topLevelItem(0)
     assert top.text(0) == "spin  (3 clips)" and [top.child(i).text(1) for i in range(3)] == ["30"] * 3
     assert "3 clip(s) of 'spin' saved" in panel.record_status.text()
