@@ -233,6 +233,7 @@ class ScoreHistory:
         self._ts = np.zeros(capacity, np.float64)
         self._scores = np.zeros((capacity, 0), np.float32)
         self._min = np.zeros(capacity, np.float32)  # each prediction's "no known action" threshold
+        self._known = np.ones(capacity, bool)  # each prediction's verdict (the threshold, and whether the frame looked familiar)
         self._labels: tuple[str, ...] = ()
         self._n = 0
         self._head = 0
@@ -243,13 +244,14 @@ class ScoreHistory:
             self._scores = np.zeros((self.capacity, len(labels)), np.float32)
             self._n = self._head = 0
 
-    def append(self, ts: float, scores: np.ndarray, min_score: float = 0.0) -> None:
+    def append(self, ts: float, scores: np.ndarray, min_score: float = 0.0, known: bool | None = None) -> None:
         with self._lock:
             if scores.shape[0] != self._scores.shape[1]:
                 return
             self._ts[self._head] = ts
             self._scores[self._head] = scores
             self._min[self._head] = min_score
+            self._known[self._head] = bool(scores.max() >= min_score) if known is None else known
             self._head = (self._head + 1) % self.capacity
             self._n = min(self._n + 1, self.capacity)
 
@@ -261,12 +263,13 @@ class ScoreHistory:
             keep = ts > since
             return ts[keep], self._scores[order[keep]], self._labels
 
-    def window_with_thresholds(self, since: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
-        """window(since), plus each prediction's "no known action" threshold (read together: the same predictions)."""
+    def window_with_thresholds(self, since: float) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray, np.ndarray]:
+        """window(since), plus each prediction's "no known action" threshold and whether it was known
+        (read together: the same predictions)."""
         with self._lock:
             order = (np.arange(self._n) + self._head - self._n) % self.capacity
             keep = order[self._ts[order] > since]
-            return self._ts[keep], self._scores[keep], self._labels, self._min[keep]
+            return self._ts[keep], self._scores[keep], self._labels, self._min[keep], self._known[keep]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -310,6 +313,7 @@ class SessionInfo:
     min_score: float = 0.0  # "no known action" below this fused top score: the threshold in use
     model_min_score: float = 0.0  # the model's own calibrated threshold (0: it never says "no known action")
     min_score_set: bool = False  # the user's threshold (True) or the model's own (False)
+    familiarity: bool = False  # frames unlike the model's training frames are "no known action" too
 
 
 @dataclass
@@ -434,7 +438,8 @@ class Controller(QObject):
         s = self._session
         if s is not None:
             s.pipe.set_min_score(value)  # kept by the pipeline across live model swaps
-            s.info = replace(s.info, min_score=s.pipe.fusion.min_score, min_score_set=value is not None)
+            s.info = replace(s.info, min_score=s.pipe.fusion.min_score, min_score_set=value is not None,
+                             familiarity=s.pipe.model.prototypes is not None and s.pipe.fusion.min_familiarity > 0)
         self._min_score = value
 
     @property
@@ -667,7 +672,8 @@ class Controller(QObject):
                            spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
                            smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode),
                            min_score=pipe.fusion.min_score, model_min_score=float(cfg.fusion.min_score),
-                           min_score_set=self._min_score is not None)
+                           min_score_set=self._min_score is not None,
+                           familiarity=model.prototypes is not None and pipe.fusion.min_familiarity > 0)
 
     def _model(self, key: str, gen: int) -> TwoStreamModel:
         if key in self._models:
@@ -760,7 +766,7 @@ class Controller(QObject):
             s.labels_seen = pred.labels
             if tuple(pred.labels) != self.history.labels:
                 self.history.reset(tuple(pred.labels))
-        self.history.append(pred.capture_ts, pred.fused, pred.min_score)
+        self.history.append(pred.capture_ts, pred.fused, pred.min_score, pred.known)
         writer = self._recorder
         if writer is not None:
             try:

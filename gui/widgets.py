@@ -276,7 +276,9 @@ class VideoView(QWidget):
             lines = [(NO_KNOWN_ACTION, bold, UNKNOWN_COLOUR)] * bool(self.top) + [
                 (f"{label}  {score:.2f}", base, DIM_COLOUR) for label, score in self.top]
             if self.top:
-                lines.insert(1, (f"top score below {self.min_score:.2f}", base, DIM_COLOUR))
+                why = (f"top score below {self.min_score:.2f}" if self.top[0][1] < self.min_score
+                       else "unlike anything it was trained on")  # the familiarity check
+                lines.insert(1, (why, base, DIM_COLOUR))
         if lines:
             metrics = [QFontMetrics(f) for _, f, _ in lines]
             box = QRectF(target.x() + pad, target.y() + pad, max(m.horizontalAdvance(t) for m, (t, _, _) in zip(metrics, lines)) + 2.5 * pad,
@@ -408,6 +410,7 @@ class ScoreBars(QWidget):
         self.k = k
         self.rows: list[tuple[str, float, float | None, float]] = []  # label, spatial, temporal, fused
         self.min_score = 0.0  # marked on the fused bars; the leader is "no known action" below it
+        self._familiar = True  # False: the frame looked unlike the model's training frames
         self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -416,12 +419,14 @@ class ScoreBars(QWidget):
 
     @property
     def known(self) -> bool:
-        """The leader's fused score reaches the threshold (True before any scores)."""
-        return not self.rows or self.rows[0][3] >= self.min_score
+        """The prediction names its leader: its fused score reaches the threshold and the frame looked
+        familiar (True before any scores)."""
+        return not self.rows or (self.rows[0][3] >= self.min_score and self._familiar)
 
     def show_scores(self, labels: list[str], spatial: np.ndarray, temporal: np.ndarray | None, fused: np.ndarray,
-                    min_score: float = 0.0) -> None:
+                    min_score: float = 0.0, known: bool | None = None) -> None:
         self.min_score = min_score
+        self._familiar = True if known is None else known or float(fused.max()) < min_score  # unknown for another reason
         order = np.argsort(fused)[::-1][: self.k]
         self.rows = [(labels[i], float(spatial[i]), None if temporal is None else float(temporal[i]), float(fused[i])) for i in order]
         self.update()
@@ -552,15 +557,21 @@ class Timeline(pg.PlotWidget):
         self.setMinimumHeight(150)
 
     def show_history(self, ts: np.ndarray, scores: np.ndarray, labels: tuple[str, ...], now: float,
-                     min_scores: np.ndarray | None = None) -> None:
-        """`min_scores`: each prediction's "no known action" threshold (None: never unknown)."""
+                     min_scores: np.ndarray | None = None, known: np.ndarray | None = None) -> None:
+        """`min_scores`: each prediction's "no known action" threshold (None: never unknown); `known`: each
+        prediction's verdict when given (it also counts a frame unlike the training frames as unknown)."""
         if ts.size == 0 or scores.shape[1] == 0:
             self.clear_history()
             return
         chosen = list(np.argsort(scores.max(axis=0))[::-1][: self.k])
         names = [labels[i] for i in chosen]
         x = ts - now
-        unknown = (scores.max(axis=1) < min_scores) if min_scores is not None and len(min_scores) == len(ts) else np.zeros(len(ts), bool)
+        if known is not None and len(known) == len(ts):
+            unknown = ~known.astype(bool)
+        elif min_scores is not None and len(min_scores) == len(ts):
+            unknown = scores.max(axis=1) < min_scores
+        else:
+            unknown = np.zeros(len(ts), bool)
         self._show_unknown(x, unknown, float(min_scores[-1]) if min_scores is not None and len(min_scores) else 0.0)
         if names != self.classes or self._legend_unknown != bool(self.unknown_spans):
             self.legend.clear()

@@ -57,7 +57,10 @@ def model_title(info: SessionInfo) -> str:
 def threshold_text(info: SessionInfo) -> str:
     """The "no known action" threshold in use and whose it is, e.g. "below 0.42 (model)", "below 0.90 (yours; model 0.42)"."""
     whose = f"yours; model {info.model_min_score:.2f}" if info.min_score_set else "model"
-    return f"below {info.min_score:.2f} ({whose})" if info.min_score > 0 else f"never: threshold 0 ({whose})"
+    unfamiliar = " or unlike its training frames" if info.familiarity else ""
+    if info.min_score > 0:
+        return f"below {info.min_score:.2f}{unfamiliar} ({whose})"
+    return f"unlike its training frames ({whose}; score threshold 0)" if info.familiarity else f"never: threshold 0 ({whose})"
 
 
 def _timestamp() -> str:
@@ -801,11 +804,11 @@ class MainWindow(QMainWindow):
         # 10 Hz are as smooth to the eye, and never on the same frame: the Qt thread's work stays small and even.
         if now - self._last_bars >= BARS_INTERVAL_S:
             self._last_bars = now
-            self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused, pred.min_score)
+            self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused, pred.min_score, pred.known)
         elif now - self._last_timeline >= TIMELINE_INTERVAL_S:
             self._last_timeline = now
-            ts, scores, labels, minimums = self.controller.history.window_with_thresholds(pred.capture_ts - TIMELINE_SECONDS)
-            self.timeline.show_history(ts, scores, labels, pred.capture_ts, minimums)
+            ts, scores, labels, minimums, known = self.controller.history.window_with_thresholds(pred.capture_ts - TIMELINE_SECONDS)
+            self.timeline.show_history(ts, scores, labels, pred.capture_ts, minimums, known)
 
     @property
     def display_fps(self) -> float:
@@ -842,7 +845,7 @@ class MainWindow(QMainWindow):
         self.stats.set("model", f"{model_title(info)}, {len(info.labels)} classes" + (f", {info.accuracy}" if info.accuracy else ""),
                        None if info.trained else "#ffb13b")
         unknown = self.timeline.unknown_fraction
-        self.stats.set("unknown", threshold_text(info) + (f" · {unknown:.0%} of the last {TIMELINE_SECONDS:g} s" if info.min_score > 0 else ""))
+        self.stats.set("unknown", threshold_text(info) + (f" · {unknown:.0%} of the last {TIMELINE_SECONDS:g} s" if info.min_score > 0 or info.familiarity else ""))
         self.stats.set("source", f"{info.source_name}  [{st['status']}]")
         source = self.controller.source
         if st["status"] == "reconnecting" and source is not None and source.status_message:
