@@ -438,14 +438,14 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
     assert w.stats.values["unknown"].text().startswith("below 0.60 (model)")
 
     w.open_model(str(other_model_dir))  # another model, no override: its own threshold (0)
-    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-wrj", timeout=WAIT_MS)
-    assert w.controller.pipeline.fusion.min_score == 0.0 and w.min_score_box.text() == "model 0.00"
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-wrj" and w.min_score_box.text() == "model 0.00", timeout=WAIT_MS)
+    assert w.controller.pipeline.fusion.min_score == 0.0
 
     w.min_score_box.setValue(0.3)  # the user's threshold: kept for every model from now on
     w.open_model(str(calibrated_model_dir))  # a new pipeline (other inputs than tiny-wrj)
-    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.threshold == pytest.approx(0.3),
+                    timeout=WAIT_MS)
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3) and w.controller.info.min_score_set
-    assert w.min_score_box.threshold == pytest.approx(0.3)
     w.set_fusion_mode("weighted")  # changing fusion keeps it
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3)
     pipe = w.controller.pipeline
@@ -455,19 +455,20 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
     w.set_min_score(None)  # reset: the running model's own
     assert pipe.fusion.min_score == 0.0
     w.open_taught_model(str(calibrated_model_dir))  # swapped in live, no override: the new model's own
-    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated", timeout=WAIT_MS)
-    assert pipe.fusion.min_score == pytest.approx(0.6) and w.min_score_box.text() == "model 0.60"
+    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated"
+                    and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)
+    assert pipe.fusion.min_score == pytest.approx(0.6)
 
     w.min_score_box.setValue(0.45)
     w.close()
     assert "min_score=0.45" in settings_file.read_text()
     again = open_window(source=None, model=other_model_dir)  # remembered between runs
-    qtbot.waitUntil(lambda: again.controller.info is not None, timeout=WAIT_MS)
-    assert again.controller.pipeline.fusion.min_score == pytest.approx(0.45) and again.min_score_box.threshold == pytest.approx(0.45)
+    qtbot.waitUntil(lambda: again.controller.info is not None and again.min_score_box.threshold == pytest.approx(0.45), timeout=WAIT_MS)
+    assert again.controller.pipeline.fusion.min_score == pytest.approx(0.45)
     again.close()
     third = open_window(source=None, model=other_model_dir, min_score=0.8)  # `twostream gui --min-score 0.8` wins
-    qtbot.waitUntil(lambda: third.controller.info is not None, timeout=WAIT_MS)
-    assert third.controller.pipeline.fusion.min_score == pytest.approx(0.8) and third.min_score_box.threshold == pytest.approx(0.8)
+    qtbot.waitUntil(lambda: third.controller.info is not None and third.min_score_box.threshold == pytest.approx(0.8), timeout=WAIT_MS)
+    assert third.controller.pipeline.fusion.min_score == pytest.approx(0.8)
 
 
 def test_gui_min_score_option() -> None:
