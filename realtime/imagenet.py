@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -92,9 +91,9 @@ def save(state: dict[str, torch.Tensor], out: str | Path) -> Path:
 
 
 def _cache_path() -> Path:
-    root = os.environ.get("TWOSTREAM_CACHE")
-    base = Path(root) if root else Path.home() / ".cache" / "twostream"
-    return base / "imagenet" / f"{ARCH}-57934424.safetensors"
+    from .engines import _cache_root  # the one place that says where twostream caches things
+
+    return _cache_root() / "imagenet" / f"{ARCH}-57934424.safetensors"
 
 
 def imagenet_classifier() -> torch.nn.Module:
