@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 from realtime.errors import UserError
+from realtime.options import add_model_options
 
 
 def register(subparsers: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
@@ -15,9 +16,8 @@ def register(subparsers: argparse._SubParsersAction, commands: dict[str, Callabl
                                           "layout) are remembered between runs; see docs/gui.md.")
     p.add_argument("source", nargs="?", help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME "
                                              "(default: the last source used, else synthetic:demo)")
-    p.add_argument("--model", help="checkpoint directory (default: the last one used, else trained/default or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", help="auto, torch, torchscript, compile, tensorrt or onnxruntime (default: the last one used, else auto)")
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the last one used, else auto)")
+    add_model_options(p, remembered=True, model_help="a checkpoint directory, 'default', or the name of a model you taught "
+                                                     "(default: the last one used, else default)")
     p.add_argument("--min-score", type=float, metavar="S",
                    help="a frame whose fused top score is below S shows 'no known action' (default: the last threshold you set, "
                         "else each model's own calibrated one; 0 always names the top class)")

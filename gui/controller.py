@@ -24,12 +24,12 @@ import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from realtime.annotate import AnnotatedWriter, annotate
-from realtime.checkpoint import TwoStreamModel, load_checkpoint
+from realtime.checkpoint import TwoStreamModel
 from realtime.engines import Engine, create_engine
 from realtime.errors import CheckpointError, UserError
-from realtime.fusion import Fusion, Smoother
+
 from realtime.logs import scrub
-from realtime.models_store import default_model, default_model_path
+from realtime.models_store import resolve_model
 from realtime.pipeline import Pipeline, PipelineStats, Prediction
 from realtime.sources import FrameSource, SourceSpec, open_source, parse_source, probe_cameras, redact
 
@@ -424,8 +424,8 @@ class Controller(QObject):
         """Change fusion live. Raises UserError (e.g. SVM asked of a model without one); nothing changes then."""
         s = self._session
         if s is not None:
-            fusion = Fusion(s.pipe.model.config.fusion, mode, spatial_weight, self._min_score)
-            s.pipe.fusion = fusion  # one attribute swap: the infer thread picks it up at its next frame
+            s.pipe.configure(fusion=mode, spatial_weight=spatial_weight)  # the infer thread applies it from its next frame
+            fusion = s.pipe.fusion
             s.info = replace(s.info, fusion_mode=fusion.mode, spatial_weight=fusion.spatial_weight)
         self._fusion, self._spatial_weight = mode, spatial_weight
 
@@ -450,7 +450,7 @@ class Controller(QObject):
     def set_smoothing(self, frames: int) -> None:
         s = self._session
         if s is not None:
-            s.pipe.smoother = Smoother(s.pipe.model.config.num_classes, frames)
+            s.pipe.configure(smoothing=frames)
             s.info = replace(s.info, smoothing=frames)
         self._smoothing = frames
 
@@ -680,14 +680,7 @@ class Controller(QObject):
             self._models.move_to_end(key)
             return self._models[key]
         self._post(gen, "progress", f"loading {key or 'the default model'}…")
-        if key:
-            model = load_checkpoint(key)
-            model.config.provenance.setdefault("name", Path(key).name)
-        else:
-            model = default_model()
-            path = default_model_path()
-            if path is not None:
-                model.config.provenance.setdefault("name", path.name)
+        model = resolve_model(key or None)  # a directory, "default", or a taught model's name, as --model takes
         self._models[key] = model
         while len(self._models) > 3:
             self._models.popitem(last=False)

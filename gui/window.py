@@ -31,7 +31,7 @@ RECENT_MAX = 8
 TIMELINE_SECONDS = 10.0
 BARS_INTERVAL_S = 1 / 15 - 0.004  # the margin keeps a 30 fps source at every other frame despite jitter
 TIMELINE_INTERVAL_S = 0.1
-FUSION_MODES = ("avg", "weighted", "svm")
+from realtime.options import FUSION_MODES
 TEACH_WIDTH = 330  # px, the Teach panel when it opens
 FLOW_VIEWS = ("colour", "arrows")
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),

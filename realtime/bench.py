@@ -22,22 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from .errors import UserError
+from .options import add_model_options
+from .options import half as options_half
 
-ENGINE_CHOICES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
 
 
 def _load(model_arg: str | None):  # type: ignore[no-untyped-def]
-    from .checkpoint import load_checkpoint
-    from .models_store import default_model
+    from .models_store import resolve_model
 
-    if model_arg is None:
-        return default_model()
-    model = load_checkpoint(model_arg)
-    model.config.provenance.setdefault("name", Path(model_arg).name)
-    return model
+    return resolve_model(model_arg)
 
 
 def _start(model, engine: str, device: str, half: bool | None) -> tuple[object, dict]:  # type: ignore[no-untyped-def]
@@ -142,7 +137,7 @@ def _second_start(args: argparse.Namespace, engine: str, env: dict) -> dict:
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.iterations < 1:
         raise UserError("--batch and --iterations must be at least 1")
-    half = None if args.precision == "auto" else args.precision == "fp16"
+    half = options_half(args)
     env = dict(os.environ)
     saved = {k: os.environ.get(k) for k in ("TWOSTREAM_CACHE", "TORCHINDUCTOR_CACHE_DIR")}
     cold = tempfile.TemporaryDirectory(prefix="twostream-bench-") if args.cold_cache else None
@@ -227,10 +222,7 @@ def _start_only(argv: list[str]) -> int:
 
     p = argparse.ArgumentParser(prog="twostream bench --start-only")
     p.add_argument("--start-only", action="store_true")
-    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "fp16"))
-    p.add_argument("--model")
+    add_model_options(p)
     a = p.parse_args(argv)
     setup_logging(False)
     try:
@@ -246,10 +238,7 @@ def _start_only(argv: list[str]) -> int:
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("bench", help="engine start-up time (build, then cached load) and net latency / throughput here")
-    p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", default="auto", choices=ENGINE_CHOICES, help="inference back end (default: auto)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
+    add_model_options(p)
     p.add_argument("--batch", type=int, default=8, help="batch size of the throughput figure (default 8)")
     p.add_argument("--iterations", type=int, default=50, help="timed iterations per latency figure (default 50)")
     p.add_argument("--cold-cache", action="store_true", help="start with empty TensorRT, ONNX and inductor caches, so the first start is a build")

@@ -18,6 +18,7 @@ from torch import nn
 from .errors import CheckpointError, UserError
 from .flow import FlowSettings
 from .models import ARCHITECTURES, create_model
+from .options import FUSION_MODES
 
 FORMAT = "twostream-checkpoint"
 VERSION = 1
@@ -25,7 +26,6 @@ CONFIG_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-FUSION_MODES = ("avg", "weighted", "svm")
 MAX_LABELS = 10_000
 PROTOTYPES_KEY = "familiarity.prototypes"
 # JSON types of model.json's fields: a hostile or hand-edited file must fail with a message, not a TypeError.

@@ -9,21 +9,10 @@ import sys
 from typing import Callable
 
 from .errors import UserError
+from .options import add_fusion_option, add_model_options, half
 
 log = logging.getLogger("twostream")
 EXIT_USER_ERROR = 2
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
-                   help="inference back end (default: auto, the fastest that works here)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
-
-
-def _half(args: argparse.Namespace) -> bool | None:
-    return None if args.precision == "auto" else args.precision == "fp16"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -33,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
     writer = AnnotatedWriter(args.out, 30.0) if args.out else None  # validated before the model loads
-    pipe = Pipeline(args.source, args.model, engine=args.engine, device=args.device, half=_half(args), fusion=args.fusion,
+    pipe = Pipeline(args.source, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
                     spatial_weight=args.spatial_weight, smoothing=args.smoothing, realtime=args.realtime,
                     max_frames=args.max_frames, source_timeout=args.timeout, min_score=args.min_score)
     cfg = pipe.model.config
@@ -125,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="recognise actions on a source, one prediction per frame")
     run.add_argument("source", nargs="?", default="synthetic:demo",
                      help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME (default: synthetic:demo)")
-    _add_model_options(run)
-    run.add_argument("--fusion", choices=("avg", "weighted", "svm"), help="score fusion (default: the model's)")
+    add_model_options(run)
+    add_fusion_option(run)
     run.add_argument("--spatial-weight", type=float, help="weight of the spatial stream for --fusion weighted (0..1)")
     run.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames (1 = off; default 8)")
     run.add_argument("--min-score", type=float, metavar="S", help=MIN_SCORE_HELP)

@@ -30,10 +30,10 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from .errors import EngineUnavailable, UserError
+from .options import ENGINES  # noqa: F401  (re-exported: the engine names)
 from .familiarity import WithFamiliarity, split
 
 log = logging.getLogger("twostream")
-ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
 
 
 def resolve_device(device: str | None) -> torch.device:

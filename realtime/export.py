@@ -30,6 +30,7 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from .errors import UserError
+from .options import MODEL_HELP
 
 log = logging.getLogger("twostream")
 FORMAT = "twostream-onnx"
@@ -288,14 +289,13 @@ def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "tor
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .checkpoint import load_checkpoint
-    from .models_store import default_model
+    from .models_store import resolve_model
 
     _check_exporter(args.exporter)  # the cheap checks first, before a model loads
     _resolve_opset(args.exporter, args.opset)
     if Path(args.onnx).exists() and not Path(args.onnx).is_dir():
         raise UserError(f"{args.onnx}: exists and is not a directory; give --onnx a directory to write the export into")  # before a model loads: a missing package is the cheapest thing to report
-    model = load_checkpoint(args.model) if args.model else default_model()
+    model = resolve_model(args.model)
     cfg = model.config
     name = cfg.provenance.get("name", args.model)
     if not cfg.trained:
@@ -313,7 +313,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("export", help="write both nets as ONNX (dynamic batch) plus a JSON sidecar, for Triton / DeepStream / trtexec")
-    p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--onnx", required=True, metavar="OUT_DIR", help="directory to write spatial.onnx, temporal.onnx and twostream.json into")
     p.add_argument("--opset", type=int, help=f"ONNX opset (default {OPSET}; {DYNAMO_MIN_OPSET} with --exporter dynamo)")
     p.add_argument("--exporter", choices=EXPORTERS, default="torchscript",

@@ -51,6 +51,7 @@ from .errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .logs import scrub
+from .options import add_fusion_option, add_model_options, half
 from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage
 from .sources import FrameSource, open_source, parse_source
 
@@ -435,8 +436,7 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
-    half = None if args.precision == "auto" else args.precision == "fp16"
-    mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half, fusion=args.fusion,
+    mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
                        smoothing=args.smoothing, realtime=args.realtime, max_frames=args.max_frames,
                        source_timeout=args.timeout, keep_going=args.keep_going, min_score=args.min_score)
     cfg = mp.model.config
@@ -497,12 +497,8 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("serve", help="serve several sources in one process, batching both nets across them")
     p.add_argument("sources", nargs="+", metavar="SOURCE",
                    help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
-    p.add_argument("--model", help="checkpoint directory (default: trained/default, or $TWOSTREAM_MODEL)")
-    p.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
-                   help="inference back end (default: auto, the fastest that works here)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16"), default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
-    p.add_argument("--fusion", choices=("avg", "weighted", "svm"), help="score fusion (default: the model's)")
+    add_model_options(p)
+    add_fusion_option(p)
     p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
     p.add_argument("--min-score", type=float, metavar="S", help="a prediction whose fused top score is below S is 'no known action' "
                                                                 "(default: the model's calibrated threshold; 0: never)")

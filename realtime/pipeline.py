@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from .buffers import FlowRing, LatestSlot
-from .checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
+from .checkpoint import ModelConfig, TwoStreamModel
 from .engines import Engine, create_engine
 from .errors import UserError
 from .flow import FlowEstimator, FlowSettings
 from .fusion import Fusion, Smoother
-from .models_store import default_model
+from .models_store import resolve_model
 from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
 from .sources import FrameSource, as_frame, open_source
 
@@ -164,6 +164,17 @@ class _Swap:
     done: threading.Event = field(default_factory=threading.Event)
 
 
+class _Scoring(NamedTuple):
+    """How the infer thread turns a frame's scores into a Prediction: replaced whole, never edited, so a
+    frame sees the old settings or the new ones, never half of each."""
+
+    fusion: Fusion
+    smoother: Smoother
+
+
+KEEP: object = object()  # Pipeline.configure: leave this setting as it is
+
+
 @dataclass
 class PipelineStats:
     """Counters and recent timings (bounded), for the closing summary and the GUI."""
@@ -268,9 +279,11 @@ class Pipeline(_Running):
         self.max_frames = max_frames
         self._owns_engine = not isinstance(engine, Engine)  # a caller's engine outlives this pipeline
         self.engine = engine if isinstance(engine, Engine) else create_engine(self.model, engine, device, half)
-        self.fusion = Fusion(cfg.fusion, fusion, spatial_weight, min_score)
-        self._min_score = min_score  # the caller's threshold, kept across model swaps (None: each model's own)
-        self.smoother = Smoother(cfg.num_classes, smoothing)
+        self._scoring = _Scoring(Fusion(cfg.fusion, fusion, spatial_weight, min_score), Smoother(cfg.num_classes, smoothing))
+        # the caller's choices (None: the model's own), kept across configure() calls; the threshold also across swaps
+        self._fusion_mode, self._spatial_weight, self._min_score = fusion, spatial_weight, min_score
+        self._control = threading.Lock()  # guards _pending and the choices: changes from other threads never get lost
+        self._pending: list[_Swap] = []  # models asked for, in order, taken by the infer thread between frames
         self.source: FrameSource | None = None
         self.source_name = str(source) if isinstance(source, (str, int)) else getattr(source, "name", "source")
         self.stats = PipelineStats()
@@ -281,7 +294,6 @@ class Pipeline(_Running):
         self._frames = self._work = self._out = None  # type: ignore[assignment]
         self.status = "idle"
         self._taps: list[Callable[[np.ndarray], object]] = []
-        self._swap: _Swap | None = None
         self.swaps = 0  # models swapped in while running
 
     # -- lifecycle ----------------------------------------------------------
@@ -329,9 +341,12 @@ class Pipeline(_Running):
             self.source.close()
         if self._owns_engine:
             self.engine.close()
-        pending, self._swap = self._swap, None
-        if pending is not None and pending.owns_engine:  # asked for, never taken
-            pending.engine.close()
+        with self._control:
+            pending, self._pending = self._pending, []
+        for swap in pending:  # asked for, never taken
+            if swap.owns_engine:
+                swap.engine.close()
+            swap.done.set()
         if self.status == "running":
             self.status = "stopped"
 
@@ -371,23 +386,62 @@ class Pipeline(_Running):
             eng, owns = engine, False
         else:
             eng, owns = create_engine(new, engine or self.engine.name, str(self.engine.device), self.engine.half), True
-        swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight, self._min_score),
-                     Smoother(cfg.num_classes, self.smoother.window))
-        running = any(t.name == "twostream-infer" and t.is_alive() for t in self._threads)
-        if not running:
-            self._apply_swap(swap)
-            return
-        self._swap = swap
-        if not swap.done.wait(timeout) and not self._stop.is_set():
-            raise PipelineError(f"the infer stage did not take the new model within {timeout:g} s")
+        with self._control:  # queued in order under the lock: two swaps asked at once are both taken, the last one wins
+            swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight, self._min_score),
+                         Smoother(cfg.num_classes, self._scoring.smoother.window))
+            self._fusion_mode, self._spatial_weight = fusion, spatial_weight
+            if not any(t.name == "twostream-infer" and t.is_alive() for t in self._threads):
+                self._apply_swap(swap)
+                return
+            self._pending.append(swap)
+        deadline = time.monotonic() + timeout
+        while not swap.done.wait(0.05):
+            if self._stop.is_set():  # stopped before the infer thread took it: it never will
+                with self._control:
+                    if swap in self._pending:
+                        self._pending.remove(swap)
+                        if swap.owns_engine:
+                            swap.engine.close()
+                return
+            if time.monotonic() > deadline:
+                raise PipelineError(f"the infer stage did not take the new model within {timeout:g} s")
+
+    @property
+    def fusion(self) -> Fusion:
+        """The fusion applied to the next frame (read-only: change it with `configure`)."""
+        return self._scoring.fusion
+
+    @property
+    def smoother(self) -> Smoother:
+        return self._scoring.smoother
+
+    def configure(self, *, fusion: str | None | object = KEEP, spatial_weight: float | None | object = KEEP,
+                  smoothing: int | None = None, min_score: float | None | object = KEEP) -> None:
+        """Change fusion (mode and spatial weight; None: the model's own), smoothing (frames) and the
+        "no known action" threshold (None: the model's calibrated one) while running, from any thread.
+
+        Everything is checked first (a UserError changes nothing); then one new `_Scoring` replaces the
+        old: the infer thread reads it once per frame, so no frame sees half a change. A model swap
+        still waiting for the infer thread gets the change too.
+        """
+        with self._control:
+            mode = self._fusion_mode if fusion is KEEP else fusion
+            weight = self._spatial_weight if spatial_weight is KEEP else spatial_weight
+            threshold = self._min_score if min_score is KEEP else min_score
+            target = self._pending[-1] if self._pending else None
+            model = target.model if target is not None else self.model
+            current = target.smoother if target is not None else self._scoring.smoother
+            new_fusion = Fusion(model.config.fusion, mode, weight, threshold)  # type: ignore[arg-type]  # validates
+            new_smoother = current if smoothing is None or smoothing == current.window else Smoother(model.config.num_classes, smoothing)
+            self._fusion_mode, self._spatial_weight, self._min_score = mode, weight, threshold  # type: ignore[assignment]
+            if target is not None:
+                target.fusion, target.smoother = new_fusion, new_smoother
+            else:
+                self._scoring = _Scoring(new_fusion, new_smoother)
 
     def set_min_score(self, min_score: float | None) -> None:
-        """Change the "no known action" threshold from now on (None: the model's calibrated one).
-        One float written here and read by the infer thread per frame: no frame sees half a change."""
-        fusion = Fusion(self.model.config.fusion, self.fusion.mode, self.fusion.spatial_weight, min_score)  # validates
-        self._min_score = min_score
-        self.fusion.min_familiarity = fusion.min_familiarity
-        self.fusion.min_score = fusion.min_score
+        """Change the "no known action" threshold from now on (None: the model's calibrated one)."""
+        self.configure(min_score=min_score)
 
     def swap_misfit(self, config: ModelConfig) -> list[str]:
         """What keeps a model with `config` from being swapped in live (empty: it can be)."""
@@ -398,10 +452,17 @@ class Pipeline(_Running):
             ("input normalisation", (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
              (tuple(config.rgb_mean), tuple(config.rgb_std), config.flow_scale, config.subtract_mean_flow))) if a != b]
 
+    def _take_swaps(self) -> None:
+        """On the infer thread, between two frames: every model asked for, in order (the last one runs)."""
+        with self._control:
+            pending, self._pending = self._pending, []
+            for swap in pending:
+                self._apply_swap(swap)
+
     def _apply_swap(self, swap: _Swap) -> None:
         old, old_owned = self.engine, self._owns_engine
         self.model, self.engine, self._owns_engine = swap.model, swap.engine, swap.owns_engine
-        self.fusion, self.smoother, self.labels = swap.fusion, swap.smoother, list(swap.model.config.labels)
+        self._scoring, self.labels = _Scoring(swap.fusion, swap.smoother), list(swap.model.config.labels)
         self.swaps += 1
         swap.done.set()
         if old_owned and old is not swap.engine:
@@ -442,30 +503,30 @@ class Pipeline(_Running):
         segment = 0
         while not self._stop.is_set():
             w = work.get()
-            swap, self._swap = self._swap, None
-            if swap is not None:  # between two frames (or while the source is paused)
-                self._apply_swap(swap)
+            if self._pending:  # between two frames (or while the source is paused)
+                self._take_swaps()
             if w is None:
                 continue
             if w is _END:
                 out.finish(_END)
                 return
+            scoring = self._scoring  # once per frame: a configure() from another thread applies from the next one
             if w.segment != segment:  # type: ignore[union-attr]  # after a gap, smooth only over the new frames
-                self.smoother.reset()
+                scoring.smoother.reset()
                 segment = w.segment  # type: ignore[union-attr]
             t0 = time.perf_counter()
             scores = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
             spatial, temporal = scores
             s, t = spatial[0], (temporal[0] if temporal is not None else None)
             fam = getattr(scores, "familiarity", None)
-            fused = self.smoother(self.fusion(s, t))
+            fused = scoring.smoother(scoring.fusion(s, t))
             now = time.monotonic()
             stats.infer_compute.append(time.perf_counter() - t0)
             status = "reconnecting" if self.status == "reconnecting" else w.status  # type: ignore[union-attr]
             pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
                               dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth,  # type: ignore[union-attr]
-                              min_score=self.fusion.min_score, familiarity=float(fam[0]) if fam is not None else None,
-                              min_familiarity=self.fusion.min_familiarity)
+                              min_score=scoring.fusion.min_score, familiarity=float(fam[0]) if fam is not None else None,
+                              min_familiarity=scoring.fusion.min_familiarity)
             w.frame = w.flow = None  # type: ignore[union-attr]
             pool.put(w)
             stats.predicted += 1
@@ -588,10 +649,4 @@ def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: Lat
 
 
 def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:
-    if isinstance(model, TwoStreamModel):
-        if flow is not None and flow != model.config.flow:
-            raise UserError("the model was trained with other flow settings than the ones asked for")
-        return model
-    if model is None:
-        return default_model(flow)
-    return load_checkpoint(model, flow=flow)
+    return resolve_model(model, flow)

@@ -102,3 +102,22 @@ def test_info_reports_versions_backends_and_auto_engine() -> None:
     assert info["auto_engine"]["chosen"].startswith(("onnxruntime", "torchscript", "tensorrt", "compile", "torch"))
     text = twostream("info", "--no-cameras")
     assert "engine auto picks:" in text.stdout and "CUDA:" in text.stdout
+
+
+def test_model_means_the_same_in_every_command_a_directory_default_or_a_taught_name(tmp_path, monkeypatch, tiny_model) -> None:
+    from realtime.errors import UserError
+    from realtime.models_store import model_path, resolve_model
+
+    home = tmp_path / "home"
+    taught = tiny_model.save(home / "models" / "waves-2026")
+    monkeypatch.setenv("TWOSTREAM_HOME", str(home))
+    assert model_path("waves-2026") == taught and resolve_model("waves-2026").config.labels == tiny_model.config.labels
+    monkeypatch.setenv("TWOSTREAM_MODEL", str(taught))
+    assert model_path("default") == taught  # 'default' is the default model, wherever it comes from
+    with pytest.raises(UserError, match="no such model directory.*models here: .*waves-2026"):
+        model_path("wavez")
+    # the same name through the command line, as `train --from` takes it
+    r = twostream("run", "synthetic:wave?fps=0", "--model", "waves-2026", "--max-frames", "3", "--json", "--engine", "torch",
+                  env={"TWOSTREAM_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stderr.strip().splitlines()[-1])["summary"]["model"] == tiny_model.config.provenance["name"]

@@ -153,3 +153,66 @@ def test_an_engine_passed_in_is_left_open_for_the_next_pipeline(tiny_model) -> N
             assert len(list(p)) == 5
         assert engine._executor is not None  # still running both streams at once
     engine.close()
+
+
+def test_swaps_asked_from_several_threads_at_once_are_all_taken_and_the_last_one_runs(tiny_model) -> None:
+    """Two swaps stored around the infer thread's take must not lose one (its caller would wait for ever)."""
+    import copy
+
+    models = [copy.deepcopy(tiny_model) for _ in range(6)]
+    for i, m in enumerate(models):
+        m.config.provenance = {**m.config.provenance, "name": f"m{i}"}
+    engine = create_engine(tiny_model, "torch")  # one engine for all: only the model objects change
+    errors: list[BaseException] = []
+    with Pipeline("synthetic:demo?fps=200&size=96x72", tiny_model, engine=engine) as p:
+        it = iter(p)
+        next(it)
+        start = threading.Barrier(len(models))
+
+        def swap(m) -> None:
+            start.wait()
+            try:
+                p.swap_model(m, engine, timeout=10)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=swap, args=(m,)) for m in models]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(20)
+        assert not errors and not any(t.is_alive() for t in threads)
+        assert p.swaps == len(models)
+        next(it)
+    engine.close()
+
+
+def test_configure_from_another_thread_never_shows_a_frame_half_changed(tiny_model) -> None:
+    """Fusion mode, weight and threshold change together: each Prediction carries one configuration whole."""
+    seen: set[tuple[float, float]] = set()
+    with Pipeline("synthetic:demo?fps=0&size=96x72", tiny_model, engine="torch", max_frames=150) as p:
+        stop = threading.Event()
+
+        def flip() -> None:
+            i = 0
+            while not stop.is_set():
+                p.configure(fusion="weighted", spatial_weight=0.2 if i % 2 else 0.8, min_score=0.1 if i % 2 else 0.7, smoothing=1)
+                i += 1
+                time.sleep(0.002)  # a change every few ms: many per frame, without starving the pipeline of the GIL
+
+        t = threading.Thread(target=flip)
+        t.start()
+        try:
+            for pred in p:
+                seen.add((round(pred.min_score, 3), pred.min_familiarity))
+                if pred.ready and pred.min_score in (0.1, 0.7) and p.smoother.window == 1:  # the weight that came with this threshold
+                    w = 0.2 if pred.min_score == 0.1 else 0.8
+                    np.testing.assert_allclose(pred.fused, w * pred.spatial + (1 - w) * pred.temporal, atol=1e-6)
+        finally:
+            stop.set()
+            t.join()
+    assert seen <= {(0.1, 0.0), (0.7, 0.0), (round(tiny_model.config.fusion.min_score, 3), 0.0)}
+    assert p.fusion.mode == "weighted" and p.fusion.spatial_weight in (0.2, 0.8)
+    with pytest.raises(UserError, match="outside 0..1"):
+        p.configure(min_score=2.0)
+    assert p.fusion.min_score in (0.1, 0.7)  # a refused change changes nothing

@@ -73,14 +73,14 @@ def cmd_teach(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoint import load_checkpoint
     from ..engines import resolve_device
     from ..errors import UserError
+    from ..models_store import resolve_model
     from .cache import FlowCache
     from .datasets import open_dataset
     from .evaluate import evaluate_model, save_confusion_png, write_metrics
 
-    model = load_checkpoint(args.model)
+    model = resolve_model(args.model)
     cfg = model.config
     ds = open_dataset(args.data, args.split, args.class_index, args.train_list, args.test_list, seed=args.seed)
     missing = sorted(set(ds.classes) - set(cfg.labels))

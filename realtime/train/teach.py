@@ -18,7 +18,6 @@ import copy
 import datetime
 import json
 import logging
-import os
 import shlex
 import sys
 import threading
@@ -34,6 +33,7 @@ from torch import nn
 from ..checkpoint import FusionConfig, TwoStreamModel, load_checkpoint
 from ..errors import UserError
 from ..models import classifier_layer
+from ..models_store import user_models_dir  # noqa: F401  (re-exported: where taught models go)
 from ..preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .data import flow_window, protocol_positions, zero_flow_codes
@@ -46,16 +46,6 @@ STREAMS = ("spatial", "temporal")
 MIN_CLIPS = 4  # per class: at least 3 to fit on and 1 to check on
 RECOMMENDED_CLIPS = 10
 FINETUNE_MODES = ("heads", "all")
-
-
-def user_models_dir() -> Path:
-    """Where taught models go by default: the user data directory (XDG on Linux), or $TWOSTREAM_HOME."""
-    home = os.environ.get("TWOSTREAM_HOME")
-    if home:
-        return Path(home) / "models"
-    from platformdirs import user_data_path
-
-    return user_data_path("twostream", appauthor=False) / "models"
 
 
 @dataclass
@@ -322,14 +312,14 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     `out` set to the checkpoint directory. `progress(event)` gets dicts with `stage`, `fraction`
     (0..1 overall), `message`, and `accuracy` once there is one; `cancel` stops it between steps.
     """
-    from ..models_store import default_model
+    from ..models_store import resolve_model
 
     if opts.finetune not in FINETUNE_MODES:
         raise UserError(f"--finetune must be one of {', '.join(FINETUNE_MODES)}")
     t_start = time.monotonic()
     root = Path(opts.data)
     counts = check_clips(root, opts.min_clips)
-    base = load_checkpoint(opts.base) if opts.base not in (None, "", "default") else default_model()
+    base = resolve_model(opts.base)  # a directory, "default", or the name of a taught model
     if not base.config.trained:
         log.warning("the base model is UNTRAINED (random weights): its features will not separate your classes well")
     base_name = str(base.config.provenance.get("name", opts.base or "trained/default"))
