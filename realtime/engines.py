@@ -22,7 +22,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from threading import get_ident as threading_ident
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -524,6 +524,56 @@ class OnnxRuntimeEngine(Engine):
     def close(self) -> None:
         super().close()
         self.spatial = self.temporal = None  # type: ignore[assignment]  # frees the sessions' memory
+
+
+# -- batches of frames (several streams' newest, or consecutive frames of a file) ------------------
+BATCH_MODES = ("ready", "padded", "rows")
+
+
+def batch_mode(engine: Engine) -> str:
+    """How an engine takes a batch of streams' work.
+
+    "ready": the rows that are ready (torch, torchscript, and TensorRT engines built for batches
+    1..N). "padded": always the full preallocated batch, so a shape-specialised engine (compile)
+    sees one shape. "rows": one row at a time, for TensorRT engines built for batch 1 only.
+    """
+    if engine.name == "tensorrt":
+        return "ready" if getattr(engine, "max_batch", 1) > 1 else "rows"
+    return {"compile": "padded"}.get(engine.name, "ready")
+
+
+def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool],
+                   mode: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both nets on a batch of k = len(has_temporal) items (frames of different streams, or consecutive frames of one file).
+
+    Item i's RGB input is row i of `rgb`; the items that have a flow stack (has_temporal[i]) have it
+    in the first m rows of `temporal`, in item order. Returns the spatial scores (k, classes) and the
+    temporal scores (m, classes), or None when m = 0. `rgb` and `temporal` may hold more rows than
+    that (a preallocated batch). `mode` (default: `batch_mode(engine)`) is one of BATCH_MODES.
+    """
+    mode = mode or batch_mode(engine)
+    if mode not in BATCH_MODES:
+        raise ValueError(f"unknown batch mode {mode!r}: one of {', '.join(BATCH_MODES)}")
+    k, m = len(has_temporal), sum(has_temporal)
+    if mode == "rows":
+        sp, tp, fam, j = [], [], [], 0
+        for i, has_t in enumerate(has_temporal):
+            out = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            s, t = out
+            sp.append(s)
+            fam.append(getattr(out, "familiarity", None))
+            if t is not None:
+                tp.append(t)
+                j += 1
+        return Scores(np.concatenate(sp), (np.concatenate(tp) if tp else None),
+                      np.concatenate(fam) if fam and fam[0] is not None else None)
+    if mode == "padded":  # the padding rows' scores are computed and dropped
+        out = engine(rgb, temporal if m else None)
+        sp, tp = out
+        f = getattr(out, "familiarity", None)
+        return Scores(sp[:k], (tp[:m] if tp is not None else None), f[:k] if f is not None else None)
+    return engine(rgb[:k], temporal[:m] if m else None)
+
 
 
 ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "torchscript": TorchScriptEngine, "compile": CompileEngine, "tensorrt": TensorRTEngine,

@@ -24,7 +24,7 @@ import torch
 
 from .buffers import FlowRing, LatestSlot
 from .checkpoint import ModelConfig, TwoStreamModel
-from .engines import Engine, create_engine
+from .engines import Engine, Scores, batch_mode, batched_scores, create_engine
 from .errors import UserError
 from .flow import FlowEstimator, FlowSettings
 from .fusion import Fusion, Smoother
@@ -269,7 +269,11 @@ class Pipeline(_Running):
                  engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
                  fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
                  realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
-                 flow: FlowSettings | None = None, min_score: float | None = None):
+                 flow: FlowSettings | None = None, min_score: float | None = None, file_batch: int = 8):
+        """`file_batch`: a file read as fast as possible runs the nets on up to this many consecutive frames
+        at once (1: one at a time); live sources and `realtime` files always go one frame at a time."""
+        if file_batch < 1:
+            raise UserError("file_batch must be at least 1")
         self.model = _resolve_model(model, flow)
         cfg = self.model.config
         self.labels = list(cfg.labels)
@@ -294,7 +298,10 @@ class Pipeline(_Running):
         self._frames = self._work = self._out = None  # type: ignore[assignment]
         self.status = "idle"
         self._taps: list[Callable[[np.ndarray], object]] = []
-        self.swaps = 0  # models swapped in while running
+        self.swaps = 0
+        self.file_batch = file_batch
+        self._batch = 1
+        self.batch_sizes: collections.deque = collections.deque(maxlen=20000)  # frames per pass of the nets  # models swapped in while running
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> "Pipeline":
@@ -310,14 +317,19 @@ class Pipeline(_Running):
         self.source_name = self.source.name
         live = self.source.is_live
         cfg = self.model.config
+        # a file read in full goes through the nets FILE_BATCH consecutive frames at a time when the engine takes
+        # batches of any size (the predictions are the frames' own: tests/test_pipeline.py compares them)
+        self._batch = 1 if live or self._realtime or batch_mode(self.engine) != "ready" else self.file_batch
         self._frames = LatestSlot(2 if live else 4, drop_oldest=live)  # live: one frame of jitter buffer, oldest dropped
-        self._work = LatestSlot(1 if live else 2, drop_oldest=live)
-        self._out = LatestSlot(16 if live else 4, drop_oldest=live)
-        self._pool = LatestSlot(8, drop_oldest=False)
+        self._work = LatestSlot(1 if live else max(2, self._batch), drop_oldest=live)
+        self._out = LatestSlot(16 if live else max(4, self._batch), drop_oldest=live)
+        spare = 4 + (2 * self._batch if self._batch > 1 else 0)  # one being filled, one queued, one in the nets, one spare (+ two batches)
+        self._pool = LatestSlot(spare, drop_oldest=False)
         pinned = self.engine.device.type == "cuda"
-        for _ in range(4):  # one being filled, one queued, one in the nets, one spare
+        for _ in range(spare):
             self._pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
         self.stats = PipelineStats()
+        self.batch_sizes.clear()
         self.status = "running"
         self._flow_ready = threading.Event()
         for name, target in (("flow", self._flow_loop), ("infer", self._infer_loop), ("capture", self._capture_loop)):
@@ -499,42 +511,85 @@ class Pipeline(_Running):
     def _infer_loop(self) -> None:
         work, pool, out = self._work, self._pool, self._out
         assert work is not None and pool is not None and out is not None
-        stats = self.stats
+        cfg, size = self.model.config, self.model.config.input_size
+        rows = self._batch  # a file: up to this many consecutive frames per pass of the nets; live: 1
+        batch_rgb = torch.empty(rows, 3, size, size) if rows > 1 else None
+        batch_temporal = torch.empty(rows, cfg.temporal_channels, size, size) if rows > 1 else None
         segment = 0
         while not self._stop.is_set():
             w = work.get()
-            if self._pending:  # between two frames (or while the source is paused)
+            if self._pending:  # between two frames (or batches, or while the source is paused)
                 self._take_swaps()
             if w is None:
                 continue
             if w is _END:
                 out.finish(_END)
                 return
-            scoring = self._scoring  # once per frame: a configure() from another thread applies from the next one
-            if w.segment != segment:  # type: ignore[union-attr]  # after a gap, smooth only over the new frames
-                scoring.smoother.reset()
-                segment = w.segment  # type: ignore[union-attr]
+            items: list[_Work] = [w]  # type: ignore[list-item]
+            ended = False
+            while len(items) < rows:  # what the flow stage has ready now, without waiting for more
+                nxt = work.get(timeout=0)
+                if nxt is None:
+                    break
+                if nxt is _END:
+                    ended = True
+                    break
+                items.append(nxt)  # type: ignore[arg-type]
             t0 = time.perf_counter()
-            scores = self.engine(w.rgb, w.temporal if w.has_temporal else None)  # type: ignore[union-attr]
+            scores = self._scores(items, batch_rgb, batch_temporal)
             spatial, temporal = scores
-            s, t = spatial[0], (temporal[0] if temporal is not None else None)
             fam = getattr(scores, "familiarity", None)
-            fused = scoring.smoother(scoring.fusion(s, t))
             now = time.monotonic()
-            stats.infer_compute.append(time.perf_counter() - t0)
-            status = "reconnecting" if self.status == "reconnecting" else w.status  # type: ignore[union-attr]
-            pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t,  # type: ignore[union-attr]
-                              dropped=sum(self.dropped.values()), status=status, frame=w.frame, flow=w.flow, truth=w.truth,  # type: ignore[union-attr]
-                              min_score=scoring.fusion.min_score, familiarity=float(fam[0]) if fam is not None else None,
-                              min_familiarity=scoring.fusion.min_familiarity)
-            w.frame = w.flow = None  # type: ignore[union-attr]
-            pool.put(w)
-            stats.predicted += 1
-            stats.last_prediction = now
-            stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
-            stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
-            stats.total_latency.append(pred.infer_ts - pred.capture_ts)
-            out.put(pred, self._stop)
+            compute = (time.perf_counter() - t0) / len(items)  # each frame's share of the pass
+            scoring = self._scoring  # once per pass: a configure() from another thread applies from the next one
+            j = 0
+            for i, w in enumerate(items):
+                if w.segment != segment:  # after a gap, smooth only over the new frames
+                    scoring.smoother.reset()
+                    segment = w.segment
+                s, t = spatial[i], None
+                if w.has_temporal:
+                    t = temporal[j]  # type: ignore[index]
+                    j += 1
+                fused = scoring.smoother(scoring.fusion(s, t))
+                status = "reconnecting" if self.status == "reconnecting" else w.status
+                pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t, dropped=sum(self.dropped.values()),
+                                  status=status, frame=w.frame, flow=w.flow, truth=w.truth, min_score=scoring.fusion.min_score,
+                                  familiarity=float(fam[i]) if fam is not None else None, min_familiarity=scoring.fusion.min_familiarity)
+                w.frame = w.flow = None
+                pool.put(w)
+                self.stats.infer_compute.append(compute)
+                self._count(pred, now)
+                out.put(pred, self._stop)
+            if ended:
+                out.finish(_END)
+                return
+
+    def _scores(self, items: list[_Work], batch_rgb: torch.Tensor | None, batch_temporal: torch.Tensor | None) -> Scores:
+        """Both nets on the items' inputs: one frame as it is, several stacked into the batch buffers
+        (spatial rows in frame order, the flow stacks of the frames that have one packed in front)."""
+        self.batch_sizes.append(len(items))
+        if len(items) == 1:
+            w = items[0]
+            return self.engine(w.rgb, w.temporal if w.has_temporal else None)
+        assert batch_rgb is not None and batch_temporal is not None
+        rgb_np, temporal_np = batch_rgb.numpy(), batch_temporal.numpy()
+        m = 0
+        for i, w in enumerate(items):
+            rgb_np[i] = w.rgb_np
+            if w.has_temporal:
+                temporal_np[m] = w.temporal_np
+                m += 1
+        mode = "ready" if batch_mode(self.engine) == "ready" else "rows"  # a model swapped in with a shape-bound engine
+        return batched_scores(self.engine, batch_rgb, batch_temporal, [w.has_temporal for w in items], mode)  # type: ignore[return-value]
+
+    def _count(self, pred: Prediction, now: float) -> None:
+        stats = self.stats
+        stats.predicted += 1
+        stats.last_prediction = now
+        stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
+        stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
+        stats.total_latency.append(pred.infer_ts - pred.capture_ts)
 
     # -- reporting ----------------------------------------------------------
     def summary(self) -> dict:
@@ -545,6 +600,8 @@ class Pipeline(_Running):
             **st.figures(),
             "dropped": self.dropped,
             "engine": self.engine.describe(),
+            **({"batch_size": {"limit": self._batch, "mean": round(float(np.mean(self.batch_sizes)), 3) if self.batch_sizes else 0.0,
+                               "max": max(self.batch_sizes, default=0)}} if self._batch > 1 else {}),
             "model": cfg.provenance.get("name", "model"),
             "trained": cfg.trained,
             "status": self.status,

@@ -21,7 +21,8 @@ from conftest import informative, synthetic_frames, write_video
 from realtime.checkpoint import TwoStreamModel
 from realtime.engines import create_engine
 from realtime.errors import UserError
-from realtime.multistream import MultiPipeline, StreamPrediction, batch_mode, batched_scores
+from realtime.engines import batch_mode, batched_scores
+from realtime.multistream import MultiPipeline, StreamPrediction
 from realtime.pipeline import Pipeline
 from realtime.sources import FrameSource
 

@@ -216,3 +216,46 @@ def test_configure_from_another_thread_never_shows_a_frame_half_changed(tiny_mod
     with pytest.raises(UserError, match="outside 0..1"):
         p.configure(min_score=2.0)
     assert p.fusion.min_score in (0.1, 0.7)  # a refused change changes nothing
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_a_file_in_batches_predicts_exactly_what_one_frame_at_a_time_does(tmp_path, tiny_model, engine) -> None:
+    """Batched file mode: the same frames, labels, readiness, statuses and (to float rounding) scores."""
+    from conftest import informative, synthetic_frames, write_video
+
+    model = informative(tiny_model)  # scores that depend on the input: equal scores would prove nothing
+    frames = synthetic_frames("wave", 30, seed=1) + synthetic_frames("circle_cw", 30, seed=2)
+    path = write_video(tmp_path / "two_actions.avi", frames)
+    eng = create_engine(model, engine, "cpu")
+
+    class Slow(type(eng)):  # type: ignore[misc]  # nets slower than the flow stage, as in real use, so batches form
+        def __call__(self, spatial_x, temporal_x):  # type: ignore[no-untyped-def]
+            time.sleep(0.02)
+            return super().__call__(spatial_x, temporal_x)
+
+    eng.__class__ = Slow
+    runs = {}
+    try:
+        for batch in (1, 8):
+            with Pipeline(path, model, engine=eng, file_batch=batch) as p:
+                runs[batch] = list(p)
+            if batch == 8:
+                sizes = p.summary()["batch_size"]
+                assert sizes["limit"] == 8 and sizes["max"] > 1, sizes  # the nets did take several frames at once
+    finally:
+        eng.close()
+    one, many = runs[1], runs[8]
+    assert [q.index for q in many] == [q.index for q in one] == list(range(60))
+    assert [(q.ready, q.status, q.label, q.top_label) for q in many] == [(q.ready, q.status, q.label, q.top_label) for q in one]
+    for a, b in zip(one, many):
+        np.testing.assert_allclose(b.spatial, a.spatial, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(b.fused, a.fused, atol=1e-5, rtol=0)
+        if a.temporal is not None:
+            np.testing.assert_allclose(b.temporal, a.temporal, atol=1e-5, rtol=0)
+    assert max(float(q.spatial.max()) for q in one) > 0.4, "near-uniform scores: the comparison would prove nothing"
+
+
+def test_live_sources_and_paced_files_stay_one_frame_at_a_time(video_file, tiny_model) -> None:
+    with Pipeline(video_file, tiny_model, engine="torch", realtime=True, max_frames=12) as p:
+        list(p)
+    assert "batch_size" not in p.summary() and set(p.batch_sizes) == {1}
