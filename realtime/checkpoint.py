@@ -163,6 +163,7 @@ class TwoStreamModel:
     spatial: nn.Module
     temporal: nn.Module
     prototypes: torch.Tensor | None = None  # (classes, features) unit vectors of the spatial net's features (realtime.familiarity)
+    int8: dict | None = None  # int8 ONNX nets made from these weights (realtime.quantize), for the onnxruntime-int8 engine
 
     @classmethod
     def create(cls, config: ModelConfig, seed: int | None = None) -> "TwoStreamModel":
@@ -270,6 +271,9 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
         model.prototypes = protos.float()
     elif config.fusion.min_familiarity > 0:
         raise CheckpointError(f"{where}: the fusion needs familiarity prototypes ({PROTOTYPES_KEY}) that {WEIGHTS_FILE} lacks")
+    from .quantize import load_int8
+
+    model.int8 = load_int8(directory)
     return model
 
 

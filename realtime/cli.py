@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The trainer and the GUI add their sub-commands through a `register(subparsers, commands)` function;
 # their modules import nothing heavy at load time, so `twostream --help` stays fast.
-SUBCOMMAND_MODULES = ("realtime.train.cli", "gui.cli", "realtime.export", "realtime.record", "realtime.multistream", "realtime.bench")
+SUBCOMMAND_MODULES = ("realtime.train.cli", "gui.cli", "realtime.export", "realtime.record", "realtime.multistream", "realtime.bench",
+                      "realtime.quantize")
 
 
 def _register_optional() -> list[Callable]:

@@ -526,6 +526,65 @@ class OnnxRuntimeEngine(Engine):
         self.spatial = self.temporal = None  # type: ignore[assignment]  # frees the sessions' memory
 
 
+class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
+    """The model's int8 nets (`twostream quantize`, stored in its checkpoint) run by ONNX Runtime on the CPU.
+
+    Nothing is exported or cached here: the graphs come with the model (`TwoStreamModel.int8`), made from
+    its very weights. At start both are checked for shape and finite scores at batch 1 and `max_batch`;
+    their accuracy was measured when they were made (`int8/int8.json`), and that is what `auto` reads.
+    """
+
+    name = "onnxruntime-int8"
+
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,
+                 max_batch: int = 1):
+        if model.int8 is None:
+            raise EngineUnavailable("engine 'onnxruntime-int8': this model has no int8 nets made from its weights; "
+                                    "make them with: twostream quantize --model MODEL --data TRAINING_DATA")
+        if device.type != "cpu":
+            raise EngineUnavailable("engine 'onnxruntime-int8' runs on the CPU only (use --device cpu)")
+        self._int8 = model.int8
+        self.held_out = model.int8["meta"].get("held_out", {})
+        super().__init__(model, device, half, cache_dir, max_batch)
+
+    def _prepare(self, net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+        from .export import INPUT_NAMES
+
+        role = "spatial" if net is self._spatial_source else "temporal"
+        t0 = time.perf_counter()
+        try:
+            runner = _OrtNet(self._session_from(self._int8[role]), INPUT_NAMES[role])
+        except Exception as e:  # a damaged file, an operator this onnxruntime lacks
+            raise EngineUnavailable(f"engine 'onnxruntime-int8': ONNX Runtime cannot load the model's int8 {role} net ({_first_line(e)}); "
+                                    "run twostream quantize again") from None
+        chans = 3 if role == "spatial" else self.config.temporal_channels
+        s = self.config.input_size
+        for b in (1, max(2, self.max_batch)):
+            got = runner(np.zeros((b, chans, s, s), np.float32))
+            want = self.config.num_classes + (1 if role == "spatial" and self.has_familiarity else 0)
+            if got.shape != (b, want) or not np.isfinite(got).all():
+                raise EngineUnavailable(f"engine 'onnxruntime-int8': the int8 {role} net gives {got.shape} for a batch of {b}, "
+                                        f"expected {(b, want)}; run twostream quantize again")
+        self.load_s += time.perf_counter() - t0
+        return runner
+
+    def _session_from(self, data: bytes):  # type: ignore[no-untyped-def]
+        ort = self._ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+    def describe(self) -> str:
+        dep = self.held_out.get("deployed_top1", {})
+        kept = f", held-out top-1 {dep['int8']:.3f} vs fp32 {dep['fp32']:.3f}" if "int8" in dep and "fp32" in dep else ""
+        return f"{self.name} on cpu (int8{kept}, {self.threads} thread(s) per net)"
+
+
 # -- batches of frames (several streams' newest, or consecutive frames of a file) ------------------
 BATCH_MODES = ("ready", "padded", "rows")
 
@@ -577,7 +636,7 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
 
 
 ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "torchscript": TorchScriptEngine, "compile": CompileEngine, "tensorrt": TensorRTEngine,
-                                             "onnxruntime": OnnxRuntimeEngine}
+                                             "onnxruntime": OnnxRuntimeEngine, "onnxruntime-int8": OnnxRuntimeInt8Engine}
 
 
 def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | None = "auto", half: bool | None = None,
@@ -596,6 +655,7 @@ def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | Non
         eng.warmup()
         return eng
     choice, reasons = auto_candidates(dev, max_batch)
+    _consider_int8(model, choice, reasons)
     for name in choice:
         try:
             eng = _build(name, model, dev, half, max_batch)
@@ -666,8 +726,23 @@ def auto_candidates(dev: torch.device, max_batch: int = 1) -> tuple[list[str], l
         "torchscript, torch: slower than onnxruntime here one frame at a time (kept as the fallbacks)"]
 
 
+def _consider_int8(model: TwoStreamModel, choice: list[str], reasons: list[str]) -> None:
+    """`auto` on a CPU: the model's int8 nets first when they kept the accuracy on held-out clips."""
+    from .quantize import MAX_LOSS, int8_keeps_accuracy
+
+    if "onnxruntime" not in choice:
+        return
+    if model.int8 is None:
+        reasons.append("onnxruntime-int8: this model has no int8 nets (twostream quantize makes them)")
+    elif not int8_keeps_accuracy(model.int8["meta"]):
+        dep = model.int8["meta"].get("held_out", {}).get("deployed_top1", {})
+        reasons.append(f"onnxruntime-int8: its held-out top-1 {dep.get('int8')} is more than {MAX_LOSS:g} below fp32's {dep.get('fp32')}")
+    else:
+        choice.insert(choice.index("onnxruntime"), "onnxruntime-int8")
+
+
 def _build(name: str, model: TwoStreamModel, dev: torch.device, half: bool | None, max_batch: int = 1) -> Engine:
-    if name in ("tensorrt", "onnxruntime"):  # built for, or checked at, the largest batch
+    if name in ("tensorrt", "onnxruntime", "onnxruntime-int8"):  # built for, or checked at, the largest batch
         eng: Engine = ENGINE_CLASSES[name](model, dev, half, max_batch=max_batch)  # type: ignore[call-arg]
     else:
         eng = ENGINE_CLASSES[name](model, dev, half)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime")
+ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8")
 FUSION_MODES = ("avg", "weighted", "svm")
 PRECISIONS = ("auto", "fp32", "fp16")
 MODEL_HELP = ("a checkpoint directory, 'default' (the shipped model, or $TWOSTREAM_MODEL), or the name of a model you taught "

@@ -1,0 +1,242 @@
+"""int8 nets for the CPU: ONNX Runtime static quantisation, calibrated on the model's own training clips.
+
+    twostream quantize --model trained/default --data data/procedural
+    twostream run clip.mp4 --engine onnxruntime-int8      # auto picks it on a CPU when it kept the accuracy
+
+Both nets are exported as the `onnxruntime` engine exports them (graphs ending in the softmax, the
+spatial one with its familiarity column) and quantised: convolutions to int8 (QDQ, per-channel int8
+weights, uint8 activations, MinMax ranges), the heads and the familiarity similarity left in fp32.
+The calibration inputs are the nets' real inputs: frames and flow stacks of `clips` training clips,
+built exactly as the pipeline builds them (the training flow cache). Then both variants score the
+held-out clips with the paper's protocol and the model's own fusion; the files go into the checkpoint
+directory (`int8/spatial.onnx`, `int8/temporal.onnx`, `int8/int8.json` with those figures and a
+fingerprint of the weights, so a retrained model never runs stale int8 nets).
+
+`auto` picks `onnxruntime-int8` on a CPU only when the int8 nets' deployed top-1 on those held-out
+clips is within `MAX_LOSS` of fp32's. ONNX files are data (protobuf): loading them runs no code.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+log = logging.getLogger("twostream")
+INT8_DIR = "int8"
+META_FILE = "int8.json"
+MAX_LOSS = 0.01  # deployed top-1 the int8 nets may lose against fp32 on the held-out clips for auto to pick them
+FORMAT = 1
+
+
+def weights_fingerprint(directory: Path) -> str:
+    from .checkpoint import WEIGHTS_FILE
+
+    h = hashlib.sha256()
+    with open(directory / WEIGHTS_FILE, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def load_int8(directory: Path) -> dict | None:
+    """The checkpoint's int8 nets ({"spatial": bytes, "temporal": bytes, "meta": dict}) when they were made
+    from these very weights; None when there are none, or they are stale or unreadable (logged)."""
+    folder = directory / INT8_DIR
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("unknown format")
+        if meta.get("weights") != weights_fingerprint(directory):
+            log.info("%s: its int8 nets were made from other weights (re-run twostream quantize); not used", directory)
+            return None
+        return {"spatial": (folder / "spatial.onnx").read_bytes(), "temporal": (folder / "temporal.onnx").read_bytes(), "meta": meta}
+    except (OSError, ValueError) as e:
+        log.warning("%s: int8 nets unreadable (%s); not used", directory, e)
+        return None
+
+
+def int8_keeps_accuracy(meta: dict | None) -> bool:
+    if not meta:
+        return False
+    dep = meta.get("held_out", {}).get("deployed_top1", {})
+    fp32, int8 = dep.get("fp32"), dep.get("int8")
+    return isinstance(fp32, (int, float)) and isinstance(int8, (int, float)) and int8 >= fp32 - MAX_LOSS
+
+
+def _graph(model, role: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """The fp32 graph the onnxruntime engine runs: softmax scores (and the familiarity column)."""
+    import torch
+
+    from .export import INPUT_NAMES, OPSET, _export_one, _Scores, exportable
+    from .familiarity import WithFamiliarity
+
+    cfg = model.config
+    net = model.spatial if role == "spatial" else model.temporal
+    if role == "spatial" and model.prototypes is not None:
+        net = WithFamiliarity(net, model.prototypes)
+    chans = 3 if role == "spatial" else cfg.temporal_channels
+    example = torch.zeros(2, chans, cfg.input_size, cfg.input_size)
+    with torch.inference_mode(False), torch.no_grad():
+        _export_one(_Scores(exportable(net, example)), example, path, INPUT_NAMES[role], "torchscript", OPSET)
+    return path
+
+
+def _quantise(fp32: Path, out: Path, inputs: np.ndarray, input_name: str) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.starts = iter(range(0, len(inputs), 8))
+
+        def get_next(self) -> dict | None:
+            i = next(self.starts, None)
+            return None if i is None else {input_name: inputs[i:i + 8]}
+
+    pre = out.with_name(out.stem + "-pre.onnx")
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    pre.unlink(missing_ok=True)
+
+
+def _session(data: bytes | str):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, (os.cpu_count() or 2) // 2)
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
+
+
+def _clip_scores(run, clips, root: Path, cache, cfg, role: str, samples: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    from .train.data import stream_input_batches
+
+    out = []
+    for c in clips:
+        s = run(stream_input_batches(c.key(root), cache, cfg, role, samples, False))
+        out.append(s[:, :cfg.num_classes].mean(0))  # class scores (the familiarity column dropped)
+    return np.stack(out)
+
+
+def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None = None, clips: int = 48, samples: int = 10,
+             seed: int = 0) -> dict:
+    """Write int8 nets into `model_dir` (see the module doc); returns the metadata written."""
+    try:
+        import onnxruntime  # noqa: F401
+        from onnxruntime import quantization  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"quantize needs onnxruntime ({e}): pip install onnx onnxruntime") from None
+    from .checkpoint import load_checkpoint
+    from .fusion import Fusion
+    from .models_store import model_path
+    from .train.cache import FlowCache
+    from .train.datasets import Clip, open_dataset
+
+    directory = model_path(model_dir)
+    model = load_checkpoint(directory)
+    cfg = model.config
+    if not cfg.trained:
+        raise UserError(f"{directory}: the model is untrained; quantise a trained one")
+    ds = open_dataset(data, seed=seed)
+    unknown = sorted(set(ds.classes) - set(cfg.labels))
+    if unknown:
+        raise UserError(f"{data}: the model does not know {len(unknown)} of the dataset's classes ({', '.join(unknown[:4])})")
+    remap = {i: cfg.labels.index(c) for i, c in enumerate(ds.classes)}
+    t0 = time.monotonic()
+    rng = np.random.default_rng(seed)
+    train = [ds.train[int(i)] for i in rng.permutation(len(ds.train))[:clips]]
+    held_out = ds.test or [c for c in ds.train if c not in train]
+    flow_cache = FlowCache(cache or Path(data) / ".twostream-cache", cfg.flow)
+    flow_cache.build(train + held_out, ds.root, progress=False)
+    train = flow_cache.available(train, ds.root)
+    held_out = [Clip(c.path, remap[c.label]) for c in flow_cache.available(held_out, ds.root)]
+    if not train or not held_out:
+        raise UserError(f"{data}: no readable clips to calibrate on and to check against")
+    from .export import INPUT_NAMES
+    from .train.data import stream_input_batches
+
+    labels = np.array([c.label for c in held_out])
+    scores: dict[str, dict[str, np.ndarray]] = {"fp32": {}, "int8": {}}
+    folder = directory / INT8_DIR
+    with tempfile.TemporaryDirectory(prefix="twostream-int8-") as work:
+        for role in ("spatial", "temporal"):
+            fp32 = _graph(model, role, Path(work) / f"{role}.onnx")
+            inputs = np.concatenate([stream_input_batches(c.key(ds.root), flow_cache, cfg, role, 4, False) for c in train])
+            _quantise(fp32, Path(work) / f"{role}-int8.onnx", inputs, INPUT_NAMES[role])
+            for variant, path in (("fp32", fp32), ("int8", Path(work) / f"{role}-int8.onnx")):
+                scores[variant][role] = _clip_scores(_session(str(path)), held_out, ds.root, flow_cache, cfg, role, samples)
+        folder.mkdir(exist_ok=True)
+        for role in ("spatial", "temporal"):
+            os.replace(Path(work) / f"{role}-int8.onnx", folder / f"{role}.onnx.tmp")
+    top1 = {}
+    for variant, s in scores.items():
+        fused = Fusion(cfg.fusion)(s["spatial"], s["temporal"])
+        top1[variant] = {"spatial": _top1(s["spatial"], labels), "temporal": _top1(s["temporal"], labels), "deployed": _top1(fused, labels),
+                         "_pred": np.argmax(fused, 1)}
+    import onnxruntime as ort
+
+    meta = {
+        "format": FORMAT, "weights": weights_fingerprint(directory), "onnxruntime": ort.__version__,
+        "quantisation": "static QDQ, Conv only: per-channel int8 weights, uint8 activations, MinMax calibration",
+        "calibration": {"data": str(data), "clips": len(train), "positions_per_clip": 4},
+        "held_out": {"clips": len(held_out), "positions_per_clip": samples,
+                     "deployed_top1": {v: top1[v]["deployed"] for v in top1},
+                     "stream_top1": {v: {k: top1[v][k] for k in ("spatial", "temporal")} for v in top1},
+                     "changed_clips": int((top1["int8"]["_pred"] != top1["fp32"]["_pred"]).sum())},
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    meta["auto_uses_it"] = int8_keeps_accuracy(meta)
+    for role in ("spatial", "temporal"):
+        os.replace(folder / f"{role}.onnx.tmp", folder / f"{role}.onnx")
+    (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return meta
+
+
+def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
+    return round(float((np.argmax(scores, 1) == labels).mean()), 4)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    meta = quantize(args.model, args.data, args.cache, args.clips, args.samples)
+    dep, h = meta["held_out"]["deployed_top1"], meta["held_out"]
+    sys.stderr.write(f"int8 nets written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out deployed top-1 "
+                     f"fp32 {dep['fp32']:.3f}, int8 {dep['int8']:.3f} ({h['changed_clips']} of {h['clips']} clips changed); "
+                     + ("auto uses them on a CPU\n" if meta["auto_uses_it"] else
+                        f"auto will NOT use them (they lose more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"))
+    print(json.dumps(meta))
+    return 0
+
+
+def model_path_str(arg: str) -> str:
+    from .models_store import model_path
+
+    return str(model_path(arg))
+
+
+def register(sub: argparse._SubParsersAction, commands: dict) -> None:
+    p = sub.add_parser("quantize", help="int8 nets for the CPU (ONNX Runtime), calibrated on the training clips, checked on held-out ones")
+    from .options import MODEL_HELP
+
+    p.add_argument("--model", default="default", help=MODEL_HELP)
+    p.add_argument("--data", required=True, help="the dataset the model was trained on (a folder per class or UCF-style lists)")
+    p.add_argument("--cache", help="flow cache directory (default DATA/.twostream-cache)")
+    p.add_argument("--clips", type=int, default=48, help="training clips to calibrate on (default 48)")
+    p.add_argument("--samples", type=int, default=10, help="positions per held-out clip for the accuracy check (default 10)")
+    commands["quantize"] = cmd_quantize
