@@ -12,8 +12,9 @@ held-out clips with the paper's protocol and the model's own fusion; the files g
 directory (`int8/spatial.onnx`, `int8/temporal.onnx`, `int8/int8.json` with those figures and a
 fingerprint of the weights, so a retrained model never runs stale int8 nets).
 
-`auto` picks `onnxruntime-int8` on a CPU only when the int8 nets' deployed top-1 on those held-out
-clips is within `MAX_LOSS` of fp32's. ONNX files are data (protobuf): loading them runs no code.
+`auto` picks `onnxruntime-int8` on a CPU only when, on those held-out clips, both the deployed top-1 and the
+share of frames `run` names rightly (through the "no known action" gates) are within `MAX_LOSS` of fp32's.
+ONNX files are data (protobuf): loading them runs no code.
 """
 from __future__ import annotations
 
@@ -69,11 +70,16 @@ def load_int8(directory: Path) -> dict | None:
 
 
 def int8_keeps_accuracy(meta: dict | None) -> bool:
+    """Both what `evaluate` reports (clip top-1 with the model's fusion) and what `run` shows frame by frame
+    (frames named and right through the model's "no known action" gates) within MAX_LOSS of fp32."""
     if not meta:
         return False
-    dep = meta.get("held_out", {}).get("deployed_top1", {})
-    fp32, int8 = dep.get("fp32"), dep.get("int8")
-    return isinstance(fp32, (int, float)) and isinstance(int8, (int, float)) and int8 >= fp32 - MAX_LOSS
+    held = meta.get("held_out", {})
+    for key in ("deployed_top1", "frames_named_right"):
+        fp32, int8 = held.get(key, {}).get("fp32"), held.get(key, {}).get("int8")
+        if not (isinstance(fp32, (int, float)) and isinstance(int8, (int, float)) and int8 >= fp32 - MAX_LOSS):
+            return False
+    return True
 
 
 def _graph(model, role: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
@@ -125,14 +131,30 @@ def _session(data: bytes | str):  # type: ignore[no-untyped-def]
     return lambda x: sess.run(None, {name: x})[0]
 
 
-def _clip_scores(run, clips, root: Path, cache, cfg, role: str, samples: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _position_scores(run, clips, root: Path, cache, cfg, role: str, samples: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """Per clip, the graph's output at each test position (class scores, and the familiarity column for the spatial net)."""
     from .train.data import stream_input_batches
 
-    out = []
-    for c in clips:
-        s = run(stream_input_batches(c.key(root), cache, cfg, role, samples, False))
-        out.append(s[:, :cfg.num_classes].mean(0))  # class scores (the familiarity column dropped)
-    return np.stack(out)
+    return [run(stream_input_batches(c.key(root), cache, cfg, role, samples, False)) for c in clips]
+
+
+def _frames_named_right(cfg, spatial: list[np.ndarray], temporal: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Share of held-out positions that `run` would name rightly, and share it would call no known action
+    (the model's fusion, threshold and familiarity gate; positions of the two streams paired in order)."""
+    from .fusion import Fusion
+
+    fusion, n = Fusion(cfg.fusion), cfg.num_classes
+    right = unknown = total = 0
+    for s, t, y in zip(spatial, temporal, labels):
+        k = min(len(s), len(t))
+        fused = fusion(s[:k, :n], t[:k])
+        known = fused.max(1) >= fusion.min_score
+        if s.shape[1] > n:
+            known &= s[:k, n] >= fusion.min_familiarity
+        right += int((known & (fused.argmax(1) == y)).sum())
+        unknown += int((~known).sum())
+        total += k
+    return round(right / max(total, 1), 4), round(unknown / max(total, 1), 4)
 
 
 def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None = None, clips: int = 48, samples: int = 10,
@@ -173,7 +195,7 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
     from .train.data import stream_input_batches
 
     labels = np.array([c.label for c in held_out])
-    scores: dict[str, dict[str, np.ndarray]] = {"fp32": {}, "int8": {}}
+    scores: dict[str, dict[str, list[np.ndarray]]] = {"fp32": {}, "int8": {}}
     folder = directory / INT8_DIR
     with tempfile.TemporaryDirectory(prefix="twostream-int8-") as work:
         for role in ("spatial", "temporal"):
@@ -181,15 +203,19 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
             inputs = np.concatenate([stream_input_batches(c.key(ds.root), flow_cache, cfg, role, 4, False) for c in train])
             _quantise(fp32, Path(work) / f"{role}-int8.onnx", inputs, INPUT_NAMES[role])
             for variant, path in (("fp32", fp32), ("int8", Path(work) / f"{role}-int8.onnx")):
-                scores[variant][role] = _clip_scores(_session(str(path)), held_out, ds.root, flow_cache, cfg, role, samples)
+                scores[variant][role] = _position_scores(_session(str(path)), held_out, ds.root, flow_cache, cfg, role, samples)
         folder.mkdir(exist_ok=True)
         for role in ("spatial", "temporal"):
             os.replace(Path(work) / f"{role}-int8.onnx", folder / f"{role}.onnx.tmp")
-    top1 = {}
+    top1, frames = {}, {}
+    n = cfg.num_classes
     for variant, s in scores.items():
-        fused = Fusion(cfg.fusion)(s["spatial"], s["temporal"])
-        top1[variant] = {"spatial": _top1(s["spatial"], labels), "temporal": _top1(s["temporal"], labels), "deployed": _top1(fused, labels),
+        sp = np.stack([v[:, :n].mean(0) for v in s["spatial"]])
+        tp = np.stack([v.mean(0) for v in s["temporal"]])
+        fused = Fusion(cfg.fusion)(sp, tp)
+        top1[variant] = {"spatial": _top1(sp, labels), "temporal": _top1(tp, labels), "deployed": _top1(fused, labels),
                          "_pred": np.argmax(fused, 1)}
+        frames[variant] = _frames_named_right(cfg, s["spatial"], s["temporal"], labels)
     import onnxruntime as ort
 
     meta = {
@@ -199,7 +225,8 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
         "held_out": {"clips": len(held_out), "positions_per_clip": samples,
                      "deployed_top1": {v: top1[v]["deployed"] for v in top1},
                      "stream_top1": {v: {k: top1[v][k] for k in ("spatial", "temporal")} for v in top1},
-                     "changed_clips": int((top1["int8"]["_pred"] != top1["fp32"]["_pred"]).sum())},
+                     "changed_clips": int((top1["int8"]["_pred"] != top1["fp32"]["_pred"]).sum()),
+                     "frames_named_right": {v: frames[v][0] for v in frames}, "frames_no_known_action": {v: frames[v][1] for v in frames}},
         "seconds": round(time.monotonic() - t0, 1),
     }
     meta["auto_uses_it"] = int8_keeps_accuracy(meta)
@@ -216,8 +243,10 @@ def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
 def cmd_quantize(args: argparse.Namespace) -> int:
     meta = quantize(args.model, args.data, args.cache, args.clips, args.samples)
     dep, h = meta["held_out"]["deployed_top1"], meta["held_out"]
+    nr, nk = h["frames_named_right"], h["frames_no_known_action"]
     sys.stderr.write(f"int8 nets written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out deployed top-1 "
-                     f"fp32 {dep['fp32']:.3f}, int8 {dep['int8']:.3f} ({h['changed_clips']} of {h['clips']} clips changed); "
+                     f"fp32 {dep['fp32']:.3f}, int8 {dep['int8']:.3f} ({h['changed_clips']} of {h['clips']} clips changed); frames named "
+                     f"and right fp32 {nr['fp32']:.1%}, int8 {nr['int8']:.1%} (no known action {nk['fp32']:.1%} / {nk['int8']:.1%}); "
                      + ("auto uses them on a CPU\n" if meta["auto_uses_it"] else
                         f"auto will NOT use them (they lose more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"))
     print(json.dumps(meta))

@@ -1,0 +1,106 @@
+"""What `twostream run` shows with the shipped model, frame by frame: on `synthetic:demo` (its own world) and on
+real clips of people (none of its classes), per engine, same run.
+
+    python benchmarks/demo.py                 # 1200 demo frames; real clips from ../shared/data
+    python benchmarks/demo.py --frames 600 --engines onnxruntime
+
+synthetic:demo (labelled synthetic): the share of ready frames (both streams) whose top class is right,
+that are named and right, named and wrong, or "no known action"; the top-class accuracy by frames
+since the action last changed (the nets see the last L flow fields and the scores are smoothed over
+8 frames, so the first frames after a change still show the previous action). Real clips: the share
+of ready frames shown as "no known action" (all of them should be: the model knows none of these
+actions). Writes benchmarks/results/demo.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from common import busy_note, finish, machine  # noqa: E402
+from realtime.models_store import default_model  # noqa: E402
+from realtime.pipeline import Pipeline  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+BINS = ((0, 4), (4, 10), (10, 20), (20, 10**9))
+
+
+def demo(model, engine: str, frames: int) -> dict:
+    rows = []
+    last, since = None, 0
+    with Pipeline("synthetic:demo?fps=0", model, engine=engine, max_frames=frames, file_batch=1) as p:
+        for pred in p:
+            since = 0 if pred.truth != last else since + 1
+            last = pred.truth
+            if pred.ready:
+                rows.append((pred.top_label == pred.truth, pred.known, pred.label == pred.truth, since))
+        name = p.engine.describe()
+    a = np.array(rows, dtype=object)
+    top, known, right, since_change = (a[:, i].astype(bool) if i < 3 else a[:, i].astype(int) for i in range(4))
+    by = {f"{lo}-{hi - 1 if hi < 10**9 else 'on'}": round(float(top[(since_change >= lo) & (since_change < hi)].mean()), 4)
+          for lo, hi in BINS if ((since_change >= lo) & (since_change < hi)).any()}
+    return {"engine": name, "ready_frames": len(rows), "top_right": round(float(top.mean()), 4), "named_right": round(float((known & right).mean()), 4),
+            "named_wrong": round(float((known & ~right).mean()), 4), "unknown": round(float((~known).mean()), 4),
+            "top_right_by_frames_since_change": by}
+
+
+def real(model, engine: str, clips: list[Path]) -> dict:
+    ready = unknown = 0
+    per = {}
+    for c in clips:
+        n = u = 0
+        with Pipeline(str(c), model, engine=engine) as p:
+            for pred in p:
+                if pred.ready:
+                    n += 1
+                    u += not pred.known
+        per[c.name] = round(u / max(n, 1), 4)
+        ready, unknown = ready + n, unknown + u
+    return {"clips": len(clips), "ready_frames": ready, "unknown": round(unknown / max(ready, 1), 4), "per_clip": per}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=1200)
+    ap.add_argument("--engines", nargs="+", default=["onnxruntime", "onnxruntime-int8"])
+    ap.add_argument("--real", nargs="*", help="real clips (default: the two samples in ../shared/data and the dev set's test clips)")
+    ap.add_argument("--out", default=str(RESULTS / "demo.json"))
+    args = ap.parse_args()
+    model = default_model()
+    clips = [Path(c) for c in args.real] if args.real is not None else sorted(SHARED.glob("*.avi")) + sorted(SHARED.glob("*.mp4"))
+    if args.real is None:
+        dev = SHARED / "dev" / "ud810_ps7"
+        if (dev / "testlist01.txt").is_file():
+            clips += [dev / line.split()[0] for line in (dev / "testlist01.txt").read_text().splitlines() if line.strip()]
+    res: dict = {"machine": machine(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                 "model": model.config.provenance.get("name"), "runs": {}}
+    for eng in args.engines:
+        res["runs"][eng] = {"synthetic_demo": demo(model, eng, args.frames), "real": real(model, eng, clips) if clips else None}
+        print(eng, json.dumps(res["runs"][eng]), flush=True)
+    finish(res["machine"])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    lines = ["| engine | synthetic:demo ready frames | top class right | named and right | named and wrong | no known action | "
+             "top right by frames since the action changed | real clips: frames shown as no known action |", "|---|---|---|---|---|---|---|---|"]
+    for eng, r in res["runs"].items():
+        d, rl = r["synthetic_demo"], r["real"]
+        by = ", ".join(f"{k}: {v:.0%}" for k, v in d["top_right_by_frames_since_change"].items())
+        lines.append(f"| {d['engine']} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
+                     f"{d['unknown']:.1%} | {by} | " + (f"{rl['unknown']:.1%} of {rl['ready_frames']} ({rl['clips']} clips)" if rl else "-") + " |")
+    lines.append("\nsynthetic:demo figures are synthetic (the model's own procedural world); real clips are people doing actions the "
+                 "shipped model does not know.")
+    lines.append(busy_note(res["machine"]))
+    print("\n".join(lines))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
