@@ -1,4 +1,4 @@
-# Quick start: `make demo` runs the recognizer; `make test` runs the test suite. Both create/reuse .venv.
+# Quick start: `make demo` runs the recognizer; `make test` runs the lint (ruff) and the test suite. Both create/reuse .venv.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,6 +9,7 @@ demo: $(VENV)/.core
 	$(BIN)/twostream run synthetic:demo --max-frames 300
 
 test: $(VENV)/.dev system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.core

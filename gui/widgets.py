@@ -31,12 +31,6 @@ def class_colour(index: int) -> QColor:
     return QColor(CLASS_PALETTE[index % len(CLASS_PALETTE)])
 
 
-def bgr_image(array: np.ndarray) -> QImage:
-    """Wrap a BGR uint8 (H, W, 3) array as a QImage without copying; keep `array` alive while it is shown."""
-    h, w = array.shape[:2]
-    return QImage(array.data, w, h, array.strides[0], QImage.Format.Format_BGR888)
-
-
 def fit_rect(bounds: QRectF, width: int, height: int) -> QRectF:
     """The largest rect of the given aspect ratio centred in `bounds`."""
     scale = min(bounds.width() / max(width, 1), bounds.height() / max(height, 1))

@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog
 from realtime.engines import ENGINES
 from realtime.errors import UserError
 from realtime.models_store import default_model_path, shipped_models, trained_dir
+from realtime.options import FUSION_MODES
 from realtime.pipeline import Prediction
 from realtime.sources import parse_source, redact
 
@@ -31,7 +32,6 @@ RECENT_MAX = 8
 TIMELINE_SECONDS = 10.0
 BARS_INTERVAL_S = 1 / 15 - 0.004  # the margin keeps a 30 fps source at every other frame despite jitter
 TIMELINE_INTERVAL_S = 0.1
-from realtime.options import FUSION_MODES
 TEACH_WIDTH = 330  # px, the Teach panel when it opens
 FLOW_VIEWS = ("colour", "arrows")
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),

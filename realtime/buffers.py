@@ -36,9 +36,6 @@ class FlowRing:
         self._order %= self.length
         return self._order
 
-    def latest(self) -> np.ndarray:
-        return self.codes[(self._head - 1) % self.length]
-
     def reset(self) -> None:
         """Forget every field (after a gap in the stream)."""
         self._head = 0
@@ -93,10 +90,3 @@ class LatestSlot:
             item = self._items.popleft()
             self._cond.notify_all()
             return item
-
-    def drain(self) -> list:
-        with self._cond:
-            items = list(self._items)
-            self._items.clear()
-            self._cond.notify_all()
-            return items

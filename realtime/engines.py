@@ -544,13 +544,18 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         if device.type != "cpu":
             raise EngineUnavailable("engine 'onnxruntime-int8' runs on the CPU only (use --device cpu)")
         self._int8 = model.int8
-        self.held_out = model.int8["meta"].get("held_out", {})
+        meta = model.int8["meta"]
+        self.held_out = meta.get("held_out", {})
+        self.variant = meta.get("variant", "int8")
+        self.int8_nets = [r for r in ("spatial", "temporal") if r in model.int8]  # the others run as the onnxruntime engine runs them
         super().__init__(model, device, half, cache_dir, max_batch)
 
     def _prepare(self, net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
         from .export import INPUT_NAMES
 
         role = "spatial" if net is self._spatial_source else "temporal"
+        if role not in self.int8_nets:
+            return super()._prepare(net)
         t0 = time.perf_counter()
         try:
             runner = _OrtNet(self._session_from(self._int8[role]), INPUT_NAMES[role])
@@ -581,8 +586,9 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
 
     def describe(self) -> str:
         dep = self.held_out.get("deployed_top1", {})
-        kept = f", held-out top-1 {dep['int8']:.3f} vs fp32 {dep['fp32']:.3f}" if "int8" in dep and "fp32" in dep else ""
-        return f"{self.name} on cpu (int8{kept}, {self.threads} thread(s) per net)"
+        v = self.variant
+        kept = f", held-out top-1 {dep[v]:.3f} vs fp32 {dep['fp32']:.3f}" if v in dep and "fp32" in dep else ""
+        return f"{self.name} on cpu (int8 {' and '.join(self.int8_nets)}{kept}, {self.threads} thread(s) per net)"
 
 
 # -- batches of frames (several streams' newest, or consecutive frames of a file) ------------------

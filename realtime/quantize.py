@@ -63,20 +63,26 @@ def load_int8(directory: Path) -> dict | None:
         if meta.get("weights") != weights_fingerprint(directory):
             log.info("%s: its int8 nets were made from other weights (re-run twostream quantize); not used", directory)
             return None
-        return {"spatial": (folder / "spatial.onnx").read_bytes(), "temporal": (folder / "temporal.onnx").read_bytes(), "meta": meta}
+        nets = meta.get("nets", ["spatial", "temporal"])
+        return {**{role: (folder / f"{role}.onnx").read_bytes() for role in nets}, "meta": meta}
     except (OSError, ValueError) as e:
         log.warning("%s: int8 nets unreadable (%s); not used", directory, e)
         return None
 
 
-def int8_keeps_accuracy(meta: dict | None) -> bool:
+VARIANTS = {"int8": ("spatial", "temporal"), "int8_temporal": ("temporal",)}  # which nets run in int8, most first
+
+
+def int8_keeps_accuracy(meta: dict | None, variant: str | None = None) -> bool:
     """Both what `evaluate` reports (clip top-1 with the model's fusion) and what `run` shows frame by frame
-    (frames named and right through the model's "no known action" gates) within MAX_LOSS of fp32."""
+    (frames named and right through the model's "no known action" gates) within MAX_LOSS of fp32, for
+    `variant` (default: the one the metadata chose)."""
     if not meta:
         return False
+    variant = variant or meta.get("variant") or "int8"
     held = meta.get("held_out", {})
     for key in ("deployed_top1", "frames_named_right"):
-        fp32, int8 = held.get(key, {}).get("fp32"), held.get(key, {}).get("int8")
+        fp32, int8 = held.get(key, {}).get("fp32"), held.get(key, {}).get(variant)
         if not (isinstance(fp32, (int, float)) and isinstance(int8, (int, float)) and int8 >= fp32 - MAX_LOSS):
             return False
     return True
@@ -158,8 +164,14 @@ def _frames_named_right(cfg, spatial: list[np.ndarray], temporal: list[np.ndarra
 
 
 def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None = None, clips: int = 48, samples: int = 10,
-             seed: int = 0) -> dict:
-    """Write int8 nets into `model_dir` (see the module doc); returns the metadata written."""
+             seed: int = 0, variant: str | None = None) -> dict:
+    """Write int8 nets into `model_dir` (see the module doc); returns the metadata written.
+
+    `variant` ("int8": both nets, "int8_temporal": the temporal net only) forces which nets are kept in
+    int8; by default the one with the most int8 nets that keeps the accuracy (auto runs it), else both."""
+    if variant is not None and variant not in VARIANTS:
+        raise UserError(f"unknown int8 variant '{variant}': one of {', '.join(VARIANTS)}")
+    forced = variant
     try:
         import onnxruntime  # noqa: F401
         from onnxruntime import quantization  # noqa: F401
@@ -207,6 +219,7 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
         folder.mkdir(exist_ok=True)
         for role in ("spatial", "temporal"):
             os.replace(Path(work) / f"{role}-int8.onnx", folder / f"{role}.onnx.tmp")
+    scores["int8_temporal"] = {"spatial": scores["fp32"]["spatial"], "temporal": scores["int8"]["temporal"]}
     top1, frames = {}, {}
     n = cfg.num_classes
     for variant, s in scores.items():
@@ -225,13 +238,22 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
         "held_out": {"clips": len(held_out), "positions_per_clip": samples,
                      "deployed_top1": {v: top1[v]["deployed"] for v in top1},
                      "stream_top1": {v: {k: top1[v][k] for k in ("spatial", "temporal")} for v in top1},
-                     "changed_clips": int((top1["int8"]["_pred"] != top1["fp32"]["_pred"]).sum()),
+                     "changed_clips": {v: int((top1[v]["_pred"] != top1["fp32"]["_pred"]).sum()) for v in VARIANTS},
                      "frames_named_right": {v: frames[v][0] for v in frames}, "frames_no_known_action": {v: frames[v][1] for v in frames}},
         "seconds": round(time.monotonic() - t0, 1),
     }
-    meta["auto_uses_it"] = int8_keeps_accuracy(meta)
+    # the variant with the most int8 nets that keeps the accuracy; none: both nets in int8 for an explicit
+    # --engine onnxruntime-int8, and auto keeps fp32
+    kept = [v for v in VARIANTS if int8_keeps_accuracy(meta, v)]
+    meta["variant"] = forced or (kept[0] if kept else "int8")
+    meta["nets"] = list(VARIANTS[meta["variant"]])
+    meta["auto_uses_it"] = meta["variant"] in kept
     for role in ("spatial", "temporal"):
-        os.replace(folder / f"{role}.onnx.tmp", folder / f"{role}.onnx")
+        if role in meta["nets"]:
+            os.replace(folder / f"{role}.onnx.tmp", folder / f"{role}.onnx")
+        else:
+            (folder / f"{role}.onnx.tmp").unlink()
+            (folder / f"{role}.onnx").unlink(missing_ok=True)
     (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return meta
 
@@ -241,14 +263,16 @@ def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    meta = quantize(args.model, args.data, args.cache, args.clips, args.samples)
+    meta = quantize(args.model, args.data, args.cache, args.clips, args.samples, variant={"auto": None, "both": "int8",
+                                                                                          "temporal": "int8_temporal"}[args.nets])
     dep, h = meta["held_out"]["deployed_top1"], meta["held_out"]
     nr, nk = h["frames_named_right"], h["frames_no_known_action"]
-    sys.stderr.write(f"int8 nets written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out deployed top-1 "
-                     f"fp32 {dep['fp32']:.3f}, int8 {dep['int8']:.3f} ({h['changed_clips']} of {h['clips']} clips changed); frames named "
-                     f"and right fp32 {nr['fp32']:.1%}, int8 {nr['int8']:.1%} (no known action {nk['fp32']:.1%} / {nk['int8']:.1%}); "
-                     + ("auto uses them on a CPU\n" if meta["auto_uses_it"] else
-                        f"auto will NOT use them (they lose more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"))
+    figures = "; ".join(f"{v}: deployed top-1 {dep[v]:.3f}, frames named and right {nr[v]:.1%}, no known action {nk[v]:.1%}"
+                        for v in ("fp32", *VARIANTS))
+    nets = " and ".join(meta["nets"])
+    sys.stderr.write(f"int8 {nets} net(s) written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out {h['clips']} clips: "
+                     f"{figures}; " + (f"auto runs the {nets} net(s) in int8 on a CPU\n" if meta["auto_uses_it"] else
+                                       f"auto will NOT use them (every variant loses more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"))
     print(json.dumps(meta))
     return 0
 
@@ -268,4 +292,6 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("--cache", help="flow cache directory (default DATA/.twostream-cache)")
     p.add_argument("--clips", type=int, default=48, help="training clips to calibrate on (default 48)")
     p.add_argument("--samples", type=int, default=10, help="positions per held-out clip for the accuracy check (default 10)")
+    p.add_argument("--nets", choices=("auto", "both", "temporal"), default="auto",
+                   help="which nets to keep in int8 (default auto: both if that keeps the accuracy, else the temporal one if that does)")
     commands["quantize"] = cmd_quantize

@@ -35,7 +35,7 @@ def quantized(tmp_path_factory) -> tuple[Path, Path, dict]:
     dim = classifier_layer(model.spatial).in_features
     model.prototypes = torch.nn.functional.normalize(torch.randn(3, dim), dim=1)  # a familiarity column too, as the shipped model has
     model.save(tmp / "model")
-    meta = quantize(tmp / "model", data, tmp / "cache", clips=6, samples=3)
+    meta = quantize(tmp / "model", data, tmp / "cache", clips=6, samples=3, variant="int8")
     return tmp / "model", data, meta
 
 
@@ -44,7 +44,8 @@ def test_quantize_writes_int8_nets_with_their_held_out_figures_and_the_engine_ru
     assert (model_dir / INT8_DIR / "spatial.onnx").stat().st_size < (model_dir / "weights.safetensors").stat().st_size
     written = json.loads((model_dir / INT8_DIR / META_FILE).read_text())
     assert written == meta and meta["calibration"]["clips"] == 6 and meta["held_out"]["clips"] == 6
-    assert set(meta["held_out"]["deployed_top1"]) == {"fp32", "int8"}
+    assert set(meta["held_out"]["deployed_top1"]) == {"fp32", "int8", "int8_temporal"}
+    assert meta["variant"] == "int8" and meta["nets"] == ["spatial", "temporal"]
     model = load_checkpoint(model_dir)
     assert model.int8 is not None and model.int8["meta"]["weights"] == meta["weights"]
     fp32, int8 = create_engine(model, "onnxruntime", "cpu", max_batch=4), create_engine(model, "onnxruntime-int8", "cpu", max_batch=4)
@@ -72,7 +73,7 @@ def test_quantize_writes_int8_nets_with_their_held_out_figures_and_the_engine_ru
         assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.graph.node}
         sess = ort.InferenceSession(str(model_dir / INT8_DIR / "temporal.onnx"), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(sess.run(None, {"flow": xt.numpy()})[0], b[1], atol=1e-6)
-        assert "held-out top-1" in int8.describe()
+        assert "held-out top-1" in int8.describe() and int8.int8_nets == ["spatial", "temporal"]
     finally:
         fp32.close(), int8.close()
 
@@ -81,7 +82,8 @@ def test_auto_takes_int8_only_when_it_kept_the_accuracy(quantized) -> None:
     model_dir, _, _ = quantized
     model = load_checkpoint(model_dir)
     held = model.int8["meta"]["held_out"]
-    assert set(held["frames_named_right"]) == set(held["frames_no_known_action"]) == {"fp32", "int8"}
+    assert set(held["frames_named_right"]) == set(held["frames_no_known_action"]) == {"fp32", "int8", "int8_temporal"}
+    model.int8["meta"]["variant"] = "int8"
     held["deployed_top1"], held["frames_named_right"] = {"fp32": 0.9, "int8": 0.895}, {"fp32": 0.8, "int8": 0.795}
     eng = create_engine(model, "auto", "cpu")
     assert eng.name == "onnxruntime-int8"
@@ -121,3 +123,22 @@ def test_quantize_cli_reports_the_figures_and_refuses_bad_input_in_one_line(quan
                         "--engine", "onnxruntime-int8", "--max-frames", "6", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1])["summary"]["engine"].startswith("onnxruntime-int8 on cpu (int8")
+
+
+def test_the_temporal_net_alone_in_int8_leaves_the_spatial_net_and_its_familiarity_exactly_fp32(quantized, tmp_path) -> None:
+    model_dir, data, _ = quantized
+    own = tmp_path / "model"
+    load_checkpoint(model_dir).save(own)
+    meta = quantize(own, data, model_dir.parent / "cache", clips=6, samples=3, variant="int8_temporal")
+    assert meta["nets"] == ["temporal"] and not (own / INT8_DIR / "spatial.onnx").exists()
+    model = load_checkpoint(own)
+    fp32, int8 = create_engine(model, "onnxruntime", "cpu"), create_engine(model, "onnxruntime-int8", "cpu")
+    try:
+        gen = torch.Generator().manual_seed(2)
+        xs, xt = torch.rand(2, 3, 64, 64, generator=gen), torch.randn(2, 6, 64, 64, generator=gen)
+        a, b = fp32(xs, xt), int8(xs, xt)
+        np.testing.assert_allclose(b[0], a[0], atol=1e-6)
+        np.testing.assert_allclose(b.familiarity, a.familiarity, atol=1e-6)
+        assert int8.int8_nets == ["temporal"] and "int8 temporal" in int8.describe()
+    finally:
+        fp32.close(), int8.close()

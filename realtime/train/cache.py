@@ -40,16 +40,6 @@ def settings_key(flow: FlowSettings) -> str:
 
 
 @dataclass
-class ClipData:
-    rgb: np.ndarray | None  # (T, H, W, 3) uint8 BGR at the working size
-    flow: np.ndarray | None  # (T-1, H, W, 2) uint8 codes
-
-    @property
-    def frames(self) -> int:
-        return len(self.rgb) if self.rgb is not None else len(self.flow) + 1  # type: ignore[arg-type]
-
-
-@dataclass
 class CacheReport:
     clips: int
     computed: int
