@@ -46,6 +46,7 @@ clean:
 model: $(VENV)/.dev
 	$(BIN)/twostream make-dataset --out data/procedural --train-clips 60 --test-clips 20 --seed 0
 	$(BIN)/twostream train --data data/procedural --stream both --seed 0 --fp16-weights --out trained/default
+	$(BIN)/twostream quantize --model trained/default --data data/procedural
 
 # The GPU benchmark (benchmarks/gpu.py) with the venv's Python into benchmarks/results/gpu/; on a machine
 # without CUDA pass GPU_BENCH_ARGS="--device cpu --quick" for the smoke test. The lent GPU machine's own

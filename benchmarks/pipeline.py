@@ -7,7 +7,7 @@
 Measures, on the synthetic source with the default model (both nets every frame):
 - as-fast-as-possible throughput of the pipeline and of a plain loop doing the same work
   (read, flow, both nets, fuse), with eager nets and with the same nets the pipeline uses
-  (`--engine`, default onnxruntime, what `auto` picks on a CPU; `--device`, default cpu);
+  (`--engine`, default what `auto` picks for the shipped model here; `--device`, default cpu);
 - a video file read as fast as possible, as `twostream run FILE` does (the nets on batches of up to 8
   consecutive frames), against `--engine torch` batched the same way and one frame at a time, in
   alternating rounds (`--file`, default ../shared/data/kinetics_armwrestling_sample.mp4 when present,
@@ -44,7 +44,8 @@ from realtime.preprocess import centre_crop, flow_input, rgb_input, to_working_s
 from realtime.synthetic import SyntheticSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime"}
+NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime",
+             "onnxruntime-int8": "ONNX Runtime (int8 where kept)"}
 
 
 def cpu_seconds() -> float:
@@ -147,15 +148,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="result file (default results/pipeline.json; pipeline-ENGINE-DEVICE.json for another engine or device)")
-    ap.add_argument("--engine", default="onnxruntime", choices=("torch", "torchscript", "compile", "tensorrt", "onnxruntime"),
-                    help="engine of the pipeline and of the same-nets loop (default onnxruntime, what auto picks on a CPU)")
+    ap.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8"),
+                    help="engine of the pipeline and of the same-nets loop (default: what auto picks for the shipped model here)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     ap.add_argument("--file", help="video file of the file rounds (default: the real sample clip in ../shared/data, else one written here)")
     ap.add_argument("--contend", type=int, default=0, metavar="K",
                     help="run K busy-looping processes beside every measurement (other software sharing the cores); "
                          "default result file pipeline-contendK.json")
     args = ap.parse_args()
-    default = args.engine == "onnxruntime" and args.device == "cpu"
+    default = args.engine == "auto" and args.device == "cpu"
+    if args.engine == "auto":
+        probe = create_engine(default_model(), "auto", args.device)
+        args.engine = probe.name
+        probe.close()
     name = "pipeline" if default else f"pipeline-{args.engine}-{args.device.replace(':', '')}"
     args.out = args.out or str(RESULTS / (name + (f"-contend{args.contend}" if args.contend else "") + ".json"))
     n_fast = 300 if args.quick else 1200

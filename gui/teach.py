@@ -9,7 +9,6 @@ never restarted).
 """
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import sys
@@ -24,6 +23,7 @@ from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFile
 import realtime
 from realtime.errors import UserError
 from realtime.record import ClipLibrary, Recorder, RecorderState, check_label
+from realtime.train.events import TrainEvent
 from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips, user_models_dir
 
 from .controller import Controller
@@ -75,11 +75,11 @@ class TeachPanel(QWidget):
         self.process: QProcess | None = None
         self._stdout = b""
         self._stderr: list[str] = []
-        self._done: dict | None = None
+        self._done: TrainEvent | None = None  # the trainer's last event: "done" or "error"
         self._cancelled = False
         self._out: Path | None = None
         self._out_existed = False
-        self.last_result: dict | None = None  # the trainer's final line ({"out", "metrics"}) of the last training
+        self.last_result: TrainEvent | None = None  # the "done" event (out, metrics) of the last training
         self.last_error = ""  # the last problem the panel showed (empty when the last action went well)
         self._build()
         self._recorderChanged.connect(self._on_recorder_state)
@@ -573,22 +573,19 @@ class TeachPanel(QWidget):
         self._stdout += bytes(proc.readAllStandardOutput()) + (b"\n" if final else b"")
         *lines, self._stdout = self._stdout.split(b"\n")
         for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
+            event = TrainEvent.from_json(line)
+            if event is not None:
                 self._on_progress(event)
 
-    def _on_progress(self, event: dict) -> None:
-        if event.get("stage") == "done":
+    def _on_progress(self, event: TrainEvent) -> None:
+        if event.stage in ("done", "error"):
             self._done = event
             return
-        self.progress.setValue(round(1000 * float(event.get("fraction", 0.0))))
-        elapsed = event.get("elapsed_s")
-        self.stage_label.setText(self.safe_text(f"{event.get('message', '')}" + (f"  ({elapsed:.0f} s)" if elapsed else "")))
-        acc = event.get("accuracy")
-        if isinstance(acc, dict) and "fused" in acc:
+        self.progress.setValue(round(1000 * event.fraction))
+        elapsed = event.elapsed_s
+        self.stage_label.setText(self.safe_text(event.message + (f"  ({elapsed:.0f} s)" if elapsed else "")))
+        acc = event.accuracy
+        if acc is not None and "fused" in acc:
             self.accuracy_label.setText(f"held-out top-1: fused {acc['fused']:.0%} (spatial {acc.get('spatial', float('nan')):.0%}, "
                                         f"temporal {acc.get('temporal', float('nan')):.0%})")
 
@@ -617,20 +614,22 @@ class TeachPanel(QWidget):
             self.stage_label.setText("Training cancelled; nothing was saved.")
             self.progress.setValue(0)
             self.message.emit("training cancelled")
-        elif code == 0 and done is not None and done.get("out"):
+        elif code == 0 and done is not None and done.stage == "done" and done.out:
             self._show_result(done)
-            self.modelTaught.emit(str(done["out"]))
+            self.modelTaught.emit(done.out)
         else:
             self._remove_partial(out)
-            errors = [line.split("error:", 1)[1].strip() for line in self._stderr if "twostream train: error:" in line]
-            why = errors[-1] if errors else (self._stderr[-1] if self._stderr else f"the trainer exited with code {code}")
+            if done is not None and done.stage == "error" and done.error:
+                why = done.error  # the trainer's own one-line reason, from its event stream
+            else:  # it died without saying (killed, crashed): the last thing it logged
+                why = self._stderr[-1] if self._stderr else f"the trainer exited with code {code}"
             self.stage_label.setText("Training failed.")
             self._problem(f"training failed: {short_message(why)}")
         self._update_buttons()
 
-    def _show_result(self, done: dict) -> None:
+    def _show_result(self, done: TrainEvent) -> None:
         self.last_result = done
-        metrics = done.get("metrics", {})
+        metrics = done.metrics or {}
         held = metrics.get("held_out", {})
         classes = list(metrics.get("classes", {}))
         self.progress.setValue(1000)
@@ -639,8 +638,8 @@ class TeachPanel(QWidget):
         if "fused" in held:
             self.accuracy_label.setText(f"held-out top-1 on {held.get('videos', '?')} clips never used for fitting: "
                                         f"fused {held['fused']:.0%} (spatial {held['spatial']:.0%}, temporal {held['temporal']:.0%})")
-        self.result_label.setText(self.safe_text(f"Saved to {done['out']} — now running live."))
-        self.message.emit(self.safe_text(f"taught model saved to {done['out']}; swapping it in"))
+        self.result_label.setText(self.safe_text(f"Saved to {done.out} — now running live."))
+        self.message.emit(self.safe_text(f"taught model saved to {done.out}; swapping it in"))
 
     def _remove_partial(self, out: Path | None) -> None:
         """A training stopped half-way may leave half a checkpoint folder: remove it if this run created it."""

@@ -52,7 +52,7 @@ from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .logs import scrub
 from .options import add_fusion_option, add_model_options, half
-from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage
+from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
 from .sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
@@ -173,11 +173,7 @@ class MultiPipeline(_Running):
                 st.done = True
                 continue
             src_live = st.source.is_live
-            st.frames = LatestSlot(2 if src_live else 4, drop_oldest=src_live)
-            st.work = LatestSlot(1 if src_live else 2, drop_oldest=src_live)
-            st.pool = LatestSlot(8, drop_oldest=False)
-            for _ in range(4):  # one being filled, one queued, one in the nets, one spare
-                st.pool.put(_Work(cfg.input_size, cfg.temporal_channels))
+            st.frames, st.work, st.pool = stream_slots(cfg, src_live)
             st.stats = PipelineStats()
             st.status = "running"
             for stage, target in (("flow", self._flow_loop), ("capture", self._capture_loop)):
@@ -343,12 +339,7 @@ class MultiPipeline(_Running):
                 w.frame = w.flow = None
                 assert st.pool is not None
                 st.pool.put(w)
-                stats = st.stats
-                stats.predicted += 1
-                stats.last_prediction = now
-                stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
-                stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
-                stats.total_latency.append(pred.infer_ts - pred.capture_ts)
+                st.stats.record(pred)
                 evicted = out.put(pred, self._stop)
                 if isinstance(evicted, StreamPrediction):
                     self.streams[evicted.stream].output_dropped += 1

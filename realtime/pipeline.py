@@ -26,10 +26,10 @@ from .buffers import FlowRing, LatestSlot
 from .checkpoint import ModelConfig, TwoStreamModel
 from .engines import Engine, Scores, batch_mode, batched_scores, create_engine
 from .errors import UserError
-from .flow import FlowEstimator, FlowSettings
+from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .models_store import resolve_model
-from .preprocess import centre_crop, flow_input, rgb_input, to_working_size
+from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
 from .sources import FrameSource, as_frame, open_source
 
 log = logging.getLogger("twostream")
@@ -203,6 +203,14 @@ class PipelineStats:
             return 0.0
         return (self.predicted - 1) / max(self.last_prediction - self.first_capture, 1e-9)
 
+    def record(self, pred: "Prediction") -> None:
+        """One prediction made: counters and its stage latencies."""
+        self.predicted += 1
+        self.last_prediction = pred.infer_ts
+        self.flow_latency.append(pred.flow_ts - pred.capture_ts)
+        self.infer_latency.append(pred.infer_ts - pred.flow_ts)
+        self.total_latency.append(pred.infer_ts - pred.capture_ts)
+
     def figures(self) -> dict:
         """Frames, duration, fps and latency percentiles: the part of a summary every pipeline reports."""
         return {
@@ -320,14 +328,8 @@ class Pipeline(_Running):
         # a file read in full goes through the nets FILE_BATCH consecutive frames at a time when the engine takes
         # batches of any size (the predictions are the frames' own: tests/test_pipeline.py compares them)
         self._batch = 1 if live or self._realtime or batch_mode(self.engine) != "ready" else self.file_batch
-        self._frames = LatestSlot(2 if live else 4, drop_oldest=live)  # live: one frame of jitter buffer, oldest dropped
-        self._work = LatestSlot(1 if live else max(2, self._batch), drop_oldest=live)
+        self._frames, self._work, self._pool = stream_slots(cfg, live, self._batch, pinned=self.engine.device.type == "cuda")
         self._out = LatestSlot(16 if live else max(4, self._batch), drop_oldest=live)
-        spare = 4 + (2 * self._batch if self._batch > 1 else 0)  # one being filled, one queued, one in the nets, one spare (+ two batches)
-        self._pool = LatestSlot(spare, drop_oldest=False)
-        pinned = self.engine.device.type == "cuda"
-        for _ in range(spare):
-            self._pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
         self.stats = PipelineStats()
         self.batch_sizes.clear()
         self.status = "running"
@@ -559,7 +561,7 @@ class Pipeline(_Running):
                 w.frame = w.flow = None
                 pool.put(w)
                 self.stats.infer_compute.append(compute)
-                self._count(pred, now)
+                self.stats.record(pred)
                 out.put(pred, self._stop)
             if ended:
                 out.finish(_END)
@@ -583,14 +585,6 @@ class Pipeline(_Running):
         mode = "ready" if batch_mode(self.engine) == "ready" else "rows"  # a model swapped in with a shape-bound engine
         return batched_scores(self.engine, batch_rgb, batch_temporal, [w.has_temporal for w in items], mode)  # type: ignore[return-value]
 
-    def _count(self, pred: Prediction, now: float) -> None:
-        stats = self.stats
-        stats.predicted += 1
-        stats.last_prediction = now
-        stats.flow_latency.append(pred.flow_ts - pred.capture_ts)
-        stats.infer_latency.append(pred.infer_ts - pred.flow_ts)
-        stats.total_latency.append(pred.infer_ts - pred.capture_ts)
-
     # -- reporting ----------------------------------------------------------
     def summary(self) -> dict:
         st = self.stats
@@ -611,6 +605,22 @@ class Pipeline(_Running):
 
 
 # -- the per-source stages, shared with realtime.multistream ---------------------------------------
+def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = False) -> tuple[LatestSlot, LatestSlot, LatestSlot]:
+    """One source's hand-overs: frames (capture -> flow), work (flow -> infer) and the pool of recycled `_Work`.
+
+    Live: one frame of jitter buffer and one piece of work, the oldest dropped (and counted). A file:
+    lossless, with room for `batch` pieces of work queued for the infer stage and two batches of spare buffers.
+    """
+    frames = LatestSlot(2 if live else 4, drop_oldest=live)
+    work = LatestSlot(1 if live else max(2, batch), drop_oldest=live)
+    spare = 4 + (2 * batch if batch > 1 else 0)  # one being filled, one queued, one in the nets, one spare (+ two batches)
+    pool = LatestSlot(spare, drop_oldest=False)
+    for _ in range(spare):
+        pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
+    return frames, work, pool
+
+
+
 def capture_stage(src: FrameSource, frames: LatestSlot, stop: threading.Event, stats: PipelineStats, max_frames: int | None,
                   on_status: Callable[[str], None], taps: Callable[[], list] = list, drop_tap: Callable | None = None) -> None:
     """Read frames into `frames` as (index, capture time, frame, truth, _Segment) until the end, `stop` or `max_frames`.
@@ -661,9 +671,9 @@ def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: Lat
     Sets `ready` once the flow estimator has allocated (capture should not start before: a live
     source would drop what waits). Finishes `work` with the end marker.
     """
-    estimator = FlowEstimator(cfg.flow)
+    front = FlowFrontEnd(cfg.flow)
     blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
-    estimator.push(blank), estimator.push(blank), estimator.reset()  # DIS allocates on its first call: not on frame 1
+    front.push(blank), front.push(blank), front.reset()  # DIS allocates on its first call: not on frame 1
     ready.set()
     ring = FlowRing(cfg.flow, cfg.clip_length)
     top, left = centre_crop(cfg.flow, cfg.input_size)
@@ -676,12 +686,11 @@ def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: Lat
             break
         index, capture_ts, frame, truth, seg = item  # type: ignore[misc]
         if seg != segment:  # the source reconnected or changed size: no flow across the gap
-            estimator.reset()
+            front.reset()
             ring.reset()
             segment = seg
         t0 = time.perf_counter()
-        small = to_working_size(frame, cfg.flow)
-        flow = estimator.push(small)
+        small, flow = front.push(frame)
         if flow is not None:
             ring.push(flow)
         w = None

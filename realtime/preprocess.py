@@ -23,6 +23,29 @@ def to_working_size(frame_bgr: np.ndarray, settings: FlowSettings) -> np.ndarray
     return cv2.resize(frame_bgr, settings.size, interpolation=cv2.INTER_AREA)
 
 
+class FlowFrontEnd:
+    """Frames as read -> (the frame at the working size, the flow field to the previous one, or None).
+
+    The one front end of the live flow stage (realtime.pipeline) and the training flow cache
+    (realtime.train.cache): what the nets are trained on is what they are fed live, by construction
+    (tests/test_sources_flow.py checks a clip gives both the same frames and flow codes).
+    """
+
+    def __init__(self, settings: FlowSettings):
+        from .flow import FlowEstimator
+
+        self.settings = settings
+        self.estimator = FlowEstimator(settings)
+
+    def push(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        small = to_working_size(frame_bgr, self.settings)
+        return small, self.estimator.push(small)
+
+    def reset(self) -> None:
+        """Forget the previous frame (after a gap: no flow across it)."""
+        self.estimator.reset()
+
+
 def rgb_input(frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False,
               out: np.ndarray | None = None, crop_size: int | None = None) -> np.ndarray:
     """Working-size BGR uint8 frame -> (3, S, S) float32, RGB order, normalised.

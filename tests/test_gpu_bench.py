@@ -11,11 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = ("correctness", "paper", "multistream", "breakdown", "tensorrt")
 NO_CUDA = "no CUDA device"
 
 
+@pytest.mark.slow
 def test_gpu_bench_cpu_quick(tmp_path: Path) -> None:
     out = tmp_path / "gpu"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -22,6 +22,8 @@ from realtime.flow import FlowSettings  # noqa: E402
 from realtime.sources import FrameSource  # noqa: E402
 from realtime.synthetic import SyntheticClip  # noqa: E402
 
+pytestmark = pytest.mark.gui
+
 SOURCE = "synthetic:demo?fps=30&size=160x120"
 SECRET_URL = "rtsp://user:secret@127.0.0.1:1/x"
 WAIT_MS = 20_000  # generous for a loaded 2-core machine; the tests pass in a fraction of it

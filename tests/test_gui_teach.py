@@ -22,6 +22,8 @@ from realtime.record import ClipLibrary, Recorder  # noqa: E402
 from realtime.sources import open_source  # noqa: E402
 from realtime.train.teach import user_models_dir  # noqa: E402
 
+pytestmark = pytest.mark.gui
+
 CLASSES = ("bounce", "spin", "zigzag")  # sorted: the taught model's label order
 CLIPS, SECONDS, FPS = 4, 1.0, 30
 WAIT_MS = 20_000
@@ -156,6 +158,7 @@ def test_cancel_stops_the_training_and_nothing_is_swapped_in(qtbot, open_window,
     assert not user_models_dir().exists() or not any(p.is_dir() and (p / "model.json").exists() for p in user_models_dir().iterdir())
 
 
+@pytest.mark.slow
 def test_background_training_swaps_the_taught_model_into_the_running_pipeline(qtbot, open_window, clips: Path) -> None:
     w = open_window(f"synthetic:zigzag?fps={FPS}&seed=3&size=160x120")
     panel = w.teach
@@ -171,7 +174,7 @@ def test_background_training_swaps_the_taught_model_into_the_running_pipeline(qt
     qtbot.waitUntil(lambda: "held-out top-1" in panel.accuracy_label.text(), timeout=TRAIN_MS)  # the accuracy as it arrives
     qtbot.waitUntil(lambda: not panel.training, timeout=TRAIN_MS)
     assert panel.last_error == "" and panel.last_result is not None, panel.last_error
-    out = Path(panel.last_result["out"])
+    out = Path(panel.last_result.out)
     assert {"model.json", "weights.safetensors", "MODEL_CARD.md", "metrics.json"} <= {p.name for p in out.iterdir()}
     assert out.parent == user_models_dir()
     assert w.frames_shown > shown_while_training  # recognition went on while it trained

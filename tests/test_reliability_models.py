@@ -129,6 +129,7 @@ def _pickles(tmp: Path, marker: Path) -> dict[str, Path]:
             "model.json pointing at a pickle": pointing, "a .pt file": pt_file, "pickle as model.json": as_config}
 
 
+@pytest.mark.slow
 def test_a_pickle_never_runs_its_payload(good, tmp_path) -> None:
     marker = tmp_path / "PAYLOAD-RAN"
     shutil.copytree(good, tmp_path / "good-copy")

@@ -22,6 +22,8 @@ from realtime.sources import open_source
 from rtsp_server import RtspServer, frame_age_ms, unavailable_reason
 from test_reliability import process_sockets
 
+pytestmark = pytest.mark.rtsp
+
 ROOT = Path(__file__).resolve().parent.parent
 SECRET, TOKEN = "Sup3rS3cretPw", "T0kenValue99"
 

@@ -163,3 +163,40 @@ def test_mean_displacement_is_subtracted_per_field() -> None:
     x = flow_input(cfg.flow.quantise(camera_pan), cfg, 0, 0)
     assert np.abs(x).max() < 1e-5  # a pure camera pan cancels out
     assert x.shape == (4, 8, 8)
+
+
+def test_the_training_cache_and_the_live_pipeline_feed_the_nets_identical_inputs(tmp_path, video_file, tiny_model) -> None:
+    """Train/serve parity: one flow front end (realtime.preprocess.FlowFrontEnd) for both, so the inputs match exactly."""
+    from realtime.engines import TorchEngine
+    from realtime.pipeline import Pipeline
+    from realtime.preprocess import centre_crop, rgb_input
+    from realtime.train.cache import FlowCache
+    from realtime.train.datasets import Clip
+
+    cfg = tiny_model.config
+    cache = FlowCache(tmp_path / "cache", cfg.flow)
+    clip = Clip(video_file, 0)
+    cache.build([clip], video_file.parent, workers=1, progress=False)
+    rgb, codes = cache.load(clip.key(video_file.parent), "rgb"), cache.load(clip.key(video_file.parent), "flow")
+    seen: list[tuple[np.ndarray, np.ndarray | None]] = []
+
+    class Recording(TorchEngine):  # the nets' inputs as the pipeline hands them over
+        def __call__(self, spatial_x, temporal_x):  # type: ignore[no-untyped-def]
+            seen.append((spatial_x.numpy().copy(), None if temporal_x is None else temporal_x.numpy().copy()))
+            return super().__call__(spatial_x, temporal_x)
+
+    import torch
+
+    engine = Recording(tiny_model, torch.device("cpu"))
+    with Pipeline(video_file, tiny_model, engine=engine, file_batch=1) as p:
+        n = len(list(p))
+    assert n == len(rgb) == len(seen) == 40 and len(codes) == 39
+    top, left = centre_crop(cfg.flow, cfg.input_size)
+    L = cfg.clip_length
+    for i, (xs, xt) in enumerate(seen):
+        np.testing.assert_array_equal(xs[0], rgb_input(rgb[i], cfg, top, left))
+        if i < L:
+            assert xt is None
+        else:  # the flow fields between frames i-L..i, oldest first
+            np.testing.assert_array_equal(xt[0], flow_input(codes[i - L:i], cfg, top, left))
+    engine.close()

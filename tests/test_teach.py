@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from realtime.train.events import TrainEvent
 from realtime.checkpoint import load_checkpoint
 from realtime.errors import UserError
 from realtime.flow import FlowSettings
@@ -84,8 +85,10 @@ def test_too_few_clips_is_a_clear_message_and_no_training(tmp_path: Path) -> Non
     for p in (rec / "bounce").iterdir():
         ClipLibrary(rec).delete(p)
     (rec / "bounce").rmdir()
-    r = twostream("train", "--data", str(rec), "--from", "default", "--out", str(tmp_path / "m"))
+    r = twostream("train", "--data", str(rec), "--from", "default", "--out", str(tmp_path / "m"), "--progress-json")
     assert r.returncode == 2 and "needs at least 2" in r.stderr
+    last = TrainEvent.from_json(r.stdout.strip().splitlines()[-1])  # a UI reads why from the event stream, not the log
+    assert last is not None and last.stage == "error" and "needs at least 2" in last.error
 
 
 def test_model_swaps_in_live_without_restarting_the_source(taught) -> None:

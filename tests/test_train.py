@@ -209,6 +209,7 @@ def test_init_loads_torchvision_names_with_cross_modality_first_conv(tmp_path) -
     assert flow_net.classifier[1].weight.shape == (5, 1280)
 
 
+@pytest.mark.slow
 def test_ddp_with_two_gloo_processes_runs_a_step(ucf_tree, tmp_path) -> None:
     cache = tmp_path / "c"
     FlowCache(cache, FlowSettings(width=56, height=56)).build(open_dataset(ucf_tree).train + open_dataset(ucf_tree).test, ucf_tree, 1, False)

@@ -24,8 +24,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..flow import FlowEstimator, FlowSettings
-from ..preprocess import to_working_size
+from ..flow import FlowSettings
+from ..preprocess import FlowFrontEnd
 from ..sources import to_bgr
 from .datasets import Clip
 from .procedural import _progress
@@ -64,14 +64,13 @@ def _compute(args: tuple[str, str, str, dict]) -> tuple[str, str | None, int, in
     cap = cv2.VideoCapture(video)
     if not cap.isOpened():
         return key, "cannot be opened as video", 0, 0
-    est = FlowEstimator(settings)
+    front = FlowFrontEnd(settings)  # the live flow stage's own front end
     frames, codes = [], []
     while True:
         ok, frame = cap.read()
         if not ok or frame is None:
             break
-        small = to_working_size(to_bgr(frame), settings)
-        flow = est.push(small)
+        small, flow = front.push(to_bgr(frame))
         frames.append(small)
         if flow is not None:
             codes.append(settings.quantise(flow))

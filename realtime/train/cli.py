@@ -44,29 +44,39 @@ def cmd_teach(args: argparse.Namespace) -> int:
     """`train --from MODEL`: new classifier heads (optionally every layer) on a folder of recorded clips."""
     import os
 
+    from ..errors import UserError
+    from .events import TrainEvent
     from .teach import TeachOptions, teach
 
     if args.nice and hasattr(os, "nice"):
         os.nice(args.nice)  # training in the background of a live recognizer: the live one comes first
     as_json = args.progress_json
 
-    def progress(event: dict) -> None:
+    def progress(event: TrainEvent) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(event) + "\n")
+            sys.stdout.write(event.to_json() + "\n")
             sys.stdout.flush()
         elif args.progress:
-            sys.stderr.write(f"[{event['fraction']:4.0%}] {event['message']}\n")
+            sys.stderr.write(f"[{event.fraction:4.0%}] {event.message}\n")
 
-    opts = TeachOptions(data=args.data, base=args.from_model, out=args.out, finetune=args.finetune, seed=args.seed,
-                        workers=args.workers, device="cpu" if args.device == "auto" else args.device, min_clips=args.min_clips,
-                        held_out=args.held_out, **({"epochs": args.epochs} if args.epochs is not None else {}))
-    metrics = teach(opts, progress)
+    try:
+        opts = TeachOptions(data=args.data, base=args.from_model, out=args.out, finetune=args.finetune, seed=args.seed,
+                            workers=args.workers, device="cpu" if args.device == "auto" else args.device, min_clips=args.min_clips,
+                            held_out=args.held_out, **({"epochs": args.epochs} if args.epochs is not None else {}))
+        metrics = teach(opts, progress)
+    except UserError as e:
+        if as_json:  # the reader learns why from the event stream, not from the log
+            from ..logs import scrub
+
+            sys.stdout.write(TrainEvent("error", 1.0, error=scrub(str(e))).to_json() + "\n")
+            sys.stdout.flush()
+        raise
     ho = metrics["held_out"]
     sys.stderr.write(f"taught {len(metrics['classes'])} classes in {metrics['seconds']['total']:.0f} s; held-out top-1 on {ho['videos']} clips: "
                      f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, fused {ho['fused']:.3f}; written to {metrics['out']} "
                      f"(run it: twostream run SOURCE --model {metrics['out']})\n")
     if as_json:
-        sys.stdout.write(json.dumps({"stage": "done", "fraction": 1.0, "out": metrics["out"], "metrics": metrics}) + "\n")
+        sys.stdout.write(TrainEvent("done", 1.0, out=str(metrics["out"]), metrics=metrics).to_json() + "\n")
     return 0
 
 

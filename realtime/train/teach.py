@@ -40,6 +40,7 @@ from .data import flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
 from ..familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
 from .evaluate import deployed_mode
+from .events import TrainEvent
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
@@ -65,11 +66,11 @@ class TeachOptions:
     command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
 
 
-ProgressFn = Callable[[dict], None]
+ProgressFn = Callable[[TrainEvent], None]
 
 
 class _Progress:
-    """Turns stage progress into one overall fraction and events for a UI: {stage, fraction, message, ...}."""
+    """Turns stage progress into one overall fraction and `TrainEvent`s for a UI."""
 
     def __init__(self, fn: ProgressFn | None, weights: dict[str, float], cancel: threading.Event | None):
         self.fn, self.cancel = fn, cancel
@@ -80,15 +81,14 @@ class _Progress:
             start += w
         self.t0 = time.monotonic()
 
-    def __call__(self, stage: str, done: float, total: float, message: str, **extra: object) -> None:
+    def __call__(self, stage: str, done: float, total: float, message: str, accuracy: dict[str, float] | None = None,
+                 out: str | None = None) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise UserError("training cancelled")
         lo, span = self.spans[stage]
         frac = lo + span * (done / total if total else 1.0)
-        event = {"stage": stage, "fraction": round(min(1.0, frac), 4), "message": message,
-                 "elapsed_s": round(time.monotonic() - self.t0, 2), **extra}
         if self.fn is not None:
-            self.fn(event)
+            self.fn(TrainEvent(stage, round(min(1.0, frac), 4), message, round(time.monotonic() - self.t0, 2), accuracy, out))
 
 
 def check_clips(root: Path, min_clips: int = MIN_CLIPS) -> dict[str, int]:
@@ -309,7 +309,7 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     """Fit new heads (and optionally the whole nets) on a recording directory; write the checkpoint.
 
     Returns the metrics (held-out top-1 per stream and fused, cross-validation, timings) with
-    `out` set to the checkpoint directory. `progress(event)` gets dicts with `stage`, `fraction`
+    `out` set to the checkpoint directory. `progress(event)` gets `TrainEvent`s (realtime.train.events): `stage`, `fraction`
     (0..1 overall), `message`, and `accuracy` once there is one; `cancel` stops it between steps.
     """
     from ..models_store import resolve_model
