@@ -102,9 +102,10 @@ def test_after_a_reconnect_flow_and_smoothing_restart_so_nothing_spans_the_gap(t
 
         def __call__(self, spatial_x, temporal_x):  # type: ignore[no-untyped-def]
             s, t = super().__call__(spatial_x, temporal_x)
-            logits = 20 * spatial_x.mean(dim=(2, 3))[0].numpy()
-            s = np.exp(np.append(logits, 0.0) - logits.max())[None]
-            return (s / s.sum()).astype(np.float32), t
+            logits = 20 * spatial_x.mean(dim=(2, 3)).numpy()  # (N, 3): one row per frame of a batch
+            logits = np.concatenate([logits, np.zeros((len(logits), 1), np.float32)], 1)
+            s = np.exp(logits - logits.max(1, keepdims=True))
+            return (s / s.sum(1, keepdims=True)).astype(np.float32), t
 
     engine.__class__ = ColourEngine
     frames = synthetic_frames("swipe_right", 8) + [255 - f for f in synthetic_frames("swipe_right", 8, seed=5)]
