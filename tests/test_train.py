@@ -244,3 +244,19 @@ def test_a_mirrored_swipe_left_is_labelled_swipe_right(ucf_tree, tmp_path) -> No
     ring_labels = [lab for i, lab in enumerate(labels) if (i % len(samples.clips)) >= len(left)]
     assert set(swipe_labels) == {0, 1}  # flipped samples became swipe_right
     assert set(ring_labels) == {ds.classes.index("hold_ring")}  # a mirrored ring is still a ring
+
+
+def test_train_command_line_defaults_are_train_options_defaults() -> None:
+    """TrainOptions is the one source of train's defaults: what argparse fills in is what the dataclass says."""
+    import dataclasses
+
+    from realtime.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "D", "--out", "O", "--stream", "both"])
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainOptions) if f.default is not dataclasses.MISSING}
+    compared = 0
+    for name, value in vars(args).items():
+        if name in defaults and name not in ("data", "out", "stream", "command") and value is not None:
+            assert value == defaults[name], f"--{name.replace('_', '-')} defaults to {value!r}, TrainOptions.{name} to {defaults[name]!r}"
+            compared += 1
+    assert compared >= 25  # the option block really is built from the dataclass, not a handful of fields

@@ -154,6 +154,8 @@ def _dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
+    from .options import default as D  # TrainOptions: the one place train's defaults live
+
     t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
     _dataset_options(t)
     t.add_argument("--stream", choices=("spatial", "temporal", "both"), help="which nets to train from scratch (not with --from)")
@@ -170,40 +172,40 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     g.add_argument("--progress-json", action="store_true", help="one JSON object per progress step on stdout (for a UI)")
     g.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N (training beside a live recognizer)")
     t.add_argument("--arch", help="network for both streams (overrides the two below)")
-    t.add_argument("--spatial-arch", default="efficientnet_lite0", help="spatial network (default efficientnet_lite0, ImageNet-initialised)")
-    t.add_argument("--temporal-arch", default="resnet18_050", help="temporal network (default resnet18_050, from scratch)")
-    t.add_argument("--size", type=int, default=112, help="net input side in px (default 112)")
-    t.add_argument("--work-size", type=int, default=128, help="frames are resized to this square before flow (default 128)")
-    t.add_argument("--L", dest="clip_length", type=int, default=10, help="flow fields per temporal input (default 10)")
-    t.add_argument("--flow-preset", default="ultrafast", choices=("ultrafast", "fast", "medium"))
-    t.add_argument("--flow-algorithm", default="dis", choices=("dis", "farneback"))
+    t.add_argument("--spatial-arch", default=D("spatial_arch"), help=f"spatial network (default {D('spatial_arch')}, ImageNet-initialised)")
+    t.add_argument("--temporal-arch", default=D("temporal_arch"), help=f"temporal network (default {D('temporal_arch')}, from scratch)")
+    t.add_argument("--size", type=int, default=D("size"), help=f"net input side in px (default {D('size')})")
+    t.add_argument("--work-size", type=int, default=D("work_size"), help=f"frames are resized to this square before flow (default {D('work_size')})")
+    t.add_argument("--L", dest="clip_length", type=int, default=D("clip_length"), help=f"flow fields per temporal input (default {D('clip_length')})")
+    t.add_argument("--flow-preset", default=D("flow_preset"), choices=("ultrafast", "fast", "medium"))
+    t.add_argument("--flow-algorithm", default=D("flow_algorithm"), choices=("dis", "farneback"))
     t.add_argument("--epochs", type=int, help="exactly this many epochs (default: a budget of steps, below; with --from --finetune all: 3)")
     t.add_argument("--steps", type=int, help="optimiser steps per stream (default: the larger of --min-steps and 30 epochs' worth)")
-    t.add_argument("--min-steps", type=int, default=300, help="at least this many steps per stream, however small the dataset (default 300)")
-    t.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of each class's training clips held back for early stopping, fusion and the unknown threshold (default 0.2)")
-    t.add_argument("--finetune-lr", type=float, default=0.002, help="learning rate of an ImageNet-initialised net (default 0.002)")
-    t.add_argument("--finetune-fraction", type=float, default=0.3,
-                   help="share of an ImageNet-initialised net's layers, the last ones, that training updates (default 0.3; 1: all)")
-    t.add_argument("--batch", type=int, default=32)
-    t.add_argument("--lr", type=float, default=0.02)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--dropout", type=float, default=0.2)
-    t.add_argument("--label-smoothing", type=float, default=0.1)
-    t.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
-    t.add_argument("--repeats", type=int, default=1, help="random samples per clip per epoch (default 1)")
+    t.add_argument("--min-steps", type=int, default=D("min_steps"), help=f"at least this many steps per stream, however small the dataset (default {D('min_steps')})")
+    t.add_argument("--val-fraction", type=float, default=D("val_fraction"),
+                   help=f"share of each class's training clips held back for early stopping, fusion and the unknown threshold (default {D('val_fraction')})")
+    t.add_argument("--finetune-lr", type=float, default=D("finetune_lr"), help=f"learning rate of an ImageNet-initialised net (default {D('finetune_lr')})")
+    t.add_argument("--finetune-fraction", type=float, default=D("finetune_fraction"),
+                   help=f"share of an ImageNet-initialised net's layers, the last ones, that training updates (default {D('finetune_fraction')}; 1: all)")
+    t.add_argument("--batch", type=int, default=D("batch"))
+    t.add_argument("--lr", type=float, default=D("lr"))
+    t.add_argument("--momentum", type=float, default=D("momentum"))
+    t.add_argument("--weight-decay", type=float, default=D("weight_decay"))
+    t.add_argument("--dropout", type=float, default=D("dropout"))
+    t.add_argument("--label-smoothing", type=float, default=D("label_smoothing"))
+    t.add_argument("--schedule", choices=("cosine", "step"), default=D("schedule"))
+    t.add_argument("--repeats", type=int, default=D("repeats"), help=f"random samples per clip per epoch (default {D('repeats')})")
     t.add_argument("--data2", help="a second dataset for multi-task training (shared trunk, its own head; saved to OUT/task2)")
-    t.add_argument("--init", default="auto", metavar="auto|imagenet|none|PATH",
+    t.add_argument("--init", default=D("init"), metavar="auto|imagenet|none|PATH",
                    help="auto (default): ImageNet weights for an efficientnet_lite0 spatial net, the temporal net from scratch; "
                         "imagenet: every efficientnet_lite0 net (flow nets get cross-modality init); none: from scratch; "
                         "PATH: a torchvision/efficientnet_pytorch-format state dict (.pth read without running code, or .safetensors)")
     t.add_argument("--resume", action="store_true", help="continue from the last completed epoch in OUT")
-    t.add_argument("--loader-workers", type=int, default=0)
+    t.add_argument("--loader-workers", type=int, default=D("loader_workers"))
     t.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
-    t.add_argument("--eval-samples", type=int, default=25, help="frames / flow stacks per test video (paper: 25)")
+    t.add_argument("--eval-samples", type=int, default=D("eval_samples"), help=f"frames / flow stacks per test video (default {D('eval_samples')}, as the paper)")
     t.add_argument("--ten-crop", action="store_true", help="evaluate with 10 crops (4 corners + centre, flipped)")
-    t.add_argument("--svm-samples", type=int, default=5, help="samples per training video for fitting the SVM (0: no SVM)")
+    t.add_argument("--svm-samples", type=int, default=D("svm_samples"), help=f"samples per training video for fitting the SVM (default {D('svm_samples')}; 0: no SVM)")
     t.add_argument("--max-steps", type=int, help="stop each stream after this many optimiser steps")
     t.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip evaluation and fusion fitting")
     t.add_argument("--fp16-weights", action="store_true", help="store the weights as fp16 (half the size; evaluated as stored)")

@@ -14,10 +14,8 @@ import json
 import logging
 import math
 import os
-import shlex
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from ..errors import CheckpointError, UserError
 from ..flow import FlowSettings
 from ..models import ARCHITECTURES, classifier_layer, create_model
 from .cache import FlowCache
+from .options import TrainOptions  # noqa: F401  (re-exported: the one place the training defaults live)
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
 from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, spatial_features, trained_streams,
@@ -39,60 +38,6 @@ from .procedural import _progress
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
 DEFAULT_EPOCHS = 30  # the step budget's floor for a large dataset, when --epochs and --steps are not given
-
-
-@dataclass
-class TrainOptions:
-    data: str
-    out: str
-    stream: str = "both"
-    arch: str | None = None  # both streams' architecture, when given (overrides the two below)
-    spatial_arch: str = "efficientnet_lite0"
-    temporal_arch: str = "resnet18_050"
-    size: int = 112
-    work_size: int = 128
-    clip_length: int = 10
-    flow_algorithm: str = "dis"
-    flow_preset: str = "ultrafast"
-    epochs: int | None = None  # exactly this many epochs when given; by default a budget of steps (below)
-    steps: int | None = None  # optimiser steps per stream; default max(min_steps, 30 epochs' worth)
-    min_steps: int = 300  # a small dataset still gets enough steps (48 clips x 30 epochs would be ~45)
-    batch: int = 32
-    seed: int = 0
-    lr: float = 0.02
-    finetune_lr: float = 0.002  # a net that starts from ImageNet weights (BatchNorm statistics kept)
-    finetune_fraction: float = 0.3  # of a pre-trained net's layers (the last ones) that fine-tuning trains; 1: all
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    dropout: float = 0.2
-    label_smoothing: float = 0.1
-    schedule: str = "cosine"
-    repeats: int = 1  # samples drawn per clip per epoch
-    val_fraction: float = 0.2  # of each class's training clips: early stopping, fusion, the unknown threshold
-    train_list: str | None = None
-    test_list: str | None = None
-    class_index: str | None = None
-    split: int = 1
-    data2: str | None = None  # a second dataset for multi-task training (its own head)
-    init: str = "auto"  # auto: ImageNet for an efficientnet_lite0 spatial net, else none; imagenet; none; PATH
-    resume: bool = False
-    cache: str | None = None
-    workers: int = 2  # flow-cache worker processes
-    loader_workers: int = 0
-    device: str = "auto"
-    amp: bool = True
-    eval_samples: int = 25
-    ten_crop: bool = False
-    svm_samples: int = 5
-    max_steps: int | None = None
-    progress: bool = True
-    evaluate: bool = True
-    fp16_weights: bool = False  # store weights as fp16 (half the size); metrics are measured on the rounded weights
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
-
-    def __post_init__(self) -> None:
-        if self.arch:
-            self.spatial_arch = self.temporal_arch = self.arch
 
 
 # -- distributed helpers ------------------------------------------------------
