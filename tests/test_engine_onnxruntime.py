@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import informative
-from realtime.bench import ENGINE_CHOICES
+from realtime.options import ENGINES as OPTION_ENGINES
 from realtime.checkpoint import TwoStreamModel
 from realtime.cli import build_parser
 from realtime.engines import ENGINES, ORT_AUTO_MAX_BATCH, OnnxRuntimeEngine, auto_candidates, create_engine
@@ -172,7 +172,9 @@ def test_a_net_the_exporter_cannot_express_is_refused_and_auto_falls_back(tiny_m
 
 
 def test_every_engine_list_names_it() -> None:
-    assert "onnxruntime" in ENGINES and "onnxruntime" in ENGINE_CHOICES
+    assert ENGINES is OPTION_ENGINES and "onnxruntime" in ENGINES and "onnxruntime-int8" in ENGINES  # one list, shared by every command
+    args = build_parser().parse_args(["bench", "--engine", "onnxruntime"])
+    assert args.engine == "onnxruntime"
     args = build_parser().parse_args(["run", "synthetic:demo", "--engine", "onnxruntime"])
     assert args.engine == "onnxruntime"
     args = build_parser().parse_args(["serve", "synthetic:demo", "synthetic:wave", "--engine", "onnxruntime"])
