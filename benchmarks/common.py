@@ -99,7 +99,7 @@ def informative(model, seed: int = 1):  # type: ignore[no-untyped-def]
     import torch
     from torch import nn
 
-    from realtime.models import classifier_layer
+    from realtime.nets.models import classifier_layer
 
     if model.config.trained:
         return model

@@ -24,8 +24,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import busy_note, finish, machine  # noqa: E402
-from realtime.models_store import default_model  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.nets.models_store import default_model  # noqa: E402
+from realtime.stream.pipeline import Pipeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

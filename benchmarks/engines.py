@@ -38,10 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import busy_note, finish, informative  # noqa: E402
 from common import machine as common_machine  # noqa: E402
-from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
-from realtime.engines import create_engine  # noqa: E402
-from realtime.flow import FlowSettings  # noqa: E402
-from realtime.models_store import default_model  # noqa: E402
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
+from realtime.nets.engines import create_engine  # noqa: E402
+from realtime.stream.flow import FlowSettings  # noqa: E402
+from realtime.nets.models_store import default_model  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NO_GPU = "no CUDA GPU here"

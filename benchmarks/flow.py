@@ -6,7 +6,7 @@
 For OpenCV DIS (presets ultrafast / fast / medium), Farneback (the parameters the runtime uses)
 and TV-L1 (only when OpenCV's contrib module `cv2.optflow` is installed), at working sizes 96,
 128 and 224 px (square, as `FlowSettings` makes them), on procedural clips whose true flow is known
-exactly (realtime.synthetic: a textured object moving over a textured background, a shaking
+exactly (realtime.io.synthetic: a textured object moving over a textured background, a shaking
 camera, changing light, noise and blur):
 - ms per frame, median: what the flow thread does per frame through `FlowEstimator.push`
   (grey, resize to the working size, flow), on 320x240 source frames; clip by clip, every method
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import busy_note, finish, machine  # noqa: E402
-from realtime.flow import FlowEstimator, FlowSettings, end_point_error, resize_flow  # noqa: E402
-from realtime.synthetic import SyntheticClip  # noqa: E402
+from realtime.stream.flow import FlowEstimator, FlowSettings, end_point_error, resize_flow  # noqa: E402
+from realtime.io.synthetic import SyntheticClip  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = (96, 128, 224)

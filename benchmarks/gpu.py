@@ -11,7 +11,7 @@ saved, one that fails is recorded with its error, and the rest still run. The JS
 rewritten after every section, so a run cut short still leaves results.
 
 1. `correctness`: each CUDA engine (`torch` and `compile`, fp32 and fp16; `compile` is CUDA graphs,
-   mode reduce-overhead, on a GPU; `onnxruntime` when realtime.engines has it and ONNX Runtime's
+   mode reduce-overhead, on a GPU; `onnxruntime` when realtime.nets.engines has it and ONNX Runtime's
    CUDAExecutionProvider is present) against eager fp32 on the CPU: max abs difference of the
    softmax scores on the same inputs, bound 1e-3 (fp32) / 1e-2 (fp16), pass or fail per row; also
    called from a second thread, as the pipeline's infer thread calls it (CUDA graph trees are per
@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import informative  # noqa: E402
-from realtime.familiarity import split  # noqa: E402
+from realtime.nets.familiarity import split  # noqa: E402
 
 SECTIONS = ("correctness", "paper", "multistream", "breakdown", "tensorrt")
 SHARES = {"correctness": 0.25, "paper": 0.30, "multistream": 0.27, "breakdown": 0.12, "tensorrt": 0.06}
@@ -146,15 +146,15 @@ def nvidia_smi(query: str) -> str | None:
 # models
 def fast_model():  # type: ignore[no-untyped-def]
     """The shipped fast model (trained/default; an untrained resnet18_050 at 112 px when none is shipped)."""
-    from realtime.models_store import default_model
+    from realtime.nets.models_store import default_model
 
     return informative(default_model())
 
 
 def paper_model(quick: bool):  # type: ignore[no-untyped-def]
     """CNN-M-2048 at 224 px, L = 10, random weights; with --quick a small stand-in (same L, 64 px)."""
-    from realtime.checkpoint import ModelConfig, TwoStreamModel
-    from realtime.flow import FlowSettings
+    from realtime.nets.checkpoint import ModelConfig, TwoStreamModel
+    from realtime.stream.flow import FlowSettings
 
     labels = [f"class{i}" for i in range(12)]
     if quick:
@@ -178,10 +178,10 @@ def describe_model(model) -> dict:  # type: ignore[no-untyped-def]
 # engines
 def ort_unavailable(cuda: bool) -> str | None:
     """Why the onnxruntime engine cannot be tried here (None: it can)."""
-    from realtime.engines import ENGINES
+    from realtime.nets.engines import ENGINES
 
     if "onnxruntime" not in ENGINES:
-        return "not available: realtime.engines has no 'onnxruntime' engine (yet)"
+        return "not available: realtime.nets.engines has no 'onnxruntime' engine (yet)"
     try:
         import onnxruntime
     except Exception as e:  # noqa: BLE001 - any import failure means the same here
@@ -220,7 +220,7 @@ def unavailable(S: "Section", name: str, half: bool) -> str | None:
 
 
 def build_engine(S: "Section", model, name: str, half: bool, max_batch: int = 1):  # type: ignore[no-untyped-def]
-    from realtime.engines import create_engine
+    from realtime.nets.engines import create_engine
 
     return create_engine(model, name, S.device, half, max_batch=max_batch)
 
@@ -375,7 +375,7 @@ def make_inputs(model, n: int, seed: int = 7) -> list:  # type: ignore[no-untype
 
 def reference_scores(model, inputs) -> list:  # type: ignore[no-untyped-def]
     """Eager fp32 on the CPU: the reference every engine is compared with."""
-    from realtime.engines import create_engine
+    from realtime.nets.engines import create_engine
 
     ref = create_engine(model, "torch", "cpu", False)
     try:
@@ -499,7 +499,7 @@ def _load_models(S: Section, models: dict) -> dict:
 # 2. the paper-size two-stream: the pipeline and the nets alone
 def run_pipeline(model, eng, fps: int, frames: int, warm: int) -> dict:  # type: ignore[no-untyped-def]
     """The real Pipeline on synthetic:demo; stage latencies from every Prediction (the first `warm` left out)."""
-    from realtime.pipeline import Pipeline
+    from realtime.stream.pipeline import Pipeline
 
     p = Pipeline(f"synthetic:demo?fps={fps}&size={SOURCE_SIZE}&seed=0", model, engine=eng, max_frames=frames)
     recs = []
@@ -696,7 +696,7 @@ class GpuSampler(threading.Thread):
 
 
 def run_multi(S: Section, model, eng, n: int, fps: int, seconds: float, warm_s: float) -> dict:  # type: ignore[no-untyped-def]
-    from realtime.multistream import MultiPipeline
+    from realtime.stream.multistream import MultiPipeline
 
     srcs = [f"synthetic:demo?fps={fps}&seed={i}&size={SOURCE_SIZE}" for i in range(n)]
     mp = MultiPipeline(srcs, model, engine=eng, max_frames=int(fps * seconds))
@@ -833,8 +833,8 @@ class Timer:
 
 
 def clip_frames(cfg, n: int) -> list:  # type: ignore[no-untyped-def]
-    from realtime.preprocess import to_working_size
-    from realtime.synthetic import SyntheticSource
+    from realtime.stream.preprocess import to_working_size
+    from realtime.io.synthetic import SyntheticSource
 
     src = SyntheticSource("demo", fps=0, size=tuple(int(v) for v in SOURCE_SIZE.split("x")), seed=3)  # type: ignore[arg-type]
     return [to_working_size(src.read(), cfg.flow) for _ in range(n)]
@@ -844,10 +844,10 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
     """One frame's way through the GPU path, each piece timed on its own (batch 1)."""
     import torch
 
-    from realtime.buffers import FlowRing
-    from realtime.flow import FlowEstimator
-    from realtime.fusion import Fusion, Smoother
-    from realtime.preprocess import centre_crop, flow_input, rgb_input
+    from realtime.stream.buffers import FlowRing
+    from realtime.stream.flow import FlowEstimator
+    from realtime.stream.fusion import Fusion, Smoother
+    from realtime.stream.preprocess import centre_crop, flow_input, rgb_input
 
     cfg = model.config
     frames = clip_frames(cfg, iters + cfg.clip_length + 2)
@@ -896,9 +896,9 @@ def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-u
     import numpy as np
     import torch
 
-    from realtime.buffers import FlowRing
-    from realtime.flow import FlowEstimator
-    from realtime.preprocess import centre_crop, flow_input
+    from realtime.stream.buffers import FlowRing
+    from realtime.stream.flow import FlowEstimator
+    from realtime.stream.preprocess import centre_crop, flow_input
 
     cfg = model.config
     L, S_, C = cfg.clip_length, cfg.input_size, cfg.temporal_channels
@@ -1039,7 +1039,7 @@ def sec_breakdown(S: Section) -> None:
 # 5. TensorRT
 def sec_tensorrt(S: Section) -> None:
     why = trt_unavailable(S.cuda)
-    S.result["engine_code"] = "realtime/engines.py TensorRTEngine, written against torch-tensorrt's documentation; not changed by this script"
+    S.result["engine_code"] = "realtime/nets/engines.py TensorRTEngine, written against torch-tensorrt's documentation; not changed by this script"
     if why is not None:
         S.result.update(available=False, tensorrt=why)
         S.result["bars"] = {"tensorrt": why}

@@ -43,7 +43,7 @@ def _record(stats, n0: int, n1: int | None = None) -> dict[str, list[float]]:  #
 
 
 def child_headless(args: argparse.Namespace) -> dict:
-    from realtime.pipeline import Pipeline
+    from realtime.stream.pipeline import Pipeline
 
     pipe = Pipeline(args.source, args.model, engine=args.engine).start()
     t_start, n0, t0 = time.monotonic(), None, 0.0

@@ -33,9 +33,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import busy_note, finish, machine  # noqa: E402
-from realtime.checkpoint import TwoStreamModel, load_checkpoint  # noqa: E402
-from realtime.export import OPSET, _export_one, exportable  # noqa: E402
-from realtime.models_store import default_model  # noqa: E402
+from realtime.nets.checkpoint import TwoStreamModel, load_checkpoint  # noqa: E402
+from realtime.nets.export import OPSET, _export_one, exportable  # noqa: E402
+from realtime.nets.models_store import default_model  # noqa: E402
 from realtime.train.cache import FlowCache  # noqa: E402
 from realtime.train.data import stream_input_batches  # noqa: E402
 from realtime.train.datasets import open_dataset  # noqa: E402
@@ -94,8 +94,8 @@ def calibration_inputs(model: TwoStreamModel, ds, cache: FlowCache, stream: str,
 
 
 def quantise(fp32: Path, out: Path, inputs: np.ndarray, input_name: str) -> Path:
-    """What `twostream quantize` does to each net (realtime.quantize), on the logits graph."""
-    from realtime.quantize import _quantise
+    """What `twostream quantize` does to each net (realtime.nets.quantize), on the logits graph."""
+    from realtime.nets.quantize import _quantise
 
     _quantise(fp32, out, inputs, input_name)
     return out
@@ -168,7 +168,7 @@ def measure_model(label: str, model: TwoStreamModel, data: Path, cache_dir: Path
 
 
 def _fused(cfg, scores: dict, k: str) -> np.ndarray:  # type: ignore[no-untyped-def]
-    from realtime.fusion import Fusion
+    from realtime.stream.fusion import Fusion
 
     return Fusion(cfg.fusion)(scores["spatial"][k], scores["temporal"][k])
 

@@ -7,9 +7,9 @@
 
 For each N, N procedural sources (`synthetic:demo`, one seed each) and the default model, both nets
 every frame, run two ways one after the other:
-- batched: one `realtime.multistream.MultiPipeline` (per-stream capture and flow threads, one infer
+- batched: one `realtime.stream.multistream.MultiPipeline` (per-stream capture and flow threads, one infer
   thread running each net once on the batch of every stream's newest work);
-- separate: N `realtime.pipeline.Pipeline`s in the same process, each with its own engine and infer
+- separate: N `realtime.stream.pipeline.Pipeline`s in the same process, each with its own engine and infer
   thread (what one would run without multi-stream serving).
 Paced at --fps (default 30): per-stream fps, capture->prediction latency p50/p95/p99, dropped frames,
 CPU seconds per second, mean batch size. As fast as possible (lossless, `fps=0`): frames per second
@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import busy_note, finish, cpu_name, machine  # noqa: E402
-from realtime.engines import create_engine, resolve_device  # noqa: E402
+from realtime.nets.engines import create_engine, resolve_device  # noqa: E402
 from realtime.errors import UserError  # noqa: E402
-from realtime.models_store import default_model  # noqa: E402
-from realtime.multistream import MultiPipeline  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.nets.models_store import default_model  # noqa: E402
+from realtime.stream.multistream import MultiPipeline  # noqa: E402
+from realtime.stream.pipeline import Pipeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GPU_GOAL = {"streams": 16, "fps": 30, "p95_ms": 33.0}

@@ -34,14 +34,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import busy_note, finish, machine  # noqa: E402
-from realtime.buffers import FlowRing  # noqa: E402
-from realtime.engines import create_engine  # noqa: E402
-from realtime.flow import FlowEstimator  # noqa: E402
-from realtime.fusion import Fusion, Smoother  # noqa: E402
-from realtime.models_store import default_model  # noqa: E402
-from realtime.pipeline import Pipeline  # noqa: E402
-from realtime.preprocess import centre_crop, flow_input, rgb_input, to_working_size  # noqa: E402
-from realtime.synthetic import SyntheticSource  # noqa: E402
+from realtime.stream.buffers import FlowRing  # noqa: E402
+from realtime.nets.engines import create_engine  # noqa: E402
+from realtime.stream.flow import FlowEstimator  # noqa: E402
+from realtime.stream.fusion import Fusion, Smoother  # noqa: E402
+from realtime.nets.models_store import default_model  # noqa: E402
+from realtime.stream.pipeline import Pipeline  # noqa: E402
+from realtime.stream.preprocess import centre_crop, flow_input, rgb_input, to_working_size  # noqa: E402
+from realtime.io.synthetic import SyntheticSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime",

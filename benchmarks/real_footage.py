@@ -101,7 +101,7 @@ def row_baseline(data: Path) -> dict:
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from realtime.imagenet import imagenet_classifier
+    from realtime.nets.imagenet import imagenet_classifier
 
     net = imagenet_classifier()
     torch.set_grad_enabled(False)

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # rtsp_server.py, for --rtsp
 
-from realtime.pipeline import Pipeline  # noqa: E402
+from realtime.stream.pipeline import Pipeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 RSS_GROWTH_LIMIT_PCT = 5.0

@@ -1,5 +1,5 @@
 """`python -m gui [SOURCE]`: the same as `twostream gui [SOURCE]`."""
-from realtime.cli import main
+from realtime import main
 
 if __name__ == "__main__":
     import sys

@@ -6,8 +6,7 @@ import os
 import sys
 from typing import Callable
 
-from realtime.errors import UserError
-from realtime.options import add_model_options
+from realtime import add_model_options, UserError
 
 
 def register(subparsers: argparse._SubParsersAction, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
@@ -39,7 +38,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
                                                  or os.environ.get("QT_QPA_PLATFORM")):
         raise UserError("no display to open a window on (neither DISPLAY nor WAYLAND_DISPLAY is set); "
                         "run it in a desktop session, or headless with QT_QPA_PLATFORM=offscreen")
-    from realtime.engines import ENGINES
+    from realtime import ENGINES
 
     if args.engine is not None and args.engine not in ENGINES:
         raise UserError(f"unknown engine '{args.engine}': choose one of {', '.join(ENGINES)}")

@@ -23,15 +23,8 @@ from typing import Callable
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from realtime.annotate import AnnotatedWriter, annotate
-from realtime.checkpoint import TwoStreamModel
-from realtime.engines import Engine, create_engine
-from realtime.errors import CheckpointError, UserError
-
-from realtime.logs import scrub
-from realtime.models_store import resolve_model
-from realtime.pipeline import Pipeline, PipelineStats, Prediction
-from realtime.sources import FrameSource, SourceSpec, open_source, parse_source, probe_cameras, redact
+from realtime import (annotate, AnnotatedWriter, CheckpointError, create_engine, Engine, FrameSource, open_source, parse_source, Pipeline,
+                      PipelineStats, Prediction, probe_cameras, redact, resolve_model, scrub, SourceSpec, TwoStreamModel, UserError)
 
 log = logging.getLogger("twostream")
 LATENCY_WINDOW = 150  # predictions behind the latency percentiles (5 s at 30 fps)

@@ -1,6 +1,6 @@
 """The Teach panel: record clips of your own actions from the live source, train on them, and run the result.
 
-Recording feeds a `realtime.record.Recorder` from a frame tap on the running pipeline (the capture
+Recording feeds a `realtime.io.record.Recorder` from a frame tap on the running pipeline (the capture
 thread, before anything can be dropped), so a clip has every frame the source gave. Training runs
 `python -m realtime.cli train --from MODEL --progress-json` as a child process: the window and the
 recognizer keep running while it works, and it reads one JSON line per step. When it is done the
@@ -21,10 +21,8 @@ from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFile
                              QProgressBar, QPushButton, QSizePolicy, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 import realtime
-from realtime.errors import UserError
-from realtime.record import ClipLibrary, Recorder, RecorderState, check_label
-from realtime.train.events import TrainEvent
-from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips, user_models_dir
+from realtime import (MIN_CLIPS, RECOMMENDED_CLIPS, check_clips, check_label, ClipLibrary, Recorder, RecorderState, TrainEvent,
+                      user_models_dir, UserError)
 
 from .controller import Controller
 

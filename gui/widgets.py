@@ -10,8 +10,7 @@ from PyQt6.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QWidget
 
-from realtime.flow import flow_to_colour
-from realtime.pipeline import NO_KNOWN_ACTION
+from realtime import NO_KNOWN_ACTION, flow_to_colour
 
 SPATIAL_COLOUR = QColor("#4c9be8")
 TEMPORAL_COLOUR = QColor("#f5a142")

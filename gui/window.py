@@ -14,12 +14,7 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog
                              QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout,
                              QWidget)
 
-from realtime.engines import ENGINES
-from realtime.errors import UserError
-from realtime.models_store import default_model_path, shipped_models, trained_dir
-from realtime.options import FUSION_MODES
-from realtime.pipeline import Prediction
-from realtime.sources import parse_source, redact
+from realtime import ENGINES, FUSION_MODES, default_model_path, parse_source, Prediction, redact, shipped_models, trained_dir, UserError
 
 from .controller import Controller, RunRequest, SessionInfo, safe_text
 from .teach import TeachPanel, taught_models

@@ -1,7 +1,21 @@
-"""twostream: live two-stream action recognition (Simonyan & Zisserman, 2014) on any video source."""
+"""twostream: live two-stream action recognition (Simonyan & Zisserman, 2014) on any video source.
+
+The public API: everything a program (and the desktop app in gui/, which uses nothing else) needs,
+by name from here, e.g. `from realtime import Pipeline, create_engine, resolve_model`. Names load on
+first use, so `import realtime` (and `twostream --help`) stays light.
+
+Inside, one package per part of the data flow:
+    realtime/io/      where frames come from and go to: sources, the synthetic world, recording, annotated video
+    realtime/nets/    the nets and what runs them: architectures, checkpoints, the model store, engines, export, int8
+    realtime/stream/  the live stream: flow, net inputs, hand-overs, fusion, the pipeline, multi-stream serving
+    realtime/train/   datasets, the flow cache, the trainer, evaluation, teach mode
+    realtime/cli.py, bench.py, info.py, options.py, errors.py, logs.py: the command line and what every part shares
+"""
 from __future__ import annotations
 
+import importlib
 import os
+from typing import Any
 
 # FFmpeg and OpenCV print their own diagnostics, which can quote a stream URL with its
 # credentials; we report every failure ourselves, redacted, so keep theirs quiet.
@@ -10,13 +24,65 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 __version__ = "0.1.0"
 
-from .checkpoint import ModelConfig, TwoStreamModel, load_checkpoint  # noqa: E402
-from .errors import CheckpointError, SourceError, UserError  # noqa: E402
-from .flow import FlowSettings  # noqa: E402
-from .models import create_model  # noqa: E402
-from .pipeline import Pipeline, Prediction  # noqa: E402
-from .multistream import MultiPipeline, StreamPrediction  # noqa: E402
-from .sources import open_source, parse_source, redact  # noqa: E402
+API: dict[str, str] = {
+    "Pipeline": "realtime.stream.pipeline",
+    "Prediction": "realtime.stream.pipeline",
+    "PipelineStats": "realtime.stream.pipeline",
+    "PipelineError": "realtime.stream.pipeline",
+    "NO_KNOWN_ACTION": "realtime.stream.pipeline",
+    "MultiPipeline": "realtime.stream.multistream",
+    "StreamPrediction": "realtime.stream.multistream",
+    "FlowSettings": "realtime.stream.flow",
+    "flow_to_colour": "realtime.stream.flow",
+    "Fusion": "realtime.stream.fusion",
+    "Smoother": "realtime.stream.fusion",
+    "FrameSource": "realtime.io.sources",
+    "SourceSpec": "realtime.io.sources",
+    "open_source": "realtime.io.sources",
+    "parse_source": "realtime.io.sources",
+    "probe_cameras": "realtime.io.sources",
+    "redact": "realtime.io.sources",
+    "AnnotatedWriter": "realtime.io.annotate",
+    "annotate": "realtime.io.annotate",
+    "ClipLibrary": "realtime.io.record",
+    "Recorder": "realtime.io.record",
+    "RecorderState": "realtime.io.record",
+    "check_label": "realtime.io.record",
+    "TwoStreamModel": "realtime.nets.checkpoint",
+    "ModelConfig": "realtime.nets.checkpoint",
+    "load_checkpoint": "realtime.nets.checkpoint",
+    "create_model": "realtime.nets.models",
+    "Engine": "realtime.nets.engines",
+    "create_engine": "realtime.nets.engines",
+    "resolve_model": "realtime.nets.models_store",
+    "default_model_path": "realtime.nets.models_store",
+    "shipped_models": "realtime.nets.models_store",
+    "trained_dir": "realtime.nets.models_store",
+    "user_models_dir": "realtime.nets.models_store",
+    "TrainEvent": "realtime.train.events",
+    "check_clips": "realtime.train.teach",
+    "MIN_CLIPS": "realtime.train.teach",
+    "RECOMMENDED_CLIPS": "realtime.train.teach",
+    "ENGINES": "realtime.options",
+    "FUSION_MODES": "realtime.options",
+    "add_model_options": "realtime.options",
+    "UserError": "realtime.errors",
+    "SourceError": "realtime.errors",
+    "CheckpointError": "realtime.errors",
+    "scrub": "realtime.logs",
+    "main": "realtime.cli",
+}
+__all__ = sorted(API)
 
-__all__ = ["Pipeline", "Prediction", "MultiPipeline", "StreamPrediction", "TwoStreamModel", "ModelConfig", "FlowSettings",
-           "load_checkpoint", "create_model", "open_source", "parse_source", "redact", "UserError", "SourceError", "CheckpointError"]
+
+def __getattr__(name: str) -> Any:
+    module = API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'realtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(API))

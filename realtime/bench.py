@@ -6,7 +6,7 @@
 
 Reports, for one engine, device, precision and model:
 - first start: `create_engine` in this process (build + warm-up). For `tensorrt` the build is
-  the one cached on disk (realtime/engines.py's TensorRTEngine); for `onnxruntime`, the ONNX
+  the one cached on disk (realtime/nets/engines.py's TensorRTEngine); for `onnxruntime`, the ONNX
   export, cached on disk the same way; for `compile`, inductor's cache;
   `--cold-cache` points both caches at an empty directory first, so the first start is a real build;
 - second start: the same in a fresh interpreter, as a user's next launch sees it (a cache load);
@@ -30,14 +30,14 @@ from .options import half as options_half
 
 
 def _load(model_arg: str | None):  # type: ignore[no-untyped-def]
-    from .models_store import resolve_model
+    from .nets.models_store import resolve_model
 
     return resolve_model(model_arg)
 
 
 def _start(model, engine: str, device: str, half: bool | None) -> tuple[object, dict]:  # type: ignore[no-untyped-def]
     """Build the engine as `run` does (warm-up included); its start-up figures."""
-    from .engines import create_engine
+    from .nets.engines import create_engine
 
     t0 = time.perf_counter()
     eng = create_engine(model, engine, device, half)

@@ -16,8 +16,8 @@ EXIT_USER_ERROR = 2
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .annotate import AnnotatedWriter, annotate
-    from .pipeline import Pipeline
+    from .io.annotate import AnnotatedWriter, annotate
+    from .stream.pipeline import Pipeline
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
@@ -138,12 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The trainer and the GUI add their sub-commands through a `register(subparsers, commands)` function;
 # their modules import nothing heavy at load time, so `twostream --help` stays fast.
-SUBCOMMAND_MODULES = ("realtime.train.cli", "gui.cli", "realtime.export", "realtime.record", "realtime.multistream", "realtime.bench",
-                      "realtime.quantize")
+SUBCOMMAND_MODULES = ("realtime.train.cli", "realtime.nets.export", "realtime.io.record", "realtime.stream.multistream", "realtime.bench",
+                      "realtime.nets.quantize")
+ENTRY_POINTS = "twostream.commands"  # other packages add commands here: the desktop app (gui/, pyproject.toml) registers `gui`
 
 
 def _register_optional() -> list[Callable]:
     import importlib
+
+    from importlib.metadata import entry_points
 
     out = []
     for name in SUBCOMMAND_MODULES:
@@ -151,6 +154,12 @@ def _register_optional() -> list[Callable]:
             out.append(importlib.import_module(name).register)
         except ModuleNotFoundError as e:
             if e.name is None or not name.startswith(e.name):  # a real bug inside the module: let it show
+                raise
+    for ep in sorted(entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        try:
+            out.append(ep.load())
+        except ModuleNotFoundError as e:  # registered by a package that is no longer there
+            if e.name is None or not ep.value.startswith(e.name):
                 raise
     return out
 

@@ -35,10 +35,10 @@ def _video_backends() -> dict[str, object]:
 
 def gather_info(probe_cameras: bool = True) -> dict:
     from . import __version__
-    from .engines import create_engine
+    from .nets.engines import create_engine
     from .errors import UserError
-    from .models_store import default_model, default_model_path
-    from .sources import probe_cameras as probe
+    from .nets.models_store import default_model, default_model_path
+    from .io.sources import probe_cameras as probe
 
     cuda = torch.cuda.is_available()
     try:

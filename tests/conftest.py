@@ -11,8 +11,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
-from realtime.synthetic import SyntheticClip  # noqa: E402
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
+from realtime.io.synthetic import SyntheticClip  # noqa: E402
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> Path:
@@ -41,7 +41,7 @@ def video_file(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model() -> TwoStreamModel:
     """An untrained small model (4 labels, L=3, 64 px): fast enough for many pipeline tests."""
-    from realtime.flow import FlowSettings
+    from realtime.stream.flow import FlowSettings
 
     cfg = ModelConfig(labels=["a", "b", "c", "d"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035",
                       input_size=64, clip_length=3, flow=FlowSettings(width=72, height=72), trained=False,
@@ -61,7 +61,7 @@ def informative(model: TwoStreamModel) -> TwoStreamModel:
     import torch
     from torch import nn
 
-    from realtime.models import classifier_layer
+    from realtime.nets.models import classifier_layer
 
     model = copy.deepcopy(model)
     gen = torch.Generator().manual_seed(1)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.checkpoint import TwoStreamModel
+from realtime.nets.checkpoint import TwoStreamModel
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -106,7 +106,7 @@ def test_info_reports_versions_backends_and_auto_engine() -> None:
 
 def test_model_means_the_same_in_every_command_a_directory_default_or_a_taught_name(tmp_path, monkeypatch, tiny_model) -> None:
     from realtime.errors import UserError
-    from realtime.models_store import model_path, resolve_model
+    from realtime.nets.models_store import model_path, resolve_model
 
     home = tmp_path / "home"
     taught = tiny_model.save(home / "models" / "waves-2026")

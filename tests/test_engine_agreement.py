@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from conftest import informative
-from realtime.checkpoint import ModelConfig, TwoStreamModel
-from realtime.engines import create_engine
-from realtime.flow import FlowSettings
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel
+from realtime.nets.engines import create_engine
+from realtime.stream.flow import FlowSettings
 
 AGREEMENT_BOUND = 1e-4
 

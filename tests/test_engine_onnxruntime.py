@@ -16,9 +16,9 @@ import torch
 
 from conftest import informative
 from realtime.options import ENGINES as OPTION_ENGINES
-from realtime.checkpoint import TwoStreamModel
+from realtime.nets.checkpoint import TwoStreamModel
 from realtime.cli import build_parser
-from realtime.engines import ENGINES, ORT_AUTO_MAX_BATCH, OnnxRuntimeEngine, auto_candidates, create_engine
+from realtime.nets.engines import ENGINES, ORT_AUTO_MAX_BATCH, OnnxRuntimeEngine, auto_candidates, create_engine
 from realtime.errors import EngineUnavailable, UserError
 
 pytest.importorskip("onnx", reason="the onnxruntime engine exports through the 'onnx' package")
@@ -156,7 +156,7 @@ def test_auto_order_for_several_streams_follows_the_measured_batches() -> None:
 
 def test_a_net_the_exporter_cannot_express_is_refused_and_auto_falls_back(tiny_model: TwoStreamModel, cache: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import realtime.export as export
+    import realtime.nets.export as export
 
     def refuse(*_a: object, **_k: object) -> None:
         raise UserError("spatial.onnx: torch.onnx (torchscript) cannot export this net: unsupported operator")
@@ -183,8 +183,8 @@ def test_every_engine_list_names_it() -> None:
 
 
 def test_a_pipeline_and_a_server_run_on_it(tiny_model: TwoStreamModel, cache: Path) -> None:
-    from realtime.multistream import MultiPipeline
-    from realtime.pipeline import Pipeline
+    from realtime.stream.multistream import MultiPipeline
+    from realtime.stream.pipeline import Pipeline
 
     with Pipeline("synthetic:wave?fps=0&frames=6&size=96x72", tiny_model, engine="onnxruntime", device="cpu") as p:
         preds = list(p)

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from conftest import informative as informative_nets
-from realtime.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
-from realtime.flow import FlowSettings
+from realtime.nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
+from realtime.stream.flow import FlowSettings
 from realtime.cli import main
 from realtime.errors import UserError
-from realtime.export import SIDECAR, TOLERANCE, _FixedAdaptivePool2d, exportable
+from realtime.nets.export import SIDECAR, TOLERANCE, _FixedAdaptivePool2d, exportable
 
 pytest.importorskip("onnx", reason="ONNX export needs the 'onnx' package: pip install 'twostream[export]'")
 ort = pytest.importorskip("onnxruntime", reason="checking the export needs onnxruntime: pip install 'twostream[export]'")
@@ -82,7 +82,7 @@ def test_default_model_is_exported_when_model_is_omitted(tmp_path: Path, monkeyp
     cfg = ModelConfig(labels=["x", "y"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=32, clip_length=1,
                       flow=FlowSettings(width=32, height=32), provenance={"name": "smallest-default"})
     TwoStreamModel.create(cfg, seed=0).save(tmp_path / "default")
-    monkeypatch.setenv("TWOSTREAM_MODEL", str(tmp_path / "default"))  # what realtime.models_store.default_model loads
+    monkeypatch.setenv("TWOSTREAM_MODEL", str(tmp_path / "default"))  # what realtime.nets.models_store.default_model loads
     assert main(["export", "--onnx", str(tmp_path / "onnx"), "--no-check"]) == 0
     meta = json.loads((tmp_path / "onnx" / SIDECAR).read_text())
     assert meta["model"] == "smallest-default" and meta["export"]["checked"] is None
@@ -111,7 +111,7 @@ def test_fixed_adaptive_pool_equals_torch_adaptive_pool(in_size: tuple[int, int]
 
 def test_net_with_non_divisible_adaptive_max_pool_exports_and_matches(tmp_path: Path) -> None:
     """CNN-M-2048 pools 5x5 to 6x6 at 224 px, which neither torch exporter accepts as is."""
-    from realtime.export import _export_one, _Scores, verify
+    from realtime.nets.export import _export_one, _Scores, verify
 
     net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.MaxPool2d(3, 2), nn.AdaptiveMaxPool2d(6), nn.Flatten(), nn.Linear(144, 5)).eval()
     example = torch.zeros(2, 2, 13, 13)  # conv -> 11x11, pool -> 5x5

@@ -17,10 +17,10 @@ pytest.importorskip("pyqtgraph", reason="the GUI tests need pyqtgraph: pip insta
 from PyQt6.QtCore import QSettings, Qt  # noqa: E402
 
 from gui.window import MainWindow  # noqa: E402
-from realtime.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
-from realtime.flow import FlowSettings  # noqa: E402
-from realtime.sources import FrameSource  # noqa: E402
-from realtime.synthetic import SyntheticClip  # noqa: E402
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel  # noqa: E402
+from realtime.stream.flow import FlowSettings  # noqa: E402
+from realtime.io.sources import FrameSource  # noqa: E402
+from realtime.io.synthetic import SyntheticClip  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

@@ -18,8 +18,8 @@ pytest.importorskip("pyqtgraph", reason="the GUI tests need pyqtgraph: pip insta
 from PyQt6.QtCore import QSettings, Qt  # noqa: E402
 
 from gui.window import MainWindow  # noqa: E402
-from realtime.record import ClipLibrary, Recorder  # noqa: E402
-from realtime.sources import open_source  # noqa: E402
+from realtime.io.record import ClipLibrary, Recorder  # noqa: E402
+from realtime.io.sources import open_source  # noqa: E402
 from realtime.train.teach import user_models_dir  # noqa: E402
 
 pytestmark = pytest.mark.gui

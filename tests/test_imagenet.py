@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from realtime import imagenet
+from realtime.nets import imagenet
 from realtime.errors import UserError
-from realtime.models import create_model
+from realtime.nets.models import create_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # ImageNet-1k class indices
@@ -49,7 +49,7 @@ def test_converted_net_classifies_scikit_image_bundled_photos() -> None:
 def test_symmetric_padding_would_not_do() -> None:
     """TensorFlow's SAME padding is what makes the converted weights right: with it the espresso is
     confidently an espresso; the layer under test (Conv2dSame) must pad asymmetrically at stride 2."""
-    from realtime.models import Conv2dSame
+    from realtime.nets.models import Conv2dSame
 
     conv = Conv2dSame(1, 1, 3, 2, bias=False)
     conv.weight.data.fill_(1.0)

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from realtime.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
 from realtime.errors import CheckpointError, UserError
-from realtime.flow import FlowSettings
-from realtime.models import create_model, first_conv
+from realtime.stream.flow import FlowSettings
+from realtime.nets.models import create_model, first_conv
 
 
 @pytest.mark.parametrize("name,size", [("mobilenet_v2_050", 112), ("mobilenet_v2", 112), ("resnet18", 112), ("cnn_m_2048", 224)])

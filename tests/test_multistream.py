@@ -18,13 +18,13 @@ import pytest
 import torch
 
 from conftest import informative, synthetic_frames, write_video
-from realtime.checkpoint import TwoStreamModel
-from realtime.engines import create_engine
+from realtime.nets.checkpoint import TwoStreamModel
+from realtime.nets.engines import create_engine
 from realtime.errors import UserError
-from realtime.engines import batch_mode, batched_scores
-from realtime.multistream import MultiPipeline, StreamPrediction
-from realtime.pipeline import Pipeline
-from realtime.sources import FrameSource
+from realtime.nets.engines import batch_mode, batched_scores
+from realtime.stream.multistream import MultiPipeline, StreamPrediction
+from realtime.stream.pipeline import Pipeline
+from realtime.io.sources import FrameSource
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUND = 1e-4
@@ -270,7 +270,7 @@ def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, t
 def test_auto_on_a_cpu_picks_onnxruntime_for_a_few_streams_and_eager_nets_for_many(tiny_model: TwoStreamModel) -> None:
     """ONNX Runtime runs batches of 1-4 fastest on a CPU; beyond that eager nets pull ahead (engines.auto_candidates),
     and frozen TorchScript nets gain nothing from batches."""
-    from realtime.engines import ORT_AUTO_MAX_BATCH, auto_candidates
+    from realtime.nets.engines import ORT_AUTO_MAX_BATCH, auto_candidates
 
     several = MultiPipeline(["synthetic:wave?fps=0&size=96x72", "synthetic:push?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")
     one = MultiPipeline(["synthetic:wave?fps=0&size=96x72"], tiny_model, engine="auto", device="cpu")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from realtime.engines import create_engine
+from realtime.nets.engines import create_engine
 from realtime.errors import SourceError, UserError
-from realtime.fusion import Fusion, Smoother
-from realtime.checkpoint import FusionConfig
-from realtime.pipeline import Pipeline, PipelineError
-from realtime.sources import FrameSource
+from realtime.stream.fusion import Fusion, Smoother
+from realtime.nets.checkpoint import FusionConfig
+from realtime.stream.pipeline import Pipeline, PipelineError
+from realtime.io.sources import FrameSource
 
 
 def _pipeline_threads() -> list[str]:

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from conftest import informative
-from realtime.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
-from realtime.engines import create_engine
+from realtime.nets.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
+from realtime.nets.engines import create_engine
 from realtime.errors import EngineUnavailable
-from realtime.flow import FlowSettings
-from realtime.models import classifier_layer
-from realtime.quantize import INT8_DIR, META_FILE, quantize
+from realtime.stream.flow import FlowSettings
+from realtime.nets.models import classifier_layer
+from realtime.nets.quantize import INT8_DIR, META_FILE, quantize
 from realtime.train.procedural import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import informative
-from realtime.checkpoint import FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
+from realtime.nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
 from realtime.errors import CheckpointError
-from realtime.flow import FlowSettings
+from realtime.stream.flow import FlowSettings
 from realtime.train.datasets import Clip
 from realtime.train.evaluate import calibrate_min_score, choose_fusion
 from realtime.train.procedural import make_dataset
@@ -66,7 +66,7 @@ def test_unknown_threshold_holds_back_weak_wrong_frames_and_nothing_when_all_are
 
 
 def test_familiarity_threshold_sits_between_held_out_frames_and_another_world() -> None:
-    from realtime.familiarity import calibrate
+    from realtime.nets.familiarity import calibrate
 
     held_out = np.linspace(0.55, 0.8, 200)
     assert calibrate(held_out, np.linspace(0.1, 0.2, 50)) == pytest.approx((np.quantile(held_out, 0.01) + np.quantile(np.linspace(0.1, 0.2, 50), 0.95)) / 2, abs=1e-4)

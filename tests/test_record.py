@@ -11,8 +11,8 @@ import pytest
 
 from conftest import synthetic_frames, write_video
 from realtime.errors import UserError
-from realtime.pipeline import Pipeline
-from realtime.record import ClipLibrary, Recorder, check_label, clip_frames
+from realtime.stream.pipeline import Pipeline
+from realtime.io.record import ClipLibrary, Recorder, check_label, clip_frames
 
 
 def twostream(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

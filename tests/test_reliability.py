@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_frames, write_video
-from realtime.engines import create_engine
+from realtime.nets.engines import create_engine
 from realtime.errors import SourceError
 from realtime.logs import scrub
-from realtime.pipeline import Pipeline
-from realtime.sources import Backoff, FrameSource, open_source, redact
+from realtime.stream.pipeline import Pipeline
+from realtime.io.sources import Backoff, FrameSource, open_source, redact
 
 ROOT = Path(__file__).resolve().parent.parent
 

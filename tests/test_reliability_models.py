@@ -17,7 +17,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from realtime.checkpoint import load_checkpoint
+from realtime.nets.checkpoint import load_checkpoint
 from realtime.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.pipeline import Pipeline
-from realtime.sources import open_source
+from realtime.stream.pipeline import Pipeline
+from realtime.io.sources import open_source
 from rtsp_server import RtspServer, frame_age_ms, unavailable_reason
 from test_reliability import process_sockets
 

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.checkpoint import ModelConfig
+from realtime.nets.checkpoint import ModelConfig
 from realtime.errors import SourceError, UserError
-from realtime.flow import FlowEstimator, FlowSettings, end_point_error, resize_flow
-from realtime.preprocess import flow_input
-from realtime.sources import open_source, parse_source, redact
-from realtime.synthetic import CLASSES, MOTION_CLASSES, SyntheticClip, SyntheticSource
+from realtime.stream.flow import FlowEstimator, FlowSettings, end_point_error, resize_flow
+from realtime.stream.preprocess import flow_input
+from realtime.io.sources import open_source, parse_source, redact
+from realtime.io.synthetic import CLASSES, MOTION_CLASSES, SyntheticClip, SyntheticSource
 
 
 @pytest.mark.parametrize("text,kind", [("0", "camera"), ("/dev/video2", "camera"), ("rtsp://cam/1", "stream"),
@@ -166,10 +166,10 @@ def test_mean_displacement_is_subtracted_per_field() -> None:
 
 
 def test_the_training_cache_and_the_live_pipeline_feed_the_nets_identical_inputs(tmp_path, video_file, tiny_model) -> None:
-    """Train/serve parity: one flow front end (realtime.preprocess.FlowFrontEnd) for both, so the inputs match exactly."""
-    from realtime.engines import TorchEngine
-    from realtime.pipeline import Pipeline
-    from realtime.preprocess import centre_crop, rgb_input
+    """Train/serve parity: one flow front end (realtime.stream.preprocess.FlowFrontEnd) for both, so the inputs match exactly."""
+    from realtime.nets.engines import TorchEngine
+    from realtime.stream.pipeline import Pipeline
+    from realtime.stream.preprocess import centre_crop, rgb_input
     from realtime.train.cache import FlowCache
     from realtime.train.datasets import Clip
 

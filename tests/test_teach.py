@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from realtime.train.events import TrainEvent
-from realtime.checkpoint import load_checkpoint
+from realtime.nets.checkpoint import load_checkpoint
 from realtime.errors import UserError
-from realtime.flow import FlowSettings
-from realtime.pipeline import Pipeline
-from realtime.record import ClipLibrary
-from realtime.synthetic import CLASSES, EXTRA_CLASSES
+from realtime.stream.flow import FlowSettings
+from realtime.stream.pipeline import Pipeline
+from realtime.io.record import ClipLibrary
+from realtime.io.synthetic import CLASSES, EXTRA_CLASSES
 
 NEW = list(EXTRA_CLASSES)  # spin, bounce, zigzag: motions the shipped model was never trained on
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from conftest import synthetic_frames, write_video
-from realtime.checkpoint import load_checkpoint
+from realtime.nets.checkpoint import load_checkpoint
 from realtime.errors import UserError
-from realtime.flow import FlowSettings
-from realtime.models import create_model, first_conv
+from realtime.stream.flow import FlowSettings
+from realtime.nets.models import create_model, first_conv
 from realtime.train.cache import FlowCache
 from realtime.train.data import flow_window, protocol_crops, protocol_positions
 from realtime.train.datasets import open_dataset

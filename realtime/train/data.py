@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import ModelConfig
-from ..preprocess import centre_crop, flow_input, rgb_input
+from ..nets.checkpoint import ModelConfig
+from ..stream.preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .datasets import Clip
 

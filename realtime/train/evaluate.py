@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import FusionConfig, ModelConfig, TwoStreamModel
+from ..nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from ..errors import UserError
-from ..fusion import Fusion, l2_normalise
-from ..models import classifier_layer
+from ..stream.fusion import Fusion, l2_normalise
+from ..nets.models import classifier_layer
 from .cache import FlowCache
 from .data import protocol_crops, stream_input_batches
 from .datasets import Clip

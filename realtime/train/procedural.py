@@ -1,6 +1,6 @@
 """`twostream make-dataset`: the procedural dataset, written as an ordinary UCF-101-style tree.
 
-Clips come from `realtime.synthetic` (nine classes that differ only in motion, three that differ
+Clips come from `realtime.io.synthetic` (nine classes that differ only in motion, three that differ
 only in appearance at rest; random backgrounds, sizes, speeds, light, noise, blur, camera shake).
 Deterministic by seed. Train, test and the live demo draw from disjoint seed ranges, so the test
 set and the demo show clips never used in training.
@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 from ..errors import UserError
-from ..synthetic import CLASSES, SyntheticClip
+from ..io.synthetic import CLASSES, SyntheticClip
 
 log = logging.getLogger("twostream")
 TRAIN_SEEDS, TEST_SEEDS = 10_000_000, 20_000_000  # the live demo uses seeds below 10_000_000

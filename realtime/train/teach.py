@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import FusionConfig, TwoStreamModel, load_checkpoint
+from ..nets.checkpoint import FusionConfig, TwoStreamModel, load_checkpoint
 from ..errors import UserError
-from ..models import classifier_layer
-from ..models_store import user_models_dir  # noqa: F401  (re-exported: where taught models go)
-from ..preprocess import centre_crop, flow_input, rgb_input
+from ..nets.models import classifier_layer
+from ..nets.models_store import user_models_dir  # noqa: F401  (re-exported: where taught models go)
+from ..stream.preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .data import flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
-from ..familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
+from ..nets.familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
 from .evaluate import deployed_mode
 from .events import TrainEvent
 
@@ -312,7 +312,7 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     `out` set to the checkpoint directory. `progress(event)` gets `TrainEvent`s (realtime.train.events): `stage`, `fraction`
     (0..1 overall), `message`, and `accuracy` once there is one; `cancel` stops it between steps.
     """
-    from ..models_store import resolve_model
+    from ..nets.models_store import resolve_model
 
     if opts.finetune not in FINETUNE_MODES:
         raise UserError(f"--finetune must be one of {', '.join(FINETUNE_MODES)}")

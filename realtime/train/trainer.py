@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint import CONFIG_FILE, FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
-from ..engines import resolve_device
+from ..nets.checkpoint import CONFIG_FILE, FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
+from ..nets.engines import resolve_device
 from ..errors import CheckpointError, UserError
-from ..flow import FlowSettings
-from ..models import ARCHITECTURES, classifier_layer, create_model
+from ..stream.flow import FlowSettings
+from ..nets.models import ARCHITECTURES, classifier_layer, create_model
 from .cache import FlowCache
 from .options import TrainOptions  # noqa: F401  (re-exported: the one place the training defaults live)
 from .data import StreamSamples
@@ -67,7 +67,7 @@ def init_source(stream: str, arch: str, init: str) -> str | None:
     `auto` (the default) gives the spatial stream ImageNet weights when its architecture has them
     (the paper's lesson: ~42% from scratch against ~73% fine-tuned on UCF-101) and trains the
     temporal stream from scratch, as the paper does."""
-    from ..imagenet import ARCH as IMAGENET_ARCH
+    from ..nets.imagenet import ARCH as IMAGENET_ARCH
 
     if init in ("none", "", None):
         return None
@@ -87,7 +87,7 @@ def load_init(net: nn.Module, path: str, in_chans: int) -> int:
     many tensors were loaded.
     """
     if path == "imagenet":
-        from ..imagenet import load_state
+        from ..nets.imagenet import load_state
 
         state = load_state()
     else:
@@ -403,7 +403,7 @@ def _append_csv(path: Path, row: dict) -> None:
 
 # -- the whole job ------------------------------------------------------------------
 def _config_for(opts: TrainOptions, classes: list[str]) -> ModelConfig:
-    from .. import imagenet
+    from ..nets import imagenet
 
     for arch in (opts.spatial_arch, opts.temporal_arch):
         if arch not in ARCHITECTURES:
@@ -576,10 +576,10 @@ def train(opts: TrainOptions) -> dict:
 def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
                     device: torch.device) -> float:
     """Class prototypes of the spatial net's features (from the training clips), and the familiarity
-    below which a frame is unlike them (`realtime.familiarity.calibrate`: between the validation
+    below which a frame is unlike them (`realtime.nets.familiarity.calibrate`: between the validation
     frames, or the training frames when there are none, and frames of the procedural world when
     that is not the training world). Sets `model.prototypes`; returns the threshold."""
-    from ..familiarity import FAMILIARITY_QUANTILE, calibrate, familiarity_of, other_world_features, prototypes_from
+    from ..nets.familiarity import FAMILIARITY_QUANTILE, calibrate, familiarity_of, other_world_features, prototypes_from
 
     cfg = model.config
     f, owner = spatial_features(model.spatial, fit_clips, ds.root, cache, cfg, device=device)
@@ -726,7 +726,7 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
         lines += ["## Metrics", "", "Not evaluated (`--no-eval`, or no test clips).", ""]
     inits = prov.get("init", {})
     if inits:
-        from ..imagenet import SOURCE
+        from ..nets.imagenet import SOURCE
 
         lines += ["## Weights", ""] + [f"- {st}: " + (f"initialised from {SOURCE}, then fine-tuned" if src == "imagenet" else
                                                      "trained from scratch" if src == "none" else f"initialised from `{src}`")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checkpoint import FUSION_MODES, FusionConfig
-from .errors import UserError
+from ..nets.checkpoint import FUSION_MODES, FusionConfig
+from ..errors import UserError
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -6,9 +6,9 @@
     for s in mp.summary()["streams"]:
         print(s["source"], s["fps"], s["latency_ms"]["total"]["p95"], s["dropped"])
 
-Each source gets its own capture and flow threads, the same stages as `realtime.pipeline`: the newest
+Each source gets its own capture and flow threads, the same stages as `realtime.stream.pipeline`: the newest
 frames are kept (live sources drop and count the rest), flow goes into a `FlowRing`, and the net
-inputs are built by `realtime.preprocess`. One infer thread takes the newest ready work of every
+inputs are built by `realtime.stream.preprocess`. One infer thread takes the newest ready work of every
 stream, stacks it into one (N, C, S, S) batch per net, runs the spatial and the temporal net once
 each, then fuses and smooths per stream. A live stream whose work waits while the nets are busy
 keeps only its newest (the replaced work is counted as that stream's infer drop), so latency stays
@@ -19,7 +19,7 @@ its stream.)
 
 A stream that ends or fails (its source errors, its frames are unreadable) is reported once in the
 log and in its summary; the other streams go on. Only a failure of the shared infer stage stops all.
-Source names are the redacted ones of `realtime.sources`: credentials never reach the output.
+Source names are the redacted ones of `realtime.io.sources`: credentials never reach the output.
 
 Engines: `torch`, `torchscript` and `onnxruntime` (dynamic batch axis) run whatever batch is
 ready; `compile` specialises on shapes, so its batches are padded to N rows (two shapes in all,
@@ -45,15 +45,15 @@ import numpy as np
 import torch
 
 from .buffers import LatestSlot
-from .checkpoint import TwoStreamModel
-from .engines import Engine, batched_scores, create_engine
-from .errors import UserError
+from ..nets.checkpoint import TwoStreamModel
+from ..nets.engines import Engine, batched_scores, create_engine
+from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
-from .logs import scrub
-from .options import add_fusion_option, add_model_options, half
+from ..logs import scrub
+from ..options import add_fusion_option, add_model_options, half
 from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
-from .sources import FrameSource, open_source, parse_source
+from ..io.sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
 
@@ -261,7 +261,7 @@ class MultiPipeline(_Running):
             if stage == "capture" and st.source is not None:
                 st.source.close()
 
-    # -- per-stream stages: realtime.pipeline's capture and flow stages, one pair per source ----------
+    # -- per-stream stages: realtime.stream.pipeline's capture and flow stages, one pair per source ----------
     def _capture_loop(self, st: Stream) -> None:
         assert st.source is not None and st.frames is not None
 

@@ -26,7 +26,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("twostream")
 CLIP_SUFFIX = ".avi"

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, UserError
-from .flow import FlowSettings
+from ..errors import CheckpointError, UserError
+from ..stream.flow import FlowSettings
 from .models import ARCHITECTURES, create_model
-from .options import FUSION_MODES
+from ..options import FUSION_MODES
 
 FORMAT = "twostream-checkpoint"
 VERSION = 1
@@ -47,7 +47,7 @@ class FusionConfig:
     # the nets did not train on, adjustable at run time (--min-score)
     min_score: float = 0.0
     # ... or whose spatial features are less like every class's prototype than this (0: never;
-    # realtime.familiarity), calibrated the same way
+    # realtime.nets.familiarity), calibrated the same way
     min_familiarity: float = 0.0
 
 
@@ -162,8 +162,8 @@ class TwoStreamModel:
     config: ModelConfig
     spatial: nn.Module
     temporal: nn.Module
-    prototypes: torch.Tensor | None = None  # (classes, features) unit vectors of the spatial net's features (realtime.familiarity)
-    int8: dict | None = None  # int8 ONNX nets made from these weights (realtime.quantize), for the onnxruntime-int8 engine
+    prototypes: torch.Tensor | None = None  # (classes, features) unit vectors of the spatial net's features (realtime.nets.familiarity)
+    int8: dict | None = None  # int8 ONNX nets made from these weights (realtime.nets.quantize), for the onnxruntime-int8 engine
 
     @classmethod
     def create(cls, config: ModelConfig, seed: int | None = None) -> "TwoStreamModel":

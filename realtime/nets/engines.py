@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from .checkpoint import TwoStreamModel
-from .errors import EngineUnavailable, UserError
-from .options import ENGINES  # noqa: F401  (re-exported: the engine names)
+from ..errors import EngineUnavailable, UserError
+from ..options import ENGINES  # noqa: F401  (re-exported: the engine names)
 from .familiarity import WithFamiliarity, split
 
 log = logging.getLogger("twostream")
@@ -346,7 +346,7 @@ class _OrtNet:
 
 
 class OnnxRuntimeEngine(Engine):
-    """Both nets exported to ONNX (realtime/export.py's exporter, graphs ending in the softmax) and run by ONNX Runtime.
+    """Both nets exported to ONNX (realtime/nets/export.py's exporter, graphs ending in the softmax) and run by ONNX Runtime.
 
     - Export once: the .onnx files are cached in `<cache>/onnxruntime/` (cache root as for tensorrt),
       keyed by the weights, architecture, input shape, opset and torch / onnx / onnxruntime versions.
@@ -364,7 +364,7 @@ class OnnxRuntimeEngine(Engine):
     """
 
     name = "onnxruntime"
-    TOLERANCE = 1e-4  # max abs difference of softmax scores from eager torch (as realtime/export.py checks)
+    TOLERANCE = 1e-4  # max abs difference of softmax scores from eager torch (as realtime/nets/export.py checks)
     FORMAT = 1  # bump when what is written to the cache changes
 
     def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 
 from .buffers import FlowRing, LatestSlot
-from .checkpoint import ModelConfig, TwoStreamModel
-from .engines import Engine, Scores, batch_mode, batched_scores, create_engine
-from .errors import UserError
+from ..nets.checkpoint import ModelConfig, TwoStreamModel
+from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine
+from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
-from .models_store import resolve_model
+from ..nets.models_store import resolve_model
 from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
-from .sources import FrameSource, as_frame, open_source
+from ..io.sources import FrameSource, as_frame, open_source
 
 log = logging.getLogger("twostream")
 _END = object()
@@ -66,7 +66,7 @@ class Prediction:
     flow: np.ndarray | None = None  # newest flow field (H, W, 2) px at the working size
     truth: str | None = None  # ground-truth label, for synthetic sources
     min_score: float = 0.0  # below this fused top score the frame shows "no known action"
-    familiarity: float | None = None  # how like the training frames the spatial net finds this one (realtime.familiarity)
+    familiarity: float | None = None  # how like the training frames the spatial net finds this one (realtime.nets.familiarity)
     min_familiarity: float = 0.0  # ... below which it is "no known action" too
 
     @property
@@ -604,7 +604,7 @@ class Pipeline(_Running):
         }
 
 
-# -- the per-source stages, shared with realtime.multistream ---------------------------------------
+# -- the per-source stages, shared with realtime.stream.multistream ---------------------------------------
 def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = False) -> tuple[LatestSlot, LatestSlot, LatestSlot]:
     """One source's hand-overs: frames (capture -> flow), work (flow -> infer) and the pool of recycled `_Work`.
 

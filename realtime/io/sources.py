@@ -25,7 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 import cv2
 import numpy as np
 
-from .errors import SourceError, UserError
+from ..errors import SourceError, UserError
 
 log = logging.getLogger("twostream")
 

@@ -74,8 +74,8 @@ def other_world_features(net: nn.Module, config, frames: int = 48, seed: int = 1
     """Spatial features of frames from the built-in procedural world (no data needed): the 'other
     world' reference for a model trained on real footage. (For a model trained on the procedural
     world itself they are familiar, and `calibrate` then ignores them.)"""
-    from .preprocess import centre_crop, rgb_input, to_working_size
-    from .synthetic import CLASSES, SyntheticClip
+    from ..stream.preprocess import centre_crop, rgb_input, to_working_size
+    from ..io.synthetic import CLASSES, SyntheticClip
 
     top, left = centre_crop(config.flow, config.input_size)
     xs = []

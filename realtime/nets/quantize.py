@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("twostream")
 INT8_DIR = "int8"
@@ -139,7 +139,7 @@ def _session(data: bytes | str):  # type: ignore[no-untyped-def]
 
 def _position_scores(run, clips, root: Path, cache, cfg, role: str, samples: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
     """Per clip, the graph's output at each test position (class scores, and the familiarity column for the spatial net)."""
-    from .train.data import stream_input_batches
+    from ..train.data import stream_input_batches
 
     return [run(stream_input_batches(c.key(root), cache, cfg, role, samples, False)) for c in clips]
 
@@ -147,7 +147,7 @@ def _position_scores(run, clips, root: Path, cache, cfg, role: str, samples: int
 def _frames_named_right(cfg, spatial: list[np.ndarray], temporal: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """Share of held-out positions that `run` would name rightly, and share it would call no known action
     (the model's fusion, threshold and familiarity gate; positions of the two streams paired in order)."""
-    from .fusion import Fusion
+    from ..stream.fusion import Fusion
 
     fusion, n = Fusion(cfg.fusion), cfg.num_classes
     right = unknown = total = 0
@@ -178,10 +178,10 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
     except ImportError as e:
         raise UserError(f"quantize needs onnxruntime ({e}): pip install onnx onnxruntime") from None
     from .checkpoint import load_checkpoint
-    from .fusion import Fusion
+    from ..stream.fusion import Fusion
     from .models_store import model_path
-    from .train.cache import FlowCache
-    from .train.datasets import Clip, open_dataset
+    from ..train.cache import FlowCache
+    from ..train.datasets import Clip, open_dataset
 
     directory = model_path(model_dir)
     model = load_checkpoint(directory)
@@ -204,7 +204,7 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
     if not train or not held_out:
         raise UserError(f"{data}: no readable clips to calibrate on and to check against")
     from .export import INPUT_NAMES
-    from .train.data import stream_input_batches
+    from ..train.data import stream_input_batches
 
     labels = np.array([c.label for c in held_out])
     scores: dict[str, dict[str, list[np.ndarray]]] = {"fp32": {}, "int8": {}}
@@ -285,7 +285,7 @@ def model_path_str(arg: str) -> str:
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("quantize", help="int8 nets for the CPU (ONNX Runtime), calibrated on the training clips, checked on held-out ones")
-    from .options import MODEL_HELP
+    from ..options import MODEL_HELP
 
     p.add_argument("--model", default="default", help=MODEL_HELP)
     p.add_argument("--data", required=True, help="the dataset the model was trained on (a folder per class or UCF-style lists)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .checkpoint import ModelConfig
+from ..nets.checkpoint import ModelConfig
 from .flow import FlowSettings
 
 
@@ -26,7 +26,7 @@ def to_working_size(frame_bgr: np.ndarray, settings: FlowSettings) -> np.ndarray
 class FlowFrontEnd:
     """Frames as read -> (the frame at the working size, the flow field to the previous one, or None).
 
-    The one front end of the live flow stage (realtime.pipeline) and the training flow cache
+    The one front end of the live flow stage (realtime.stream.pipeline) and the training flow cache
     (realtime.train.cache): what the nets are trained on is what they are fed live, by construction
     (tests/test_sources_flow.py checks a clip gives both the same frames and flow codes).
     """

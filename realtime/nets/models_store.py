@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from .checkpoint import CONFIG_FILE, ModelConfig, TwoStreamModel, load_checkpoint
-from .errors import UserError
-from .flow import FlowSettings
+from ..errors import UserError
+from ..stream.flow import FlowSettings
 
 log = logging.getLogger("twostream")
 DEFAULT_NAME = "default"
@@ -29,7 +29,7 @@ def trained_dir() -> Path:
 
         return Path(trained.__file__).parent
     except ImportError:
-        return Path(__file__).resolve().parent.parent / "trained"
+        return Path(__file__).resolve().parents[2] / "trained"
 
 
 def shipped_models() -> list[Path]:
@@ -104,7 +104,7 @@ def resolve_model(arg: str | Path | TwoStreamModel | None, flow: FlowSettings | 
 
 def untrained_model(flow: FlowSettings | None = None) -> TwoStreamModel:
     """Random nets over the synthetic classes: lets the pipeline run before any model is trained."""
-    from .synthetic import CLASSES  # the synthetic world loads only when a model is made up
+    from ..io.synthetic import CLASSES  # the synthetic world loads only when a model is made up
 
     config = ModelConfig(labels=list(CLASSES), flow=flow or FlowSettings(), trained=False, provenance={"name": "UNTRAINED (random weights)"})
     return TwoStreamModel.create(config, seed=0)

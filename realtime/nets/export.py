@@ -5,7 +5,7 @@
 
 Each graph ends in a softmax, so it outputs the same class scores as the runtime's engines, ready
 for the fusion the sidecar describes. The inputs are the normalised net inputs that
-`realtime.preprocess` builds; the sidecar says how, with every fact from the checkpoint that a
+`realtime.stream.preprocess` builds; the sidecar says how, with every fact from the checkpoint that a
 server needs to feed and fuse the nets (labels, normalisation, flow settings, L, fusion).
 
 Exporter: torch.onnx's TorchScript-based path (`dynamo=False`), which needs only the `onnx`
@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from .checkpoint import TwoStreamModel
-from .errors import UserError
-from .options import MODEL_HELP
+from ..errors import UserError
+from ..options import MODEL_HELP
 
 log = logging.getLogger("twostream")
 FORMAT = "twostream-onnx"

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 import cv2
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 from .sources import FrameSource, SourceSpec
 
 MOTION_CLASSES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "circle_ccw", "push", "pull", "wave")

