@@ -10,12 +10,10 @@ never restarted).
 from __future__ import annotations
 
 import math
-import shutil
-import sys
 import time
 from pathlib import Path
 
-from PyQt6.QtCore import QProcess, QProcessEnvironment, Qt, QTimer, pyqtSignal
+from PyQt6.QtCore import QProcess, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont
 from PyQt6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                              QProgressBar, QPushButton, QSizePolicy, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -25,6 +23,7 @@ from realtime import (MIN_CLIPS, RECOMMENDED_CLIPS, check_clips, check_label, Cl
                       user_models_dir, UserError)
 
 from .controller import Controller
+from .training import TrainingJob
 
 PACKAGE_ROOT = Path(realtime.__file__).resolve().parent.parent  # the child process imports the same `realtime`
 ERROR_COLOUR, WARNING_COLOUR, OK_COLOUR = "#ff8080", "#ffb13b", "#5cd65c"
@@ -70,13 +69,7 @@ class TeachPanel(QWidget):
         self._record_source: object = None
         self._undo: list[list[Path]] = []  # groups of deleted clips, newest last
         self._info_cache: dict[Path, tuple[float, int, float]] = {}
-        self.process: QProcess | None = None
-        self._stdout = b""
-        self._stderr: list[str] = []
-        self._done: TrainEvent | None = None  # the trainer's last event: "done" or "error"
-        self._cancelled = False
-        self._out: Path | None = None
-        self._out_existed = False
+        self.job: TrainingJob | None = None  # the training running now (gui/training.py)
         self.last_result: TrainEvent | None = None  # the "done" event (out, metrics) of the last training
         self.last_error = ""  # the last problem the panel showed (empty when the last action went well)
         self._build()
@@ -232,7 +225,7 @@ class TeachPanel(QWidget):
 
     @property
     def training(self) -> bool:
-        return self.process is not None
+        return self.job is not None
 
     def set_root(self, folder: str | Path) -> None:
         if self.recording or self.training:
@@ -535,19 +528,9 @@ class TeachPanel(QWidget):
         out = user_models_dir() / f"{'-'.join(counts)[:48]}-{stamp}"
         args = ["-m", "realtime.cli", "train", "--data", str(self.root), "--from", self.base_model(), "--out", str(out),
                 "--progress-json", "--nice", "10", "--finetune", "all" if self.whole_nets.isChecked() else "heads"]
-        proc = QProcess(self)
-        proc.setProgram(sys.executable)
-        proc.setArguments(args)
-        proc.setWorkingDirectory(str(PACKAGE_ROOT))
-        env = QProcessEnvironment.systemEnvironment()
-        env.insert("PYTHONUNBUFFERED", "1")
-        proc.setProcessEnvironment(env)
-        proc.readyReadStandardOutput.connect(self._on_stdout)
-        proc.readyReadStandardError.connect(self._on_stderr)
-        proc.finished.connect(self._on_finished)
-        proc.errorOccurred.connect(self._on_process_error)
-        self.process, self._stdout, self._stderr, self._done, self._cancelled = proc, b"", [], None, False
-        self._out, self._out_existed = out, out.exists()
+        self.job = TrainingJob(self, args, out, PACKAGE_ROOT)
+        self.job.progressed.connect(self._on_progress)
+        self.job.ended.connect(self._on_job_ended)
         self._clear_problem()
         self.progress.setValue(0)
         self.stage_label.setText(f"starting: {len(counts)} classes, {sum(counts.values())} clips, from "
@@ -555,30 +538,20 @@ class TeachPanel(QWidget):
         self.accuracy_label.setText("")
         self.result_label.setText("")
         self._update_buttons()
-        proc.start()
+        self.job.start()
         self.message.emit(f"training in the background ({', '.join(f'{k} {v}' for k, v in counts.items())}); recognition goes on")
         return True
 
-    def cancel_training(self) -> None:
-        if self.process is not None:
-            self._cancelled = True
-            self.process.kill()
+    @property
+    def process(self) -> QProcess | None:
+        """The trainer's process while one runs."""
+        return self.job.process if self.job is not None else None
 
-    def _on_stdout(self, proc: QProcess | None = None, final: bool = False) -> None:
-        proc = proc or self.process
-        if proc is None:
-            return
-        self._stdout += bytes(proc.readAllStandardOutput()) + (b"\n" if final else b"")
-        *lines, self._stdout = self._stdout.split(b"\n")
-        for line in lines:
-            event = TrainEvent.from_json(line)
-            if event is not None:
-                self._on_progress(event)
+    def cancel_training(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
 
     def _on_progress(self, event: TrainEvent) -> None:
-        if event.stage in ("done", "error"):
-            self._done = event
-            return
         self.progress.setValue(round(1000 * event.fraction))
         elapsed = event.elapsed_s
         self.stage_label.setText(self.safe_text(event.message + (f"  ({elapsed:.0f} s)" if elapsed else "")))
@@ -587,40 +560,16 @@ class TeachPanel(QWidget):
             self.accuracy_label.setText(f"held-out top-1: fused {acc['fused']:.0%} (spatial {acc.get('spatial', float('nan')):.0%}, "
                                         f"temporal {acc.get('temporal', float('nan')):.0%})")
 
-    def _on_stderr(self, proc: QProcess | None = None) -> None:
-        proc = proc or self.process
-        if proc is None:
-            return
-        text = bytes(proc.readAllStandardError()).decode("utf-8", "replace")
-        self._stderr = (self._stderr + [line for line in text.splitlines() if line.strip()])[-40:]
-
-    def _on_process_error(self, error: QProcess.ProcessError) -> None:
-        if error == QProcess.ProcessError.FailedToStart and self.process is not None:
-            self._stderr.append(f"could not start {sys.executable}: {self.process.errorString()}")
-            self._on_finished(-1, QProcess.ExitStatus.CrashExit)
-
-    def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
-        proc, self.process = self.process, None
-        if proc is None:
-            return
-        self._on_stdout(proc, final=True)  # what is left in the pipes
-        self._on_stderr(proc)
-        proc.deleteLater()
-        done, out = self._done, self._out
-        if self._cancelled:
-            self._remove_partial(out)
+    def _on_job_ended(self, done: TrainEvent | None, why: str, cancelled: bool) -> None:
+        self.job = None
+        if cancelled:
             self.stage_label.setText("Training cancelled; nothing was saved.")
             self.progress.setValue(0)
             self.message.emit("training cancelled")
-        elif code == 0 and done is not None and done.stage == "done" and done.out:
+        elif done is not None:
             self._show_result(done)
             self.modelTaught.emit(done.out)
         else:
-            self._remove_partial(out)
-            if done is not None and done.stage == "error" and done.error:
-                why = done.error  # the trainer's own one-line reason, from its event stream
-            else:  # it died without saying (killed, crashed): the last thing it logged
-                why = self._stderr[-1] if self._stderr else f"the trainer exited with code {code}"
             self.stage_label.setText("Training failed.")
             self._problem(f"training failed: {short_message(why)}")
         self._update_buttons()
@@ -639,11 +588,6 @@ class TeachPanel(QWidget):
         self.result_label.setText(self.safe_text(f"Saved to {done.out} — now running live."))
         self.message.emit(self.safe_text(f"taught model saved to {done.out}; swapping it in"))
 
-    def _remove_partial(self, out: Path | None) -> None:
-        """A training stopped half-way may leave half a checkpoint folder: remove it if this run created it."""
-        if out is not None and out.is_dir() and not self._out_existed and not (out / "metrics.json").is_file():
-            shutil.rmtree(out, ignore_errors=True)
-
     def shutdown(self) -> None:
         """Window closing: stop recording and kill a training (it would not be swapped in anyway)."""
         self._ticker.stop()
@@ -651,8 +595,5 @@ class TeachPanel(QWidget):
             self.recorder.cancel()  # type: ignore[union-attr]
         if self._tap is not None:
             self.controller.remove_tap(self._tap)
-        if self.process is not None:
-            proc = self.process
-            self._cancelled = True
-            proc.kill()
-            proc.waitForFinished(2000)
+        if self.job is not None:
+            self.job.cancel(wait_ms=2000)

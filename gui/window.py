@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -14,48 +13,27 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog
                              QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout,
                              QWidget)
 
-from realtime import ENGINES, FUSION_MODES, default_model_path, parse_source, Prediction, redact, shipped_models, trained_dir, UserError
+from realtime import ENGINES, FUSION_MODES, default_model_path, parse_source, Prediction, shipped_models, trained_dir, UserError
 
-from .controller import Controller, RunRequest, SessionInfo, safe_text
+from .controller import Controller, RunRequest, SessionInfo
+from .settings import FLOW_VIEWS, RECENT_MAX, AppSettings, remembered
+from .stats import model_title, stats_rows
 from .teach import TeachPanel, taught_models
 from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView, flow_arrows
 
 log = logging.getLogger("twostream")
 DEFAULT_SOURCE = "synthetic:demo"
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"
-RECENT_MAX = 8
 TIMELINE_SECONDS = 10.0
 BARS_INTERVAL_S = 1 / 15 - 0.004  # the margin keeps a 30 fps source at every other frame despite jitter
 TIMELINE_INTERVAL_S = 0.1
 TEACH_WIDTH = 330  # px, the Teach panel when it opens
-FLOW_VIEWS = ("colour", "arrows")
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
              ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
              ("Ctrl+O", "open a video file"), ("Ctrl+L", "type a source: camera index, URL, file or synthetic:NAME"),
              ("Ctrl+M", "open a model folder"), ("Ctrl+T", "show / hide the Teach panel"),
              ("Ctrl+R", "Teach: record clips of the named class / stop"), ("Del", "Teach: delete the selected clips (in the list)"),
              ("Ctrl+Z", "Teach: undo the last delete"), ("F11", "full screen"), ("F1", "this list"), ("Ctrl+Q", "quit"))
-
-
-def _remembered(text: str) -> bool:
-    """Only sources without credentials are written to the settings file."""
-    return redact(text) == text and safe_text(text) == text
-
-
-def model_title(info: SessionInfo) -> str:
-    """The model's name, marked UNTRAINED when it is (once: the fallback's own name already says so)."""
-    if info.trained or "untrained" in info.model_name.lower():
-        return info.model_name
-    return f"{info.model_name} (UNTRAINED)"
-
-
-def threshold_text(info: SessionInfo) -> str:
-    """The "no known action" threshold in use and whose it is, e.g. "below 0.42 (model)", "below 0.90 (yours; model 0.42)"."""
-    whose = f"yours; model {info.model_min_score:.2f}" if info.min_score_set else "model"
-    unfamiliar = " or unlike its training frames" if info.familiarity else ""
-    if info.min_score > 0:
-        return f"below {info.min_score:.2f}{unfamiliar} ({whose})"
-    return f"unlike its training frames ({whose}; score threshold 0)" if info.familiarity else f"never: threshold 0 ({whose})"
 
 
 def _timestamp() -> str:
@@ -403,79 +381,62 @@ class MainWindow(QMainWindow):
     # -- settings -------------------------------------------------------------------
     def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None,
                        min_score: float | None = None) -> None:
-        s = self.settings
-        self.recent_sources = [x for x in _list(s.value("recent_sources")) if _remembered(x)]
-        self.recent_models = [x for x in _list(s.value("recent_models")) if (Path(x) / "model.json").is_file()]
-        self.output_dir = Path(str(s.value("output_dir", "") or _default_output_dir()))
-        self.source_text = source or str(s.value("source", "") or "") or DEFAULT_SOURCE
+        st = AppSettings.load(self.settings, tuple(self.splitters))
+        self.recent_sources = st.recent_sources
+        self.recent_models = [x for x in st.recent_models if (Path(x) / "model.json").is_file()]
+        self.output_dir = Path(st.output_dir or _default_output_dir())
+        self.source_text = source or st.source or DEFAULT_SOURCE
         self.controller.safe_text.learn(self.source_text)
-        self.model_key = str(Path(model).resolve()) if model else str(s.value("model", "") or "")
+        self.model_key = str(Path(model).resolve()) if model else st.model
         if self.model_key and not Path(self.model_key).exists():
             self.model_key = ""
         self._fill_sources([])
         self._show_source_text(self.source_text)
         self._fill_models()
-        _select(self.engine_box, engine or str(s.value("engine", "auto")))
-        _select(self.device_box, device or str(s.value("device", "auto")))
-        _select(self.fusion_box, str(s.value("fusion", "avg")))
-        self.weight_slider.setValue(_int(s.value("spatial_weight", 50), 50))
-        self.smoothing_box.setValue(_int(s.value("smoothing", 8), 8))
-        self.flow_mode = str(s.value("flow_view", "colour"))
-        folder = str(s.value("teach/folder", "") or "")
-        if folder:
-            self.teach.set_root(folder)
-        self.teach.clips_box.setValue(_int(s.value("teach/clips", self.teach.clips_box.value()), self.teach.clips_box.value()))
-        self.teach.seconds_box.setValue(_float(s.value("teach/seconds", self.teach.seconds_box.value()), self.teach.seconds_box.value()))
-        self.teach.countdown_box.setValue(_float(s.value("teach/countdown", self.teach.countdown_box.value()),
-                                                 self.teach.countdown_box.value()))
-        self.set_flow_view(self.flow_mode if self.flow_mode in FLOW_VIEWS else "colour")
+        _select(self.engine_box, engine or st.engine)
+        _select(self.device_box, device or st.device)
+        _select(self.fusion_box, st.fusion or "avg")
+        self.weight_slider.setValue(st.spatial_weight)
+        self.smoothing_box.setValue(st.smoothing)
+        self.flow_mode = st.flow_view
+        if st.teach_folder:
+            self.teach.set_root(st.teach_folder)
+        for box, value in ((self.teach.clips_box, st.teach_clips), (self.teach.seconds_box, st.teach_seconds),
+                           (self.teach.countdown_box, st.teach_countdown)):
+            if value is not None:
+                box.setValue(value)  # type: ignore[arg-type]
+        self.set_flow_view(self.flow_mode)
         self._update_fusion_controls()
-        geometry = s.value("geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        self.show_teach(str(s.value("teach/visible", "false")).lower() == "true")
-        for key, splitter in self.splitters.items():
-            state = s.value(f"splitter/{key}")
-            if state is not None:
-                splitter.restoreState(state)
+        if st.geometry is not None:
+            self.restoreGeometry(st.geometry)
+        self.show_teach(st.teach_visible)
+        for key, state in st.splitters.items():
+            self.splitters[key].restoreState(state)
         # The pipeline starts with what the controls say; a first run uses the model's own fusion.
         self.controller.set_smoothing(self.smoothing_box.value())
         # The user's "no known action" threshold: the command line's, else the last one set; none: each model's own.
-        saved = _float(s.value("min_score", ""), -1.0)
-        chosen = min_score if min_score is not None else (saved if 0.0 <= saved <= 1.0 else None)
         try:
-            self.controller.set_min_score(chosen)
+            self.controller.set_min_score(min_score if min_score is not None else st.min_score)
         except UserError as e:
             self._on_problem("error", str(e))
         self._show_min_score()
-        mode = self.fusion_box.currentText() if s.value("fusion") is not None else None
+        mode = self.fusion_box.currentText() if st.fusion is not None else None
         self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
 
+    def current_settings(self) -> AppSettings:
+        """What the window would remember now."""
+        return AppSettings(
+            source=self.controller.source_text or "",  # the last source that opened, not a typo that did not
+            recent_sources=self.recent_sources, model=self.model_key, recent_models=self.recent_models,
+            engine=self.engine_box.currentText(), device=self.device_box.currentText(), fusion=self.fusion_box.currentText(),
+            spatial_weight=self.weight_slider.value(), smoothing=self.smoothing_box.value(), min_score=self.controller.min_score,
+            flow_view=self.flow_mode, output_dir=str(self.output_dir), teach_folder=str(self.teach.root),
+            teach_clips=self.teach.clips_box.value(), teach_seconds=self.teach.seconds_box.value(),
+            teach_countdown=self.teach.countdown_box.value(), teach_visible=not self.teach_dock.isHidden(),
+            geometry=self.saveGeometry(), splitters={k: sp.saveState() for k, sp in self.splitters.items()})
+
     def save_settings(self) -> None:
-        s = self.settings
-        running = self.controller.source_text  # the last source that opened, not a typo that did not
-        if running is not None and _remembered(running):
-            s.setValue("source", running)
-        s.setValue("recent_sources", self.recent_sources[:RECENT_MAX])
-        s.setValue("model", self.model_key)
-        s.setValue("recent_models", self.recent_models[:RECENT_MAX])
-        s.setValue("engine", self.engine_box.currentText())
-        s.setValue("device", self.device_box.currentText())
-        s.setValue("fusion", self.fusion_box.currentText())
-        s.setValue("spatial_weight", self.weight_slider.value())
-        s.setValue("smoothing", self.smoothing_box.value())
-        s.setValue("min_score", "" if self.controller.min_score is None else f"{self.controller.min_score:.2f}")  # "": the model's own
-        s.setValue("flow_view", self.flow_mode)
-        s.setValue("output_dir", str(self.output_dir))
-        s.setValue("teach/folder", str(self.teach.root))
-        s.setValue("teach/clips", self.teach.clips_box.value())
-        s.setValue("teach/seconds", self.teach.seconds_box.value())
-        s.setValue("teach/countdown", self.teach.countdown_box.value())
-        s.setValue("teach/visible", not self.teach_dock.isHidden())
-        s.setValue("geometry", self.saveGeometry())
-        for key, splitter in self.splitters.items():
-            s.setValue(f"splitter/{key}", splitter.saveState())
-        s.sync()
+        self.current_settings().save(self.settings)
 
     # -- sources and models ------------------------------------------------------------
     def _fill_sources(self, cameras: list[str] | None = None) -> None:
@@ -823,25 +784,8 @@ class MainWindow(QMainWindow):
         first = self._counts[0]
         dt = now - first[0]
         rates = [max(0.0, (a - b) / dt) if dt > 0 else 0.0 for a, b in zip(counts[1:], first[1:])]
-        info: SessionInfo = st["info"]
-        nominal = f" of {info.source_fps:g}" if info.source_fps else ""
-        self.stats.set("capture", f"{rates[0]:5.1f}{nominal}")
-        self.stats.set("flow", f"{rates[1]:5.1f}")
-        self.stats.set("infer", f"{rates[2]:5.1f}")
-        self.stats.set("display", f"{self.display_fps:5.1f}")
-        p50, p95 = st["latency_p50"], st["latency_p95"]
-        self.stats.set("latency", "–" if math.isnan(p50) else f"{p50:5.1f} / {p95:5.1f} ms")
-        d = st["dropped"]
-        total = sum(d.values())
-        self.stats.set("dropped", f"{total}" + (f"  (capture {d['capture']}, infer {d['infer']}, output {d['output']})" if total else ""),
-                       "#ffb13b" if total else None)
-        self.stats.set("engine", f"{info.engine} ({info.precision})")
-        self.stats.set("device", info.device)
-        self.stats.set("model", f"{model_title(info)}, {len(info.labels)} classes" + (f", {info.accuracy}" if info.accuracy else ""),
-                       None if info.trained else "#ffb13b")
-        unknown = self.timeline.unknown_fraction
-        self.stats.set("unknown", threshold_text(info) + (f" · {unknown:.0%} of the last {TIMELINE_SECONDS:g} s" if info.min_score > 0 or info.familiarity else ""))
-        self.stats.set("source", f"{info.source_name}  [{st['status']}]")
+        for row, text, colour in stats_rows(st, (rates[0], rates[1], rates[2]), self.display_fps, self.timeline.unknown_fraction, TIMELINE_SECONDS):
+            self.stats.set(row, text, colour)
         source = self.controller.source
         if st["status"] == "reconnecting" and source is not None and source.status_message:
             self.banner.show_message("warning", self.controller.safe_text(source.status_message))  # with the attempt count as it grows
@@ -850,7 +794,7 @@ class MainWindow(QMainWindow):
         self._info = info
         self._counts.clear()
         self.source_text = self.controller.source_text or self.source_text
-        if _remembered(self.source_text) and self.source_text != DEFAULT_SOURCE:
+        if remembered(self.source_text) and self.source_text != DEFAULT_SOURCE:
             self.recent_sources = [self.source_text] + [x for x in self.recent_sources if x != self.source_text][: RECENT_MAX - 1]
             self._fill_sources()
         self._show_source_text(self.source_text)
@@ -951,28 +895,6 @@ class MainWindow(QMainWindow):
         self.teach.shutdown()
         self.controller.shutdown(1.0)
         event.accept()
-
-
-def _list(value: object) -> list[str]:
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]  # type: ignore[union-attr]
-
-
-def _int(value: object, default: int) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-
-
-def _float(value: object, default: float) -> float:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
 
 
 def _select(box: QComboBox, text: str) -> None:

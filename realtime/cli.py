@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 from typing import Callable
 
@@ -17,7 +16,7 @@ EXIT_USER_ERROR = 2
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .io.annotate import AnnotatedWriter, annotate
-    from .stream.pipeline import Pipeline
+    from .stream.pipeline import Pipeline, Prediction
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
@@ -29,35 +28,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
     log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s", cfg.provenance.get("name", args.model),
              cfg.num_classes, cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, pipe.engine.describe(), untrained)
-    interrupted = False
+    out = sys.stdout
 
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        pipe.stop(timeout=0)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        pipe.start()
+    def started() -> None:
         log.info("source %s%s", pipe.source_name, f" at {pipe.source.fps:g} fps" if pipe.source and pipe.source.fps else "")
         if writer is not None and pipe.source is not None and pipe.source.fps:
             writer.fps = pipe.source.fps
-        out = sys.stdout
-        for pred in pipe:
-            if args.json:
-                out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
-            elif not args.quiet:
-                mark = "" if pred.ready else (f"  ({pred.status}: spatial only while the temporal stream rebuilds)" if pred.status in ("reconnected", "resized")
-                                              else "  (warming up: spatial only)")
-                t = pred.top(1, "temporal")
-                out.write(f"frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
-                          f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n")
-            if writer is not None:
-                writer.write(annotate(pred, args.top_k))
+
+    def show(pred: Prediction) -> None:
+        if args.json:
+            out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
+        elif not args.quiet:
+            mark = "" if pred.ready else (f"  ({pred.status}: spatial only while the temporal stream rebuilds)" if pred.status in ("reconnected", "resized")
+                                          else "  (warming up: spatial only)")
+            t = pred.top(1, "temporal")
+            out.write(f"frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
+                      f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n")
+        if writer is not None:
+            writer.write(annotate(pred, args.top_k))
+
+    try:
+        interrupted = pipe.run_to_end(show, started)
         out.flush()
     finally:
-        signal.signal(signal.SIGINT, previous)
-        pipe.stop()
         if writer is not None:
             writer.close()
     summary = pipe.summary()

@@ -7,7 +7,8 @@ import sys
 
 # The user part of a URL ends at its LAST '@': passwords often hold '/', '?', '#' or '@' unescaped.
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)\S*@")
-_SECRET_QUERY = re.compile(r"(?P<key>[?&][^=&\s]*(?:pass|pwd|token|key|secret|auth|sig|user)[^=&\s]*=)[^&#\s]*", re.IGNORECASE)
+SECRET_KEYS = r"pass|pwd|token|key|secret|auth|sig|user"  # query keys whose values are credentials (also realtime.io.sources)
+_SECRET_QUERY = re.compile(rf"(?P<key>[?&][^=&\s]*(?:{SECRET_KEYS})[^=&\s]*=)[^&#\s]*", re.IGNORECASE)
 
 
 def scrub(text: str) -> str:

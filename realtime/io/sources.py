@@ -26,12 +26,13 @@ import cv2
 import numpy as np
 
 from ..errors import SourceError, UserError
+from ..logs import SECRET_KEYS
 
 log = logging.getLogger("twostream")
 
 SourceKind = Literal["camera", "stream", "file", "synthetic"]
 STREAM_SCHEMES = ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt")
-_SECRET_QUERY_KEYS = re.compile(r"pass|pwd|token|key|secret|auth|sig|user", re.IGNORECASE)
+_SECRET_QUERY_KEYS = re.compile(SECRET_KEYS, re.IGNORECASE)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 # FFmpeg options that keep a live stream at the newest frame instead of queueing backlog.
 LOW_LATENCY_FFMPEG = "fflags;nobuffer|flags;low_delay|threads;1|max_delay;0"

@@ -32,7 +32,6 @@ import argparse
 import collections
 import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -387,28 +386,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s, %d sources%s", cfg.provenance.get("name", args.model),
              cfg.num_classes, cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, mp.engine.describe(),
              len(mp.streams), untrained)
-    interrupted = False
+    out = sys.stdout
 
-    def on_sigint(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        interrupted = True
-        mp.stop(timeout=0)
+    def show(pred: StreamPrediction) -> None:  # type: ignore[override]
+        if args.json:
+            out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
+        elif not args.quiet:
+            mark = "" if pred.ready else "  (spatial only)"
+            out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  "
+                      f"{pred.latency_ms:6.1f} ms{mark}\n")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        mp.start()
-        out = sys.stdout
-        for pred in mp:
-            if args.json:
-                out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
-            elif not args.quiet:
-                mark = "" if pred.ready else "  (spatial only)"
-                out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  "
-                          f"{pred.latency_ms:6.1f} ms{mark}\n")
-        out.flush()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        mp.stop()
+    interrupted = mp.run_to_end(show)  # type: ignore[arg-type]
+    out.flush()
     summary = mp.summary()
     if args.json:
         sys.stderr.write(json.dumps({"summary": summary}) + "\n")

@@ -261,6 +261,32 @@ class _Running:
                 continue
             yield item  # type: ignore[misc]
 
+    def run_to_end(self, on_prediction: Callable[[Prediction], None], on_start: Callable[[], None] = lambda: None) -> bool:
+        """What `twostream run` and `serve` do: start, hand every Prediction to `on_prediction` until the
+        end, and stop, whatever happens. Ctrl-C (SIGINT, on the main thread) stops it cleanly; returns
+        True when it did, so the command can exit 130."""
+        import signal
+
+        interrupted = False
+
+        def on_sigint(signum: int, frame: object) -> None:
+            nonlocal interrupted
+            interrupted = True
+            self.stop(timeout=0)
+
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main else None
+        try:
+            self.start()
+            on_start()
+            for pred in self:
+                on_prediction(pred)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+            self.stop()
+        return interrupted
+
     def _raise(self) -> None:
         assert self._error is not None
         stage, err = self._error
