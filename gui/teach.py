@@ -2,8 +2,8 @@
 
 Recording feeds a `realtime.io.record.Recorder` from a frame tap on the running pipeline (the capture
 thread, before anything can be dropped), so a clip has every frame the source gave. Training runs
-`python -m realtime.cli train --from MODEL --progress-json` as a child process: the window and the
-recognizer keep running while it works, and it reads one JSON line per step. When it is done the
+`python -m realtime.cli train --from MODEL --progress-json` as a child process (gui/training.py,
+whose `TrainEvent`s this panel shows): the window and the recognizer keep running while it works. When it is done the
 new checkpoint is swapped into the running pipeline (the window asks its controller; the source is
 never restarted).
 """
