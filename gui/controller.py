@@ -661,7 +661,7 @@ class Controller(QObject):
         return SessionInfo(source_name=self.safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
                            model_key=req.model, model_name=str(cfg.provenance.get("name", "model")), trained=cfg.trained,
                            labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
-                           precision="fp16" if engine.half else "fp32", fusion_mode=pipe.fusion.mode,
+                           precision=engine.precision, fusion_mode=pipe.fusion.mode,
                            spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
                            smoothing=self._smoothing, accuracy=_accuracy(cfg.metrics, pipe.fusion.mode),
                            min_score=pipe.fusion.min_score, model_min_score=float(cfg.fusion.min_score),

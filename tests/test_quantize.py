@@ -73,7 +73,7 @@ def test_quantize_writes_int8_nets_with_their_held_out_figures_and_the_engine_ru
         assert {"QuantizeLinear", "DequantizeLinear"} <= {n.op_type for n in graph.graph.node}
         sess = ort.InferenceSession(str(model_dir / INT8_DIR / "temporal.onnx"), providers=["CPUExecutionProvider"])
         np.testing.assert_allclose(sess.run(None, {"flow": xt.numpy()})[0], b[1], atol=1e-6)
-        assert "held-out top-1" in int8.describe() and int8.int8_nets == ["spatial", "temporal"]
+        assert "held-out top-1" in int8.describe() and int8.int8_nets == ["spatial", "temporal"] and int8.precision == "int8 spatial and temporal"
     finally:
         fp32.close(), int8.close()
 
@@ -139,6 +139,6 @@ def test_the_temporal_net_alone_in_int8_leaves_the_spatial_net_and_its_familiari
         a, b = fp32(xs, xt), int8(xs, xt)
         np.testing.assert_allclose(b[0], a[0], atol=1e-6)
         np.testing.assert_allclose(b.familiarity, a.familiarity, atol=1e-6)
-        assert int8.int8_nets == ["temporal"] and "int8 temporal" in int8.describe()
+        assert int8.int8_nets == ["temporal"] and "int8 temporal" in int8.describe() and int8.precision == "int8 temporal, fp32 spatial"
     finally:
         fp32.close(), int8.close()

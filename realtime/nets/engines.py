@@ -132,8 +132,13 @@ class Engine:
             torch.cuda.synchronize(self.device)
         return time.perf_counter() - t0
 
+    @property
+    def precision(self) -> str:
+        """What the nets compute in, as a user reads it: fp16, fp32 (or, for onnxruntime-int8, which nets are int8)."""
+        return "fp16" if self.half else "fp32"
+
     def describe(self) -> str:
-        return f"{self.name} on {self.device} ({'fp16' if self.half else 'fp32'})"
+        return f"{self.name} on {self.device} ({self.precision})"
 
     def close(self) -> None:
         if self._executor is not None:
@@ -583,6 +588,11 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3
         return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+
+    @property
+    def precision(self) -> str:
+        others = [r for r in ("spatial", "temporal") if r not in self.int8_nets]
+        return f"int8 {' and '.join(self.int8_nets)}" + (f", fp32 {' and '.join(others)}" if others else "")
 
     def describe(self) -> str:
         dep = self.held_out.get("deployed_top1", {})
