@@ -420,7 +420,8 @@ class OnnxRuntimeEngine(Engine):
         h.update(repr(meta).encode())
         return h.hexdigest()[:24]
 
-    def _session(self, path: Path):  # type: ignore[no-untyped-def]
+    def _session(self, model: Path | bytes, providers: list | None = None):  # type: ignore[no-untyped-def]
+        """An InferenceSession on an ONNX file or its bytes, set up as this engine runs its nets."""
         ort = self._ort
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
@@ -429,7 +430,7 @@ class OnnxRuntimeEngine(Engine):
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.log_severity_level = 3  # errors only: no per-session warnings about unused initialisers
-        return ort.InferenceSession(str(path), so, providers=self.providers)
+        return ort.InferenceSession(model if isinstance(model, bytes) else str(model), so, providers=providers or self.providers)
 
     def _prepare(self, net: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
         from .export import INPUT_NAMES
@@ -563,7 +564,7 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
             return super()._prepare(net)
         t0 = time.perf_counter()
         try:
-            runner = _OrtNet(self._session_from(self._int8[role]), INPUT_NAMES[role])
+            runner = _OrtNet(self._session(self._int8[role], ["CPUExecutionProvider"]), INPUT_NAMES[role])
         except Exception as e:  # a damaged file, an operator this onnxruntime lacks
             raise EngineUnavailable(f"engine 'onnxruntime-int8': ONNX Runtime cannot load the model's int8 {role} net ({_first_line(e)}); "
                                     "run twostream quantize again") from None
@@ -577,17 +578,6 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
                                         f"expected {(b, want)}; run twostream quantize again")
         self.load_s += time.perf_counter() - t0
         return runner
-
-    def _session_from(self, data: bytes):  # type: ignore[no-untyped-def]
-        ort = self._ort
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
     @property
     def precision(self) -> str:
