@@ -26,6 +26,7 @@ pytestmark = pytest.mark.gui
 
 CLASSES = ("bounce", "spin", "zigzag")  # sorted: the taught model's label order
 CLIPS, SECONDS, FPS = 4, 1.0, 30
+LIVE_FPS = 15  # the source running while a training works beside it: live, but leaving the trainer a core's worth
 WAIT_MS = 20_000
 TRAIN_MS = 170_000  # a training on a loaded 2-core machine takes about 30 s; the limit is for a very busy one
 
@@ -160,7 +161,7 @@ def test_cancel_stops_the_training_and_nothing_is_swapped_in(qtbot, open_window,
 
 @pytest.mark.slow
 def test_background_training_swaps_the_taught_model_into_the_running_pipeline(qtbot, open_window, clips: Path) -> None:
-    w = open_window(f"synthetic:zigzag?fps={FPS}&seed=3&size=160x120")
+    w = open_window(f"synthetic:zigzag?fps={LIVE_FPS}&seed=3&size=160x120")
     panel = w.teach
     panel.set_root(clips)
     pipe, source = w.controller.pipeline, w.controller.source
