@@ -24,10 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipe = Pipeline(args.source, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
                     spatial_weight=args.spatial_weight, smoothing=args.smoothing, realtime=args.realtime,
                     max_frames=args.max_frames, source_timeout=args.timeout, min_score=args.min_score)
-    cfg = pipe.model.config
-    untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
-    log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s", cfg.provenance.get("name", args.model),
-             cfg.num_classes, cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, pipe.engine.describe(), untrained)
+    untrained = pipe.announce(args.model)
     out = sys.stdout
 
     def started() -> None:

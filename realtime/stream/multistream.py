@@ -381,11 +381,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
                        smoothing=args.smoothing, realtime=args.realtime, max_frames=args.max_frames,
                        source_timeout=args.timeout, keep_going=args.keep_going, min_score=args.min_score)
-    cfg = mp.model.config
-    untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless]"
-    log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s, %d sources%s", cfg.provenance.get("name", args.model),
-             cfg.num_classes, cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, mp.engine.describe(),
-             len(mp.streams), untrained)
+    mp.announce(args.model, f", {len(mp.streams)} sources")
     out = sys.stdout
 
     def show(pred: StreamPrediction) -> None:  # type: ignore[override]

@@ -261,6 +261,14 @@ class _Running:
                 continue
             yield item  # type: ignore[misc]
 
+    def announce(self, name: object, extra: str = "") -> str:
+        """Log the model and engine line that `run` and `serve` start with; returns the UNTRAINED warning ("" when trained)."""
+        cfg = self.model.config  # type: ignore[attr-defined]
+        untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
+        log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s%s", cfg.provenance.get("name", name), cfg.num_classes,
+                 cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, self.engine.describe(), extra, untrained)  # type: ignore[attr-defined]
+        return untrained
+
     def run_to_end(self, on_prediction: Callable[[Prediction], None], on_start: Callable[[], None] = lambda: None) -> bool:
         """What `twostream run` and `serve` do: start, hand every Prediction to `on_prediction` until the
         end, and stop, whatever happens. Ctrl-C (SIGINT, on the main thread) stops it cleanly; returns
