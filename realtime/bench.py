@@ -22,20 +22,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
 from .options import add_model_options
 from .options import half as options_half
 
+if TYPE_CHECKING:  # torch is imported when a command runs, not when the CLI starts
+    import torch
+
+    from .nets.checkpoint import TwoStreamModel
+    from .nets.engines import Engine
 
 
-def _load(model_arg: str | None):  # type: ignore[no-untyped-def]
+def _load(model_arg: str | None) -> TwoStreamModel:
     from .nets.models_store import resolve_model
 
     return resolve_model(model_arg)
 
 
-def _start(model, engine: str, device: str, half: bool | None) -> tuple[object, dict]:  # type: ignore[no-untyped-def]
+def _start(model: TwoStreamModel, engine: str, device: str, half: bool | None) -> tuple[Engine, dict]:
     """Build the engine as `run` does (warm-up included); its start-up figures."""
     from .nets.engines import create_engine
 
@@ -70,7 +76,7 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50": round(float(p50), 3), "p95": round(float(p95), 3)}
 
 
-def _time(fn, iterations: int, sync) -> list[float]:  # type: ignore[no-untyped-def]
+def _time(fn: Callable[[], object], iterations: int, sync: Callable[[], None]) -> list[float]:
     out = []
     for _ in range(iterations):
         t0 = time.perf_counter()
@@ -80,7 +86,7 @@ def _time(fn, iterations: int, sync) -> list[float]:  # type: ignore[no-untyped-
     return out
 
 
-def measure(eng, iterations: int, batch: int) -> dict:  # type: ignore[no-untyped-def]
+def measure(eng: Engine, iterations: int, batch: int) -> dict:
     """Per-net latency at batch 1, both nets at batch 1 and at `batch`."""
     import torch
 
@@ -159,8 +165,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 "cold_cache": bool(cold),
                 "first_start": first,
             }
-            if getattr(eng, "auto_reasons", None):
-                report["auto_not"] = eng.auto_reasons  # type: ignore[attr-defined]
+            if eng.auto_reasons:
+                report["auto_not"] = eng.auto_reasons
             report["second_start"] = {"skipped": True} if args.no_second_start else _second_start(args, eng.name, env)
             report.update(measure(eng, args.iterations, args.batch))
         finally:
@@ -177,7 +183,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _machine(device) -> dict:  # type: ignore[no-untyped-def]
+def _machine(device: torch.device) -> dict:
     import platform
 
     import torch

@@ -74,25 +74,25 @@ def gather_info(probe_cameras: bool = True) -> dict:
 
 def format_info(info: dict) -> str:
     out = [f"twostream {info['twostream']}  (Python {info['python']}, {info['platform']})", "packages:"]
-    for k, v in info["packages"].items():  # type: ignore[union-attr]
+    for k, v in info["packages"].items():
         out.append(f"  {k:<24s} {v or '-'}")
     cuda = info["cuda"]
-    out.append(f"CUDA: {'yes, ' + ', '.join(cuda['devices']) if cuda['available'] else 'no GPU visible to torch'}"  # type: ignore[index]
-               f" (torch built for CUDA {cuda['torch_cuda'] or 'none: CPU build'})")  # type: ignore[index]
+    out.append(f"CUDA: {'yes, ' + ', '.join(cuda['devices']) if cuda['available'] else 'no GPU visible to torch'}"
+               f" (torch built for CUDA {cuda['torch_cuda'] or 'none: CPU build'})")
     trt = info["tensorrt"]
-    out.append(f"TensorRT: {'torch-tensorrt ' + str(trt.get('version')) if trt.get('installed') else 'not installed'}"  # type: ignore[union-attr]
-               f"{'' if trt.get('usable') else ' (not usable here)'}")  # type: ignore[union-attr]
+    out.append(f"TensorRT: {'torch-tensorrt ' + str(trt.get('version')) if trt.get('installed') else 'not installed'}"
+               f"{'' if trt.get('usable') else ' (not usable here)'}")
     v = info["video"]
-    built = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in v["built_with"].items())  # type: ignore[index]
-    out.append(f"OpenCV video I/O: {built}; stream back ends: {', '.join(v['stream_backends']) or '?'}")  # type: ignore[index]
+    built = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in v["built_with"].items())
+    out.append(f"OpenCV video I/O: {built}; stream back ends: {', '.join(v['stream_backends']) or '?'}")
     cams = info["cameras"]
     out.append(f"cameras: {', '.join(cams) if isinstance(cams, list) and cams else ('none found (no /dev/video* opens)' if isinstance(cams, list) else cams)}")
     out.append(f"default model: {info['default_model']}")
     eng = info["auto_engine"]
-    if "chosen" in eng:  # type: ignore[operator]
-        out.append(f"engine auto picks: {eng['chosen']}")  # type: ignore[index]
-        for reason in eng["not_chosen"]:  # type: ignore[index]
+    if "chosen" in eng:
+        out.append(f"engine auto picks: {eng['chosen']}")
+        for reason in eng["not_chosen"]:
             out.append(f"  not {reason}")
     else:
-        out.append(f"engine auto: {eng['error']}")  # type: ignore[index]
+        out.append(f"engine auto: {eng['error']}")
     return "\n".join(out) + "\n"

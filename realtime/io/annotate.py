@@ -56,7 +56,7 @@ class AnnotatedWriter:
     def write(self, image: np.ndarray) -> None:
         if self._writer is None:
             h, w = image.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*_FOURCC[self.path.suffix.lower()]), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*_FOURCC[self.path.suffix.lower()]), self.fps, (w, h))
             if not self._writer.isOpened():
                 raise UserError(f"{self.path}: cannot be written (check permissions and free space)")
             self._size = (w, h)

@@ -67,7 +67,7 @@ class ClipWriter:
         if self._writer is None:
             h, w = frame.shape[:2]
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*FOURCC), self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter.fourcc(*FOURCC), self.fps, (w, h))
             if not self._writer.isOpened():
                 self._writer = None
                 raise UserError(f"{self.path.parent}: cannot write video there (is the folder writable?)")
@@ -300,17 +300,22 @@ def cmd_record(args: argparse.Namespace) -> int:
             sys.stderr.write(text + "\n")
             sys.stderr.flush()
 
-    last = {"phase": "", "tick": 1 << 30}
+    @dataclass
+    class Said:  # what the last message said, so each is said once
+        phase: str = ""
+        tick: int = 1 << 30
+
+    last = Said()
 
     def on_change(st: RecorderState) -> None:
-        if st.saved and st.phase in ("gap", "done") and last["phase"] == "recording":
+        if st.saved and st.phase in ("gap", "done") and last.phase == "recording":
             say(f"  saved {st.saved[-1]}")
         if st.phase == "recording":
             say(f"clip {st.clip}/{st.clips}: recording {st.frames_per_clip} frames ({args.seconds:g} s)")
         elif st.phase in ("countdown", "gap") and st.countdown_left > 0:
             say(f"clip {len(st.saved) + 1}/{st.clips} of '{label}' starts in {st.countdown_left:.0f} s — get ready")
-            last["tick"] = int(np.ceil(st.countdown_left))
-        last["phase"] = st.phase
+            last.tick = int(np.ceil(st.countdown_left))
+        last.phase = st.phase
 
     rec = Recorder(library, label, args.clips, args.seconds, src.fps, countdown, gap, on_change)
     say(f"recording {args.clips} clip(s) of '{label}' from {name} ({rec.state.frames_per_clip} frames each at "
@@ -324,9 +329,9 @@ def cmd_record(args: argparse.Namespace) -> int:
             rec.feed(frame)
             st = rec.state
             tick = int(np.ceil(st.countdown_left)) if st.phase in ("countdown", "gap") else -1
-            if 0 < tick < last["tick"]:  # 3... 2... 1...
+            if 0 < tick < last.tick:  # 3... 2... 1...
                 say(f"  {tick}…")
-                last["tick"] = tick
+                last.tick = tick
     except KeyboardInterrupt:
         rec.cancel()
         say(f"interrupted: {len(rec.state.saved)} clip(s) kept, the unfinished one discarded")

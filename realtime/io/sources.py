@@ -11,6 +11,7 @@ stalls raises SourceError. docs/reliability.md lists the faults tested and what 
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import cv2
@@ -27,6 +28,8 @@ import numpy as np
 
 from ..errors import SourceError, UserError
 from ..logs import SECRET_KEYS
+
+T = TypeVar("T")
 
 log = logging.getLogger("twostream")
 
@@ -121,6 +124,10 @@ class FrameSource:
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
+    def truth(self) -> str | None:
+        """The ground-truth label of the frame last read, for sources that know it (the synthetic world); else None."""
+        return None
+
     def watch(self, cancel: threading.Event | None = None, on_status: Callable[[str, str], None] | None = None) -> None:
         """Let the reader's owner cut a blocked `read()` short (`cancel`) and hear status changes.
 
@@ -184,13 +191,13 @@ class _CaptureThread:
         self.cap: cv2.VideoCapture | None = None
         self._cond = threading.Condition()
         self._job: Callable[[], object] | None = None
-        self._result: tuple[bool, object] | None = None
+        self._result: tuple[bool, Any] | None = None  # (ok, what the job returned or raised)
         self._closing = False
         self._busy = False  # a job is running on the capture thread
         self._thread = threading.Thread(target=self._run, name="twostream-source", daemon=True)
         self._thread.start()
 
-    def call(self, job: Callable[[], object], timeout: float, cancel: threading.Event | None = None) -> object:
+    def call(self, job: Callable[[], T], timeout: float, cancel: threading.Event | None = None) -> T:
         """Run `job` on the capture thread; its result, its exception, or _Overrun after `timeout` s."""
         with self._cond:
             if self._closing:
@@ -208,7 +215,8 @@ class _CaptureThread:
             ok, value = self._result
             self._result = None
         if not ok:
-            raise value  # type: ignore[misc]
+            assert isinstance(value, BaseException)
+            raise value
         return value
 
     def _run(self) -> None:
@@ -288,7 +296,7 @@ class OpenCVSource(FrameSource):
 
         # FFmpeg gives up at timeout_s itself; the margin lets it do so before the capture is abandoned.
         try:
-            fps, count = conn.call(job, timeout_s * 1.5 + 0.5, self._cancel)  # type: ignore[misc]
+            fps, count = conn.call(job, timeout_s * 1.5 + 0.5, self._cancel)
         except _Overrun as e:
             conn.close(wait=0)
             if e.cancelled:
@@ -313,7 +321,7 @@ class OpenCVSource(FrameSource):
             ok, frame = conn.cap.read()
             return frame if ok and frame is not None else None
 
-        return conn.call(job, self.timeout_s, self._cancel)  # type: ignore[return-value]
+        return conn.call(job, self.timeout_s, self._cancel)
 
     def read(self) -> np.ndarray | None:
         if self._cancelled() or self._conn is None:
@@ -337,13 +345,13 @@ class OpenCVSource(FrameSource):
         if frame is None:
             return None
         self._frames_read += 1
-        if self._pace:
+        if self._pace and self.fps is not None:
             now = time.monotonic()
             if self._next_due is None:
                 self._next_due = now
             elif self._next_due > now:
                 time.sleep(self._next_due - now)
-            self._next_due = max(self._next_due, now - 1.0) + 1.0 / self.fps  # type: ignore[operator]
+            self._next_due = max(self._next_due, now - 1.0) + 1.0 / self.fps
         return as_frame(frame, self.name)
 
     def _at_end(self) -> None:
@@ -525,11 +533,15 @@ def open_source(source: str | int | SourceSpec, realtime: bool = False, timeout_
     cannot be opened now is refused at once (a wrong address should not look like a flaky network).
     """
     spec = source if isinstance(source, SourceSpec) else parse_source(source)
-    if spec.kind == "synthetic":
-        from .synthetic import SyntheticSource
-
-        return SyntheticSource.from_spec(spec)
+    if spec.kind in SOURCE_KINDS:
+        module, _, factory = SOURCE_KINDS[spec.kind].partition(":")
+        return getattr(importlib.import_module(module), factory)(spec)
     return OpenCVSource(spec, realtime=realtime, timeout_s=timeout_s, backoff=backoff)
+
+
+# Source kinds that OpenCV does not open, each "module:function(spec) -> FrameSource", imported on first use:
+# the modules depend on this one, never the other way round.
+SOURCE_KINDS: dict[str, str] = {"synthetic": "realtime.io.synthetic:open_synthetic"}
 
 
 def probe_cameras(max_index: int = 4) -> list[str]:

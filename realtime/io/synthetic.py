@@ -251,7 +251,7 @@ class SyntheticSource(FrameSource):
             size = tuple(int(v) for v in o.get("size", "320x240").lower().split("x"))
             if len(size) != 2 or min(size) < 16:
                 raise ValueError
-            return cls(spec.target, fps=float(o.get("fps", 30)), size=size, seed=int(o.get("seed", 0)),  # type: ignore[arg-type]
+            return cls(spec.target, fps=float(o.get("fps", 30)), size=size, seed=int(o.get("seed", 0)),
                        clip_frames=max(2, int(o.get("clip", 60))), max_frames=int(o["frames"]) if "frames" in o else None)
         except ValueError:
             raise UserError(f"{spec.name}: bad option in '?{'&'.join(f'{k}={v}' for k, v in o.items())}' "
@@ -271,6 +271,9 @@ class SyntheticSource(FrameSource):
         """Ground-truth class of the frame last read."""
         return self._clip.label if self._clip is not None and self.index >= 0 else None
 
+    def truth(self) -> str | None:
+        return self.label
+
     def ground_truth_flow(self) -> np.ndarray | None:
         """True flow from the previous frame to the frame last read, or None across a clip boundary."""
         clip, t = self._clip_at(self.index)
@@ -289,3 +292,8 @@ class SyntheticSource(FrameSource):
         self.index += 1
         clip, t = self._clip_at(self.index)
         return clip.frame(t)
+
+
+def open_synthetic(spec: SourceSpec) -> SyntheticSource:
+    """`synthetic:NAME?options` (realtime.io.sources.SOURCE_KINDS)."""
+    return SyntheticSource.from_spec(spec)

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..errors import CheckpointError, UserError
 from ..stream.flow import FlowSettings
-from .models import ARCHITECTURES, create_model
+from .models import ARCHITECTURES, ActionNet, create_model
 from ..options import FUSION_MODES
 
 FORMAT = "twostream-checkpoint"
@@ -160,8 +159,8 @@ class TwoStreamModel:
     """A spatial and a temporal net with the config that says how to feed and fuse them."""
 
     config: ModelConfig
-    spatial: nn.Module
-    temporal: nn.Module
+    spatial: ActionNet
+    temporal: ActionNet
     prototypes: torch.Tensor | None = None  # (classes, features) unit vectors of the spatial net's features (realtime.nets.familiarity)
     int8: dict | None = None  # int8 ONNX nets made from these weights (realtime.nets.quantize), for the onnxruntime-int8 engine
 

@@ -22,7 +22,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from threading import get_ident as threading_ident
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -66,13 +66,22 @@ class Scores(tuple):
         return self
 
 
-class Engine:
+A = TypeVar("A", torch.Tensor, np.ndarray)  # what an engine's nets take and give: torch tensors, or arrays (ONNX Runtime)
+
+
+def _closed_net(x: A) -> A:
+    raise RuntimeError("this engine is closed")
+
+
+class Engine(Generic[A]):
     """Runs both nets on one pair of inputs. Inputs are CPU float32 tensors (N, C, S, S)."""
 
     name = "base"
+    auto_reasons: list[str] = []  # set by create_engine("auto"): why not each faster engine
 
-    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None):
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, max_batch: int = 1):
         self.device = device
+        self.max_batch = max(1, int(max_batch))  # the largest batch it will be given (engines built for fixed shapes use it)
         self.half = (device.type == "cuda") if half is None else half
         if self.half and device.type == "cpu":
             raise UserError("fp16 inference needs a CUDA device; on a CPU use fp32")
@@ -81,12 +90,20 @@ class Engine:
         self._executor: ThreadPoolExecutor | None = None
         # with prototypes the spatial net also outputs each frame's familiarity, as a last column, in the same pass
         self.has_familiarity = model.prototypes is not None
-        self._spatial_source = WithFamiliarity(model.spatial, model.prototypes) if model.prototypes is not None else model.spatial
-        self.spatial, self.temporal = self._prepare(self._spatial_source), self._prepare(model.temporal)
+        self._spatial_source: nn.Module = WithFamiliarity(model.spatial, model.prototypes) if model.prototypes is not None else model.spatial
+        self.spatial: Callable[[A], A] = self._prepare(self._spatial_source)
+        self.temporal: Callable[[A], A] = self._prepare(model.temporal)
 
-    def _prepare(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        net = copy.deepcopy(net).eval().to(self.device, self.dtype)
-        return net.to(memory_format=torch.channels_last)
+    def _prepare(self, net: nn.Module) -> Callable[[A], A]:
+        """The net as this engine runs it."""
+        raise NotImplementedError
+
+    def _to_device(self, x: torch.Tensor) -> A:
+        """A CPU float32 batch as the prepared nets take it."""
+        raise NotImplementedError
+
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> "Scores":
+        raise NotImplementedError
 
     def parallel_streams(self, enabled: bool = True) -> None:
         """On a CPU, run the two nets at once, splitting the cores between them."""
@@ -95,31 +112,6 @@ class Engine:
             self._executor = self._executor or ThreadPoolExecutor(1, thread_name_prefix="twostream-spatial")
         else:
             self._executor = None
-
-    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cuda":
-            x = x.pin_memory() if not x.is_pinned() else x
-            x = x.to(self.device, non_blocking=True)
-        return x.to(dtype=self.dtype, memory_format=torch.channels_last)
-
-    @torch.inference_mode()
-    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> "Scores":
-        if self.device.index is not None and torch.cuda.current_device() != self.device.index:
-            torch.cuda.set_device(self.device)  # a new thread starts on GPU 0; CUDA graphs and TensorRT use the current one
-        xs = self._to_device(spatial_x)
-        xt = self._to_device(temporal_x) if temporal_x is not None else None
-        if self._executor is not None and xt is not None:
-            pending = self._executor.submit(self._run_spatial, xs)
-            t = torch.softmax(self.temporal(xt).float(), -1)
-            s, fam = pending.result()
-        else:
-            s, fam = self._run_spatial(xs)
-            t = torch.softmax(self.temporal(xt).float(), -1) if xt is not None else None
-        return Scores(s.cpu().numpy(), (t.cpu().numpy() if t is not None else None), fam.cpu().numpy() if fam is not None else None)
-
-    def _run_spatial(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        with torch.inference_mode():
-            return split(self.spatial(xs), self.has_familiarity)
 
     def warmup(self, batch: int = 1, iterations: int = 3) -> float:
         """Run a few dummy batches (compilation happens here); returns the seconds it took."""
@@ -146,15 +138,51 @@ class Engine:
             self._executor = None
 
 
-class TorchEngine(Engine):
+class TorchEngine(Engine[torch.Tensor]):
+    """Eager PyTorch; the base of the engines that run torch modules (TorchScript, compiled, TensorRT)."""
+
     name = "torch"
 
+    def _prepare(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self._placed(net)
 
-class TorchScriptEngine(Engine):
+    def _placed(self, net: nn.Module) -> nn.Module:
+        """A copy of the net in eval mode on this engine's device, dtype and memory format."""
+        net = copy.deepcopy(net).eval().to(self.device, self.dtype)
+        return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack Module.to(memory_format=)
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            x = x.pin_memory() if not x.is_pinned() else x
+            x = x.to(self.device, non_blocking=True)
+        return x.to(dtype=self.dtype, memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> "Scores":
+        if self.device.index is not None and torch.cuda.current_device() != self.device.index:
+            torch.cuda.set_device(self.device)  # a new thread starts on GPU 0; CUDA graphs and TensorRT use the current one
+        xs = self._to_device(spatial_x)
+        xt = self._to_device(temporal_x) if temporal_x is not None else None
+        t: torch.Tensor | None
+        if self._executor is not None and xt is not None:
+            pending = self._executor.submit(self._run_spatial, xs)
+            t = torch.softmax(self.temporal(xt).float(), -1)
+            s, fam = pending.result()
+        else:
+            s, fam = self._run_spatial(xs)
+            t = torch.softmax(self.temporal(xt).float(), -1) if xt is not None else None
+        return Scores(s.cpu().numpy(), (t.cpu().numpy() if t is not None else None), fam.cpu().numpy() if fam is not None else None)
+
+    def _run_spatial(self, xs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.inference_mode():
+            return split(self.spatial(xs), self.has_familiarity)
+
+
+class TorchScriptEngine(TorchEngine):
     name = "torchscript"
 
     def _prepare(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        net = super()._prepare(net)
+        net = self._placed(net)
         s = self.config.input_size
         chans = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
         example = torch.zeros(1, chans, s, s, device=self.device, dtype=self.dtype).to(memory_format=torch.channels_last)
@@ -165,17 +193,17 @@ class TorchScriptEngine(Engine):
             return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
 
-class CompileEngine(Engine):
+class CompileEngine(TorchEngine):
     name = "compile"
 
     def _prepare(self, net: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-        net = super()._prepare(net)
+        net = self._placed(net)
         # CUDA graphs ("reduce-overhead") remove per-launch overhead on a GPU; a CPU has no graphs.
         mode = "reduce-overhead" if self.device.type == "cuda" else "default"
         return torch.compile(net, mode=mode, dynamic=False)
 
 
-class TensorRTEngine(Engine):
+class TensorRTEngine(TorchEngine):
     """torch-tensorrt (dynamo IR), fp16 by default, with a disk cache of built engines.
 
     The cache key covers the weights, architecture, input shapes (batch range included), precision,
@@ -196,11 +224,10 @@ class TensorRTEngine(Engine):
             raise EngineUnavailable("engine 'tensorrt' needs torch-tensorrt, which is not installed: pip install 'twostream[tensorrt]'") from None
         if device.type != "cuda":
             raise EngineUnavailable("engine 'tensorrt' needs a CUDA GPU; this machine has none (use --engine torchscript or torch)")
-        self.cache_dir = Path(cache_dir or os.environ.get("TWOSTREAM_CACHE", Path.home() / ".cache" / "twostream")) / "tensorrt"
+        self.cache_dir = _cache_root(cache_dir) / "tensorrt"
         self.build_s = 0.0
         self.load_s = 0.0
-        self.max_batch = max(1, int(max_batch))
-        super().__init__(model, device, True if half is None else half)
+        super().__init__(model, device, True if half is None else half, max_batch)
 
     def _cache_key(self, net: nn.Module, shape: tuple[int, ...]) -> str:
         import torch_tensorrt
@@ -313,7 +340,7 @@ class TensorRTEngine(Engine):
 
 def _cache_root(cache_dir: str | Path | None = None) -> Path:
     """Where built engines live: `cache_dir`, else $TWOSTREAM_CACHE, else ~/.cache/twostream."""
-    return Path(cache_dir or os.environ.get("TWOSTREAM_CACHE", Path.home() / ".cache" / "twostream"))
+    return Path(cache_dir or os.environ.get("TWOSTREAM_CACHE") or Path.home() / ".cache" / "twostream")
 
 
 def _first_line(e: BaseException) -> str:
@@ -342,7 +369,7 @@ def _onnx_version() -> str:
 class _OrtNet:
     """One net in its own InferenceSession: float32 NCHW array in, softmax scores (N, classes) out."""
 
-    def __init__(self, session, input_name: str):  # type: ignore[no-untyped-def]
+    def __init__(self, session: Any, input_name: str):  # an onnxruntime.InferenceSession (onnxruntime ships no type stubs)
         self.session = session
         self.input_name = input_name
 
@@ -350,7 +377,7 @@ class _OrtNet:
         return self.session.run(None, {self.input_name: x})[0]
 
 
-class OnnxRuntimeEngine(Engine):
+class OnnxRuntimeEngine(Engine[np.ndarray]):
     """Both nets exported to ONNX (realtime/nets/export.py's exporter, graphs ending in the softmax) and run by ONNX Runtime.
 
     - Export once: the .onnx files are cached in `<cache>/onnxruntime/` (cache root as for tensorrt),
@@ -386,7 +413,6 @@ class OnnxRuntimeEngine(Engine):
         self.cache_dir = _cache_root(cache_dir) / "onnxruntime"
         self.export_s = 0.0
         self.load_s = 0.0
-        self.max_batch = max(1, int(max_batch))
         self.max_abs_diff = 0.0
         cpus = os.cpu_count() or 2
         self.threads = max(1, cpus // 2)
@@ -398,7 +424,7 @@ class OnnxRuntimeEngine(Engine):
                 log.warning("onnxruntime %s has no CUDAExecutionProvider (install onnxruntime-gpu): the nets run on the CPU", ort.__version__)
         self._source = model
         try:
-            super().__init__(model, device, False if half is None else half)
+            super().__init__(model, device, False if half is None else half, max_batch)
         finally:
             del self._source
 
@@ -420,7 +446,7 @@ class OnnxRuntimeEngine(Engine):
         h.update(repr(meta).encode())
         return h.hexdigest()[:24]
 
-    def _session(self, model: Path | bytes, providers: list | None = None):  # type: ignore[no-untyped-def]
+    def _session(self, model: Path | bytes, providers: list | None = None) -> Any:  # an InferenceSession (no stubs)
         """An InferenceSession on an ONNX file or its bytes, set up as this engine runs its nets."""
         ort = self._ort
         so = ort.SessionOptions()
@@ -505,10 +531,10 @@ class OnnxRuntimeEngine(Engine):
                                     f"(bound {self.TOLERANCE:g}); use --engine torchscript or torch")
         self.max_abs_diff = max(self.max_abs_diff, worst)
 
-    def _to_device(self, x: torch.Tensor) -> np.ndarray:  # type: ignore[override]
+    def _to_device(self, x: torch.Tensor) -> np.ndarray:
         return x.detach().to(torch.float32).contiguous().numpy()  # no copy for the float32 CPU tensors the pipeline passes
 
-    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> Scores:  # type: ignore[override]
+    def __call__(self, spatial_x: torch.Tensor, temporal_x: torch.Tensor | None) -> Scores:
         xs = self._to_device(spatial_x)
         xt = self._to_device(temporal_x) if temporal_x is not None else None
         if xt is None:
@@ -529,7 +555,7 @@ class OnnxRuntimeEngine(Engine):
 
     def close(self) -> None:
         super().close()
-        self.spatial = self.temporal = None  # type: ignore[assignment]  # frees the sessions' memory
+        self.spatial = self.temporal = _closed_net  # frees the sessions' memory
 
 
 class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
@@ -603,12 +629,12 @@ def batch_mode(engine: Engine) -> str:
     sees one shape. "rows": one row at a time, for TensorRT engines built for batch 1 only.
     """
     if engine.name == "tensorrt":
-        return "ready" if getattr(engine, "max_batch", 1) > 1 else "rows"
+        return "ready" if engine.max_batch > 1 else "rows"
     return {"compile": "padded"}.get(engine.name, "ready")
 
 
 def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool],
-                   mode: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                   mode: str | None = None) -> Scores:
     """Both nets on a batch of k = len(has_temporal) items (frames of different streams, or consecutive frames of one file).
 
     Item i's RGB input is row i of `rgb`; the items that have a flow stack (has_temporal[i]) have it
@@ -621,22 +647,25 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
         raise ValueError(f"unknown batch mode {mode!r}: one of {', '.join(BATCH_MODES)}")
     k, m = len(has_temporal), sum(has_temporal)
     if mode == "rows":
-        sp, tp, fam, j = [], [], [], 0
+        sp: list[np.ndarray] = []
+        tp: list[np.ndarray] = []
+        fam: list[np.ndarray] = []
+        j = 0
         for i, has_t in enumerate(has_temporal):
             out = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
             s, t = out
             sp.append(s)
-            fam.append(getattr(out, "familiarity", None))
+            if out.familiarity is not None:
+                fam.append(out.familiarity)
             if t is not None:
                 tp.append(t)
                 j += 1
-        return Scores(np.concatenate(sp), (np.concatenate(tp) if tp else None),
-                      np.concatenate(fam) if fam and fam[0] is not None else None)
+        return Scores(np.concatenate(sp), (np.concatenate(tp) if tp else None), np.concatenate(fam) if fam else None)
     if mode == "padded":  # the padding rows' scores are computed and dropped
         out = engine(rgb, temporal if m else None)
-        sp, tp = out
-        f = getattr(out, "familiarity", None)
-        return Scores(sp[:k], (tp[:m] if tp is not None else None), f[:k] if f is not None else None)
+        s_all, t_all = out
+        f = out.familiarity
+        return Scores(s_all[:k], (t_all[:m] if t_all is not None else None), f[:k] if f is not None else None)
     return engine(rgb[:k], temporal[:m] if m else None)
 
 
@@ -671,7 +700,7 @@ def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | Non
             continue
         reasons = [r for r in reasons if not r.startswith((f"{name}:", f"{name},")) and f", {name}:" not in r]  # the chosen one is no reason
         log.info("engine auto -> %s%s", eng.describe(), f" (not {'; '.join(reasons)})" if reasons else "")
-        eng.auto_reasons = reasons  # type: ignore[attr-defined]
+        eng.auto_reasons = reasons
         return eng
     raise EngineUnavailable("no engine works here: " + "; ".join(reasons))
 
@@ -750,9 +779,6 @@ def _consider_int8(model: TwoStreamModel, choice: list[str], reasons: list[str])
 
 
 def _build(name: str, model: TwoStreamModel, dev: torch.device, half: bool | None, max_batch: int = 1) -> Engine:
-    if name in ("tensorrt", "onnxruntime", "onnxruntime-int8"):  # built for, or checked at, the largest batch
-        eng: Engine = ENGINE_CLASSES[name](model, dev, half, max_batch=max_batch)  # type: ignore[call-arg]
-    else:
-        eng = ENGINE_CLASSES[name](model, dev, half)
+    eng = ENGINE_CLASSES[name](model, dev, half, max_batch=max_batch)
     eng.parallel_streams(dev.type == "cpu")
     return eng

@@ -135,6 +135,8 @@ def _export_one(net: nn.Module, example: torch.Tensor, path: Path, input_name: s
             else:
                 program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, input_names=[input_name], output_names=[OUTPUT_NAME],
                                             dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
+                if program is None:
+                    raise RuntimeError("torch.onnx.export (dynamo) returned no program")
                 program.save(str(tmp))
         tmp.replace(path)
     except OSError:

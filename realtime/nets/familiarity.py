@@ -11,10 +11,17 @@ pass as the class scores, as an extra output column.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .models import ActionNet
+
+if TYPE_CHECKING:
+    from .checkpoint import ModelConfig
 
 FAMILIARITY_QUANTILE = 0.01  # of held-out in-distribution frames the threshold may call unfamiliar
 
@@ -22,7 +29,9 @@ FAMILIARITY_QUANTILE = 0.01  # of held-out in-distribution frames the threshold 
 class WithFamiliarity(nn.Module):
     """A net whose output is its class logits plus one last column: the frame's familiarity."""
 
-    def __init__(self, net: nn.Module, prototypes: torch.Tensor):
+    prototypes: torch.Tensor  # a buffer: saved with the module, moved with it
+
+    def __init__(self, net: ActionNet, prototypes: torch.Tensor):
         super().__init__()
         self.net = net
         self.register_buffer("prototypes", F.normalize(prototypes.float(), dim=1))
@@ -70,7 +79,7 @@ def calibrate(familiarity: np.ndarray, other_world: np.ndarray | None = None, qu
     return round(low, 4)
 
 
-def other_world_features(net: nn.Module, config, frames: int = 48, seed: int = 12345) -> np.ndarray:  # type: ignore[no-untyped-def]
+def other_world_features(net: ActionNet, config: ModelConfig, frames: int = 48, seed: int = 12345) -> np.ndarray:
     """Spatial features of frames from the built-in procedural world (no data needed): the 'other
     world' reference for a model trained on real footage. (For a model trained on the procedural
     world itself they are familiar, and `calibrate` then ignores them.)"""

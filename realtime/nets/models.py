@@ -42,7 +42,22 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_res else self.conv(x)
 
 
-class MobileNetV2(nn.Module):
+class ActionNet(nn.Module):
+    """What every architecture here is: features, then a linear head (`forward` = head(forward_features(x)))."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, S, S) -> (N, features) pooled features."""
+        raise NotImplementedError
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features -> class logits."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+class MobileNetV2(ActionNet):
     """MobileNetV2 (Sandler et al. 2018); `width` scales every layer's channels."""
 
     SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -65,9 +80,6 @@ class MobileNetV2(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
-
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(features)
 
@@ -89,8 +101,13 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
-class ResNet18(nn.Module):
+class ResNet18(ActionNet):
     """ResNet-18 (He et al. 2016) with torchvision's parameter names."""
+
+    layer1: nn.Sequential  # set in a loop below: torchvision's names
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.0, width: float = 1.0):
         super().__init__()
@@ -113,14 +130,11 @@ class ResNet18(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
-
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
 
 
-class CNNM2048(nn.Module):
+class CNNM2048(ActionNet):
     """The paper's CNN-M-2048: conv1 7x7/2 96, conv2 5x5/2 256, conv3-5 3x3 512, fc6 4096, fc7 2048."""
 
     def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.5):
@@ -143,9 +157,6 @@ class CNNM2048(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc7(self.fc6(torch.flatten(self.pool(self.features(x)), 1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.forward_features(x))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self.classifier(features)
@@ -193,7 +204,7 @@ class MBConv(nn.Module):
         return x + y if self.use_res else y
 
 
-class EfficientNetLite0(nn.Module):
+class EfficientNetLite0(ActionNet):
     """EfficientNet-Lite0 (Tan & Le 2019, the mobile variant: no SE, ReLU6, fixed stem and head).
 
     Parameter names follow efficientnet_pytorch, so `realtime.nets.imagenet`'s ImageNet weights load
@@ -227,9 +238,6 @@ class EfficientNetLite0(nn.Module):
         x = F.relu6(self._bn1(self._conv_head(x)))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
-
     def head(self, features: torch.Tensor) -> torch.Tensor:
         return self._fc(self._dropout(features))
 
@@ -248,7 +256,7 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
+ARCHITECTURES: dict[str, Callable[..., ActionNet]] = {
     "mobilenet_v2": lambda **kw: MobileNetV2(width=1.0, **kw),
     "mobilenet_v2_050": lambda **kw: MobileNetV2(width=0.5, **kw),
     "mobilenet_v2_035": lambda **kw: MobileNetV2(width=0.35, **kw),
@@ -259,7 +267,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: object) -> nn.Module:
+def create_model(name: str, num_classes: int, in_chans: int = 3, **kwargs: object) -> ActionNet:
     """Build an architecture by name, for `num_classes` outputs from `in_chans` input channels."""
     if name not in ARCHITECTURES:
         raise UserError(f"unknown architecture '{name}': choose one of {', '.join(ARCHITECTURES)}")

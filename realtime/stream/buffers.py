@@ -1,6 +1,11 @@
 """Preallocated rolling buffers: nothing in the per-frame path allocates a new stack."""
 from __future__ import annotations
 
+import collections
+import enum
+import threading
+from typing import Generic, TypeVar
+
 import numpy as np
 
 from .flow import FlowSettings
@@ -42,28 +47,39 @@ class FlowRing:
         self.count = 0
 
 
-class LatestSlot:
-    """A bounded hand-over between two threads.
+T = TypeVar("T")
+
+
+class End(enum.Enum):
+    """The end-of-stream marker a stage hands on after its last item (`LatestSlot.finish`)."""
+
+    END = "end"
+
+
+END = End.END
+
+
+class LatestSlot(Generic[T]):
+    """A bounded hand-over of T items between two threads.
 
     Live mode keeps the newest `capacity` items and drops the oldest (counted), so a slow consumer
     never builds a backlog; lossless mode makes the producer wait instead (files read in full).
+    After the last item the producer calls `finish()`: the consumer then gets END.
     """
 
     def __init__(self, capacity: int = 1, drop_oldest: bool = True):
-        import collections
-        import threading
-
-        self._items: collections.deque = collections.deque()
+        self._items: collections.deque[T | End] = collections.deque()
         self._capacity = capacity
         self.drop_oldest = drop_oldest
         self._cond = threading.Condition()
         self.dropped = 0
 
-    def put(self, item: object, stop: "object | None" = None, timeout: float = 0.05) -> object | None:
-        """Add an item; returns the item it dropped to make room (or None). Waits in lossless mode."""
+    def put(self, item: T, stop: threading.Event | None = None, timeout: float = 0.05) -> T | End | None:
+        """Add an item; returns the item it dropped to make room (or None). Waits in lossless mode
+        (returning `item` itself, not added, once `stop` is set)."""
         with self._cond:
             while not self.drop_oldest and len(self._items) >= self._capacity:
-                if stop is not None and stop.is_set():  # type: ignore[attr-defined]
+                if stop is not None and stop.is_set():
                     return item
                 self._cond.wait(timeout)
             evicted = None
@@ -74,14 +90,14 @@ class LatestSlot:
             self._cond.notify_all()
             return evicted
 
-    def finish(self, marker: object) -> None:
-        """Append an end-of-stream marker beyond capacity: it never evicts real work."""
+    def finish(self) -> None:
+        """Append the end-of-stream marker beyond capacity: it never evicts real work."""
         with self._cond:
-            self._items.append(marker)
+            self._items.append(END)
             self._cond.notify_all()
 
-    def get(self, timeout: float = 0.05) -> object | None:
-        """The oldest item held, or None after `timeout` seconds with nothing to take."""
+    def get(self, timeout: float = 0.05) -> T | End | None:
+        """The oldest item held (or END), or None after `timeout` seconds with nothing to take."""
         with self._cond:
             if not self._items:
                 self._cond.wait(timeout)

@@ -74,7 +74,7 @@ class FlowEstimator:
     def __init__(self, settings: FlowSettings):
         self.settings = settings
         if settings.algorithm == "dis":
-            self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[settings.preset])
+            self._dis = cv2.DISOpticalFlow.create(DIS_PRESETS[settings.preset])
         self._prev: np.ndarray | None = None
 
     def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
@@ -87,8 +87,8 @@ class FlowEstimator:
     def between(self, prev_grey: np.ndarray, next_grey: np.ndarray) -> np.ndarray:
         """Flow (H, W, 2) float32 from prev to next, both already at the working size."""
         if self.settings.algorithm == "dis":
-            return self._dis.calc(prev_grey, next_grey, None)
-        return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+            return self._dis.calc(prev_grey, next_grey, None)  # type: ignore[call-overload]  # OpenCV's stubs omit flow=None
+        return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]  # OpenCV's stubs omit flow=None
 
     def push(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """Feed the next frame; returns flow from the previous frame to it, or None for the first."""

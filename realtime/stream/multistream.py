@@ -38,12 +38,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .buffers import LatestSlot
+from .buffers import END, LatestSlot
 from ..nets.checkpoint import TwoStreamModel
 from ..nets.engines import Engine, batched_scores, create_engine
 from ..errors import UserError
@@ -51,7 +51,7 @@ from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from ..logs import scrub
 from ..options import add_fusion_option, add_model_options, half
-from .pipeline import _END, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
+from .pipeline import Captured, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
 from ..io.sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
@@ -85,9 +85,9 @@ class Stream:
         self.stop = threading.Event()
         self.flow_ready = threading.Event()
         self.threads: list[threading.Thread] = []
-        self.frames: LatestSlot | None = None
-        self.work: LatestSlot | None = None
-        self.pool: LatestSlot | None = None
+        self.frames: LatestSlot[Captured] | None = None
+        self.work: LatestSlot[_Work] | None = None
+        self.pool: LatestSlot[_Work] | None = None
         self.output_dropped = 0
         self.done = False  # the infer thread saw this stream's end
 
@@ -117,7 +117,7 @@ class Stream:
         }
 
 
-class MultiPipeline(_Running):
+class MultiPipeline(_Running[StreamPrediction]):
     """Two-stream recognition on N sources at once, with batched inference. Iterate for StreamPredictions."""
 
     def __init__(self, sources: Sequence[str | int | FrameSource], model: str | Path | TwoStreamModel | None = None, *,
@@ -145,7 +145,7 @@ class MultiPipeline(_Running):
         self._work_ready = threading.Event()  # set by any flow thread after it hands over work
         self._threads: list[threading.Thread] = []
         self._error: tuple[str, BaseException] | None = None
-        self._out: LatestSlot | None = None
+        self._out: LatestSlot[StreamPrediction] | None = None
         self.batch_sizes: collections.deque = collections.deque(maxlen=20000)
         self.batch_compute: collections.deque = collections.deque(maxlen=20000)
         self.started = time.monotonic()
@@ -245,16 +245,16 @@ class MultiPipeline(_Running):
             for st in self.streams:
                 st.stop.set()
 
-    def _guard_stream(self, st: Stream, stage: str, loop) -> None:  # type: ignore[no-untyped-def]
+    def _guard_stream(self, st: Stream, stage: str, loop: Callable[[Stream], None]) -> None:
         try:
             loop(st)
         except BaseException as e:  # this stream's failure is its own: report it, end it, keep the others
             st.fail(e)
             log.warning("stream %d (%s) failed in %s: %s; the other streams go on", st.number, st.name, stage, st.error)
             if stage == "capture" and st.frames is not None:
-                st.frames.finish(_END)
+                st.frames.finish()
             if stage == "flow" and st.work is not None:
-                st.work.finish(_END)
+                st.work.finish()
                 self._work_ready.set()
         finally:
             if stage == "capture" and st.source is not None:
@@ -295,13 +295,13 @@ class MultiPipeline(_Running):
                 if st.done or st.work is None:
                     continue
                 w = st.work.get(timeout=0)
-                if w is _END:
+                if w is END:
                     self._stream_ended(st)
                 elif w is not None:
-                    batch.append((st, w))  # type: ignore[arg-type]
+                    batch.append((st, w))
             if not batch:
                 if all(st.done for st in self.streams):
-                    out.finish(_END)
+                    out.finish()
                     return
                 self._work_ready.wait(0.05)
                 continue
@@ -314,7 +314,7 @@ class MultiPipeline(_Running):
             t0 = time.perf_counter()
             scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
             spatial_scores, temporal_scores = scores
-            familiarity = getattr(scores, "familiarity", None)
+            familiarity = scores.familiarity
             now = time.monotonic()
             self.batch_compute.append(time.perf_counter() - t0)
             self.batch_sizes.append(len(batch))
@@ -326,7 +326,8 @@ class MultiPipeline(_Running):
                 sp = spatial_scores[i]
                 tp = None
                 if w.has_temporal:
-                    tp = temporal_scores[j]  # type: ignore[index]
+                    assert temporal_scores is not None  # a frame with a flow stack has temporal scores
+                    tp = temporal_scores[j]
                     j += 1
                 fused = st.smoother(self.fusion(sp, tp))
                 status = "reconnecting" if st.status == "reconnecting" else w.status
@@ -384,7 +385,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     mp.announce(args.model, f", {len(mp.streams)} sources")
     out = sys.stdout
 
-    def show(pred: StreamPrediction) -> None:  # type: ignore[override]
+    def show(pred: StreamPrediction) -> None:
         if args.json:
             out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
         elif not args.quiet:
@@ -392,7 +393,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  "
                       f"{pred.latency_ms:6.1f} ms{mark}\n")
 
-    interrupted = mp.run_to_end(show)  # type: ignore[arg-type]
+    interrupted = mp.run_to_end(show)
     out.flush()
     summary = mp.summary()
     if args.json:

@@ -12,17 +12,18 @@ new input stacks. An exception in any stage stops the pipeline and is raised to 
 from __future__ import annotations
 
 import collections
+import enum
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
 
 import numpy as np
 import torch
 
-from .buffers import FlowRing, LatestSlot
+from .buffers import END, FlowRing, LatestSlot
 from ..nets.checkpoint import ModelConfig, TwoStreamModel
 from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine
 from ..errors import UserError
@@ -33,7 +34,8 @@ from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
 from ..io.sources import FrameSource, as_frame, open_source
 
 log = logging.getLogger("twostream")
-_END = object()
+_R = TypeVar("_R", bound="_Running[Any]")
+P = TypeVar("P", bound="Prediction")  # what a pipeline yields: Prediction, or MultiPipeline's StreamPrediction
 NO_KNOWN_ACTION = "no known action"
 
 
@@ -42,6 +44,17 @@ class _Segment(NamedTuple):
 
     number: int
     status: str  # what Predictions say until the temporal stream is rebuilt: "ok", "reconnected", "resized"
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """A frame as the capture stage hands it to the flow stage."""
+
+    index: int
+    capture_ts: float  # time.monotonic() when it was read
+    frame: np.ndarray
+    truth: str | None  # the source's ground-truth annotation of the frame (FrameSource.truth), if it has one
+    segment: _Segment
 
 
 class PipelineError(RuntimeError):
@@ -172,7 +185,11 @@ class _Scoring(NamedTuple):
     smoother: Smoother
 
 
-KEEP: object = object()  # Pipeline.configure: leave this setting as it is
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP  # Pipeline.configure: leave this setting as it is
 
 
 @dataclass
@@ -224,52 +241,54 @@ class PipelineStats:
         }
 
 
-class _Running:
+class _Running(Generic[P]):
     """What Pipeline and MultiPipeline share: the context manager, and iterating their output slot."""
 
-    _out: LatestSlot | None
+    model: TwoStreamModel
+    engine: Engine
+    _out: LatestSlot[P] | None
     _error: tuple[str, BaseException] | None
     _stop: threading.Event
     _threads: list[threading.Thread]
     status: str
 
-    def start(self):  # type: ignore[no-untyped-def]
+    def start(self: _R) -> _R:
         raise NotImplementedError
 
     def stop(self, timeout: float = 1.0) -> None:
         raise NotImplementedError
 
-    def __enter__(self):  # type: ignore[no-untyped-def]
+    def __enter__(self: _R) -> _R:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def __iter__(self) -> Iterator[Prediction]:  # type: ignore[misc]
+    def __iter__(self) -> Iterator[P]:
         self.start()
         assert self._out is not None
         while True:
             item = self._out.get(timeout=0.1)
             if self._error is not None:
                 self._raise()
-            if item is _END:
+            if item is END:
                 self.status = "finished"
                 return
             if item is None:
                 if self._stop.is_set() and not any(t.is_alive() for t in self._threads):
                     return
                 continue
-            yield item  # type: ignore[misc]
+            yield item
 
     def announce(self, name: object, extra: str = "") -> str:
         """Log the model and engine line that `run` and `serve` start with; returns the UNTRAINED warning ("" when trained)."""
-        cfg = self.model.config  # type: ignore[attr-defined]
+        cfg = self.model.config
         untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
         log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s%s", cfg.provenance.get("name", name), cfg.num_classes,
-                 cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, self.engine.describe(), extra, untrained)  # type: ignore[attr-defined]
+                 cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, self.engine.describe(), extra, untrained)
         return untrained
 
-    def run_to_end(self, on_prediction: Callable[[Prediction], None], on_start: Callable[[], None] = lambda: None) -> bool:
+    def run_to_end(self, on_prediction: Callable[[P], None], on_start: Callable[[], None] = lambda: None) -> bool:
         """What `twostream run` and `serve` do: start, hand every Prediction to `on_prediction` until the
         end, and stop, whatever happens. Ctrl-C (SIGINT, on the main thread) stops it cleanly; returns
         True when it did, so the command can exit 130."""
@@ -304,7 +323,7 @@ class _Running:
         raise PipelineError(f"{stage} stage failed: {type(err).__name__}: {err}") from err
 
 
-class Pipeline(_Running):
+class Pipeline(_Running[Prediction]):
     """Live two-stream recognition on any source. Iterate for Predictions; use as a context manager."""
 
     def __init__(self, source: str | int | FrameSource, model: str | Path | TwoStreamModel | None = None, *,
@@ -336,8 +355,10 @@ class Pipeline(_Running):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._error: tuple[str, BaseException] | None = None
-        self._pool: LatestSlot | None = None
-        self._frames = self._work = self._out = None  # type: ignore[assignment]
+        self._frames: LatestSlot[Captured] | None = None
+        self._work: LatestSlot[_Work] | None = None
+        self._pool: LatestSlot[_Work] | None = None
+        self._out: LatestSlot[Prediction] | None = None
         self.status = "idle"
         self._taps: list[Callable[[np.ndarray], object]] = []
         self.swaps = 0
@@ -463,8 +484,8 @@ class Pipeline(_Running):
     def smoother(self) -> Smoother:
         return self._scoring.smoother
 
-    def configure(self, *, fusion: str | None | object = KEEP, spatial_weight: float | None | object = KEEP,
-                  smoothing: int | None = None, min_score: float | None | object = KEEP) -> None:
+    def configure(self, *, fusion: str | None | _Keep = KEEP, spatial_weight: float | None | _Keep = KEEP,
+                  smoothing: int | None = None, min_score: float | None | _Keep = KEEP) -> None:
         """Change fusion (mode and spatial weight; None: the model's own), smoothing (frames) and the
         "no known action" threshold (None: the model's calibrated one) while running, from any thread.
 
@@ -479,9 +500,9 @@ class Pipeline(_Running):
             target = self._pending[-1] if self._pending else None
             model = target.model if target is not None else self.model
             current = target.smoother if target is not None else self._scoring.smoother
-            new_fusion = Fusion(model.config.fusion, mode, weight, threshold)  # type: ignore[arg-type]  # validates
+            new_fusion = Fusion(model.config.fusion, mode, weight, threshold)  # validates
             new_smoother = current if smoothing is None or smoothing == current.window else Smoother(model.config.num_classes, smoothing)
-            self._fusion_mode, self._spatial_weight, self._min_score = mode, weight, threshold  # type: ignore[assignment]
+            self._fusion_mode, self._spatial_weight, self._min_score = mode, weight, threshold
             if target is not None:
                 target.fusion, target.smoother = new_fusion, new_smoother
             else:
@@ -517,7 +538,7 @@ class Pipeline(_Running):
             old.close()
         log.info("model swapped in live: %s (%d classes)", swap.model.config.provenance.get("name", "model"), swap.model.config.num_classes)
 
-    def _guard(self, stage: str, loop) -> None:  # type: ignore[no-untyped-def]
+    def _guard(self, stage: str, loop: Callable[[], None]) -> None:
         try:
             loop()
         except BaseException as e:  # any failure must reach the caller, not die with the thread
@@ -558,23 +579,23 @@ class Pipeline(_Running):
                 self._take_swaps()
             if w is None:
                 continue
-            if w is _END:
-                out.finish(_END)
+            if w is END:
+                out.finish()
                 return
-            items: list[_Work] = [w]  # type: ignore[list-item]
+            items: list[_Work] = [w]
             ended = False
             while len(items) < rows:  # what the flow stage has ready now, without waiting for more
                 nxt = work.get(timeout=0)
                 if nxt is None:
                     break
-                if nxt is _END:
+                if nxt is END:
                     ended = True
                     break
-                items.append(nxt)  # type: ignore[arg-type]
+                items.append(nxt)
             t0 = time.perf_counter()
             scores = self._scores(items, batch_rgb, batch_temporal)
             spatial, temporal = scores
-            fam = getattr(scores, "familiarity", None)
+            fam = scores.familiarity
             now = time.monotonic()
             compute = (time.perf_counter() - t0) / len(items)  # each frame's share of the pass
             scoring = self._scoring  # once per pass: a configure() from another thread applies from the next one
@@ -585,7 +606,7 @@ class Pipeline(_Running):
                     segment = w.segment
                 s, t = spatial[i], None
                 if w.has_temporal:
-                    t = temporal[j]  # type: ignore[index]
+                    t = temporal[j]
                     j += 1
                 fused = scoring.smoother(scoring.fusion(s, t))
                 status = "reconnecting" if self.status == "reconnecting" else w.status
@@ -598,7 +619,7 @@ class Pipeline(_Running):
                 self.stats.record(pred)
                 out.put(pred, self._stop)
             if ended:
-                out.finish(_END)
+                out.finish()
                 return
 
     def _scores(self, items: list[_Work], batch_rgb: torch.Tensor | None, batch_temporal: torch.Tensor | None) -> Scores:
@@ -617,7 +638,7 @@ class Pipeline(_Running):
                 temporal_np[m] = w.temporal_np
                 m += 1
         mode = "ready" if batch_mode(self.engine) == "ready" else "rows"  # a model swapped in with a shape-bound engine
-        return batched_scores(self.engine, batch_rgb, batch_temporal, [w.has_temporal for w in items], mode)  # type: ignore[return-value]
+        return batched_scores(self.engine, batch_rgb, batch_temporal, [w.has_temporal for w in items], mode)
 
     # -- reporting ----------------------------------------------------------
     def summary(self) -> dict:
@@ -639,32 +660,31 @@ class Pipeline(_Running):
 
 
 # -- the per-source stages, shared with realtime.stream.multistream ---------------------------------------
-def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = False) -> tuple[LatestSlot, LatestSlot, LatestSlot]:
+def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = False) -> tuple[LatestSlot[Captured], LatestSlot[_Work], LatestSlot[_Work]]:
     """One source's hand-overs: frames (capture -> flow), work (flow -> infer) and the pool of recycled `_Work`.
 
     Live: one frame of jitter buffer and one piece of work, the oldest dropped (and counted). A file:
     lossless, with room for `batch` pieces of work queued for the infer stage and two batches of spare buffers.
     """
-    frames = LatestSlot(2 if live else 4, drop_oldest=live)
-    work = LatestSlot(1 if live else max(2, batch), drop_oldest=live)
+    frames: LatestSlot[Captured] = LatestSlot(2 if live else 4, drop_oldest=live)
+    work: LatestSlot[_Work] = LatestSlot(1 if live else max(2, batch), drop_oldest=live)
     spare = 4 + (2 * batch if batch > 1 else 0)  # one being filled, one queued, one in the nets, one spare (+ two batches)
-    pool = LatestSlot(spare, drop_oldest=False)
+    pool: LatestSlot[_Work] = LatestSlot(spare, drop_oldest=False)
     for _ in range(spare):
         pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
     return frames, work, pool
 
 
 
-def capture_stage(src: FrameSource, frames: LatestSlot, stop: threading.Event, stats: PipelineStats, max_frames: int | None,
+def capture_stage(src: FrameSource, frames: LatestSlot[Captured], stop: threading.Event, stats: PipelineStats, max_frames: int | None,
                   on_status: Callable[[str], None], taps: Callable[[], list] = list, drop_tap: Callable | None = None) -> None:
-    """Read frames into `frames` as (index, capture time, frame, truth, _Segment) until the end, `stop` or `max_frames`.
+    """Read frames into `frames` as `Captured` until the end, `stop` or `max_frames`.
 
     A reconnect or a resolution change starts a new segment, so flow is never computed across it.
     `on_status` hears "reconnecting" / "ok" from the source. `taps()` are called with every frame
     (a failing one is dropped through `drop_tap`). Finishes `frames` with the end marker.
     """
     index = 0
-    truth_of = getattr(src, "label", None) is not None or hasattr(src, "ground_truth_flow")
     segment, shape, reconnects = _Segment(0, "ok"), None, src.reconnects
     src.watch(stop, lambda status, message: on_status(status))  # stop() cuts a blocked read or a reconnect wait short
     try:
@@ -689,16 +709,16 @@ def capture_stage(src: FrameSource, frames: LatestSlot, stop: threading.Event, s
             if stats.first_capture is None:
                 stats.first_capture = now
             stats.captured += 1
-            frames.put((index, now, frame, getattr(src, "label", None) if truth_of else None, segment), stop)
+            frames.put(Captured(index, now, frame, src.truth(), segment), stop)
             index += 1
             if max_frames is not None and index >= max_frames:
                 break
     finally:
         on_status("ok")  # stopped while the source was away: not "reconnecting" any more
-    frames.finish(_END)
+    frames.finish()
 
 
-def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: LatestSlot, stop: threading.Event,
+def flow_stage(cfg: ModelConfig, frames: LatestSlot[Captured], work: LatestSlot[_Work], pool: LatestSlot[_Work], stop: threading.Event,
                stats: PipelineStats, ready: threading.Event, handed_over: Callable[[], None] = lambda: None) -> None:
     """Frames -> flow ring -> net inputs in recycled `_Work` items, handed to `work`; `handed_over()` after each.
 
@@ -707,44 +727,47 @@ def flow_stage(cfg: ModelConfig, frames: LatestSlot, work: LatestSlot, pool: Lat
     """
     front = FlowFrontEnd(cfg.flow)
     blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
-    front.push(blank), front.push(blank), front.reset()  # DIS allocates on its first call: not on frame 1
+    front.push(blank)  # DIS allocates on its first call: not on frame 1
+    front.push(blank)
+    front.reset()
     ready.set()
     ring = FlowRing(cfg.flow, cfg.clip_length)
     top, left = centre_crop(cfg.flow, cfg.input_size)
-    segment = None
+    segment: _Segment | None = None
     while not stop.is_set():
         item = frames.get()
         if item is None:
             continue
-        if item is _END:
+        if item is END:
             break
-        index, capture_ts, frame, truth, seg = item  # type: ignore[misc]
+        seg = item.segment
         if seg != segment:  # the source reconnected or changed size: no flow across the gap
             front.reset()
             ring.reset()
             segment = seg
         t0 = time.perf_counter()
-        small, flow = front.push(frame)
+        small, flow = front.push(item.frame)
         if flow is not None:
             ring.push(flow)
         w = None
         while w is None and not stop.is_set():
-            w = pool.get(timeout=0.1)
+            got = pool.get(timeout=0.1)
+            w = got if isinstance(got, _Work) else None  # (a pool is never finished)
         if w is None:
             break
         rgb_input(small, cfg, top, left, out=w.rgb_np)
         w.has_temporal = ring.ready
         if ring.ready:
             flow_input(ring.codes, cfg, top, left, out=w.temporal_np, order=ring.order())
-        w.index, w.capture_ts, w.frame, w.flow, w.truth = index, capture_ts, frame, flow, truth
+        w.index, w.capture_ts, w.frame, w.flow, w.truth = item.index, item.capture_ts, item.frame, flow, item.truth
         w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
         w.flow_ts = time.monotonic()
         stats.flow_compute.append(time.perf_counter() - t0)
         evicted = work.put(w, stop)
         handed_over()
-        if evicted is not None and evicted is not _END:
+        if evicted is not None and evicted is not END:
             pool.put(evicted)
-    work.finish(_END)  # not on an exception: the caller records the failure first, then ends the stream
+    work.finish()  # not on an exception: the caller records the failure first, then ends the stream
     handed_over()
 
 

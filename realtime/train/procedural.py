@@ -32,7 +32,7 @@ def _write_clip(args: tuple[str, int, Path, int, tuple[int, int]]) -> str:
         return label  # already there: generation resumes where it stopped
     clip = SyntheticClip(label, seed, size[0], size[1])
     tmp = path.with_name(path.stem + ".part.avi")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), 30.0, size)
     if not writer.isOpened():
         raise UserError(f"{path}: cannot write video")
     for t in range(frames):
