@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -9,11 +10,16 @@ import numpy as np
 from ..errors import UserError
 from ..stream.flow import flow_to_colour
 
+if TYPE_CHECKING:
+    from ..stream.pipeline import Prediction
+
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
 
-def annotate(pred, k: int = 3) -> np.ndarray:  # type: ignore[no-untyped-def]
+def annotate(pred: Prediction, k: int = 3) -> np.ndarray:
     """The frame with the top-k fused labels (the leader highlighted) and a flow inset."""
+    if pred.frame is None:
+        raise ValueError("annotate: the prediction carries no frame")
     img = pred.frame.copy()
     h, w = img.shape[:2]
     scale = max(0.4, min(w, h) / 480)

@@ -27,10 +27,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import UserError
+
+if TYPE_CHECKING:
+    from ..train.cache import FlowCache
+    from ..train.datasets import Clip
+    from .checkpoint import ModelConfig, TwoStreamModel
+
+Net = Callable[[np.ndarray], np.ndarray]  # a graph in an InferenceSession: inputs -> its output
 
 log = logging.getLogger("twostream")
 INT8_DIR = "int8"
@@ -88,7 +96,7 @@ def int8_keeps_accuracy(meta: dict | None, variant: str | None = None) -> bool:
     return True
 
 
-def _graph(model, role: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
+def _graph(model: TwoStreamModel, role: str, path: Path) -> Path:
     """The fp32 graph the onnxruntime engine runs: softmax scores (and the familiarity column)."""
     import torch
 
@@ -96,9 +104,9 @@ def _graph(model, role: str, path: Path) -> Path:  # type: ignore[no-untyped-def
     from .familiarity import WithFamiliarity
 
     cfg = model.config
-    net = model.spatial if role == "spatial" else model.temporal
+    net: torch.nn.Module = model.spatial if role == "spatial" else model.temporal
     if role == "spatial" and model.prototypes is not None:
-        net = WithFamiliarity(net, model.prototypes)
+        net = WithFamiliarity(model.spatial, model.prototypes)
     chans = 3 if role == "spatial" else cfg.temporal_channels
     example = torch.zeros(2, chans, cfg.input_size, cfg.input_size)
     with torch.inference_mode(False), torch.no_grad():
@@ -125,7 +133,7 @@ def _quantise(fp32: Path, out: Path, inputs: np.ndarray, input_name: str) -> Non
     pre.unlink(missing_ok=True)
 
 
-def _session(data: bytes | str):  # type: ignore[no-untyped-def]
+def _session(data: bytes | str) -> Net:
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -137,14 +145,14 @@ def _session(data: bytes | str):  # type: ignore[no-untyped-def]
     return lambda x: sess.run(None, {name: x})[0]
 
 
-def _position_scores(run, clips, root: Path, cache, cfg, role: str, samples: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+def _position_scores(run: Net, clips: list[Clip], root: Path, cache: FlowCache, cfg: ModelConfig, role: str, samples: int) -> list[np.ndarray]:
     """Per clip, the graph's output at each test position (class scores, and the familiarity column for the spatial net)."""
     from ..train.data import stream_input_batches
 
     return [run(stream_input_batches(c.key(root), cache, cfg, role, samples, False)) for c in clips]
 
 
-def _frames_named_right(cfg, spatial: list[np.ndarray], temporal: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+def _frames_named_right(cfg: ModelConfig, spatial: list[np.ndarray], temporal: list[np.ndarray], labels: np.ndarray) -> tuple[float, float]:
     """Share of held-out positions that `run` would name rightly, and share it would call no known action
     (the model's fusion, threshold and familiarity gate; positions of the two streams paired in order)."""
     from ..stream.fusion import Fusion
