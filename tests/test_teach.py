@@ -161,8 +161,9 @@ def test_a_killed_training_leaves_no_flow_worker_behind(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "train", "--data", str(rec), "--from", "default",
                              "--out", str(tmp_path / "m"), "--progress-json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     workers: list[int] = []
+    assert proc.stdout is not None  # stdout=PIPE
     try:
-        for line in proc.stdout:  # type: ignore[union-attr]
+        for line in proc.stdout:
             workers = _children(proc.pid)
             if json.loads(line)["stage"] == "flow" and len(workers) >= 2:
                 break  # flow workers are running

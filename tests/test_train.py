@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from realtime.train.cache import FlowCache
 from realtime.train.data import flow_window, protocol_crops, protocol_positions
 from realtime.train.datasets import open_dataset
 from realtime.train.procedural import make_dataset
+from realtime.train.sgd import Batch, SGDLoop
 from realtime.train.trainer import TrainOptions, load_init, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -260,3 +262,42 @@ def test_train_command_line_defaults_are_train_options_defaults() -> None:
             assert value == defaults[name], f"--{name.replace('_', '-')} defaults to {value!r}, TrainOptions.{name} to {defaults[name]!r}"
             compared += 1
     assert compared >= 25  # the option block really is built from the dataclass, not a handful of fields
+
+
+def _tiny_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(4, 2))
+
+
+def _tiny_batches(n: int, pulled: list[int]) -> Iterator[Batch]:
+    g = torch.Generator().manual_seed(1)
+    for i in range(n):
+        pulled.append(i)
+        yield Batch(torch.randn(4, 3, 8, 8, generator=g) * 3 + 1, torch.tensor([0, 1, 0, 1]))
+
+
+def test_sgd_loop_stops_at_its_step_budget_across_epochs_and_loads_no_batch_beyond_it() -> None:
+    net = _tiny_net()
+    loop = SGDLoop(net, torch.optim.SGD(net.parameters(), lr=0.1), torch.device("cpu"), torch.nn.functional.cross_entropy, total=5)
+    pulled: list[int] = []
+    steps: list[int] = []
+    loop.run(_tiny_batches(3, pulled), lambda s: steps.append(s.step))
+    loop.run(_tiny_batches(3, pulled), lambda s: steps.append(s.step))
+    assert steps == [1, 2, 3, 4, 5] and loop.done
+    assert pulled == [0, 1, 2, 0, 1]  # the second epoch's third batch was never collated
+    loop.run(_tiny_batches(3, pulled))
+    assert len(pulled) == 5 and loop.step == 5
+
+
+def test_sgd_loop_with_frozen_batchnorm_keeps_its_statistics_and_clipping_bounds_the_step() -> None:
+    net = _tiny_net()
+    bn = net[1]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    loop = SGDLoop(net, torch.optim.SGD(net.parameters(), lr=1.0), torch.device("cpu"), torch.nn.functional.cross_entropy,
+                   clip_norm=0.01, frozen_batchnorm=True, channels_last=True)
+    loop.run(_tiny_batches(1, []))
+    assert torch.equal(bn.running_mean, before["1.running_mean"]) and torch.equal(bn.running_var, before["1.running_var"])
+    assert int(bn.num_batches_tracked) == 0 and not bn.training and net.training
+    moved = torch.sqrt(sum(((p.detach() - before[k]) ** 2).sum() for k, p in net.named_parameters()))
+    assert 0 < float(moved) <= 0.01 + 1e-6  # plain SGD at lr 1: the step is the clipped gradient

@@ -24,23 +24,24 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..nets.checkpoint import FusionConfig, TwoStreamModel, load_checkpoint
+from ..nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
 from ..errors import UserError
 from ..nets.models import classifier_layer
 from ..nets.models_store import user_models_dir  # noqa: F401  (re-exported: where taught models go)
 from ..stream.preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
-from .data import flow_window, protocol_positions, zero_flow_codes
+from .data import StreamSamples, flow_window, protocol_positions, zero_flow_codes
 from .datasets import Clip, VideoDataset, read_folder
 from ..nets.familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
 from .evaluate import deployed_mode
 from .events import TrainEvent
+from .sgd import Batch, SGDLoop, StepOutcome, collate
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
@@ -111,7 +112,7 @@ def check_clips(root: Path, min_clips: int = MIN_CLIPS) -> dict[str, int]:
 
 
 # -- features --------------------------------------------------------------------
-def _crops(cfg, rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
+def _crops(cfg: ModelConfig, rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
     """(top, left, size): the centre crop, then `n` random crops with scale jitter (no flips: a user's
     classes may include an action and its mirror image)."""
     s, h, w = cfg.input_size, cfg.flow.height, cfg.flow.width
@@ -122,7 +123,7 @@ def _crops(cfg, rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def _inputs(key: str, cache: FlowCache, cfg, stream: str, positions: np.ndarray, crops: list[tuple[int, int, int]]) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _inputs(key: str, cache: FlowCache, cfg: ModelConfig, stream: str, positions: np.ndarray, crops: list[tuple[int, int, int]]) -> np.ndarray:
     if stream == "spatial":
         rgb = cache.load(key, "rgb")
         idx = np.clip(positions, 0, len(rgb) - 1)
@@ -134,9 +135,18 @@ def _inputs(key: str, cache: FlowCache, cfg, stream: str, positions: np.ndarray,
                      for st in positions for top, left, c in crops])
 
 
+class FeatureNet(Protocol):
+    """What every net `create_model` makes offers besides forward: the trunk's features, and the classifier on them."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def head(self, features: torch.Tensor) -> torch.Tensor: ...
+
+
 @torch.inference_mode()
 def _features(net: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
-    feats = [net.forward_features(torch.from_numpy(x[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+    trunk = cast(FeatureNet, net)  # nn.Module's attributes are typed Tensor | Module; these nets define forward_features
+    feats = [trunk.forward_features(torch.from_numpy(x[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
              for i in range(0, len(x), batch)]
     return torch.cat(feats).numpy()
 
@@ -265,37 +275,35 @@ def set_head(net: nn.Module, head: nn.Linear) -> None:
 
 
 # -- whole-net fine-tuning ---------------------------------------------------------
+FINETUNE_BATCH = 16
+
+
+def _finetune_batches(samples: StreamSamples, seed: int, epoch: int) -> Iterator[Batch]:
+    """An epoch's batches in a seeded order, the ragged end kept (BatchNorm is frozen, so one sample is a batch too)."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(samples))
+    for i in range(0, len(order), FINETUNE_BATCH):
+        yield Batch(*collate(samples, order[i:i + FINETUNE_BATCH].tolist()))
+
+
 def finetune_nets(model: TwoStreamModel, train: list[Clip], root: Path, cache: FlowCache, opts: TeachOptions,
                   device: torch.device, report: Callable[[str, int, int], None]) -> None:
     """A few epochs of SGD on every layer at a small learning rate, BatchNorm statistics frozen
     (a few dozen clips cannot re-estimate them)."""
-    from .data import StreamSamples
-
     for stream in STREAMS:
         net = model.spatial if stream == "spatial" else model.temporal
         samples = StreamSamples(train, root, cache, model.config, stream, train=True, seed=opts.seed, repeats=8, flips=False)
         opt = torch.optim.SGD(net.parameters(), lr=5e-4, momentum=0.9, weight_decay=1e-4)  # 4x higher diverged in trials
-        net.train()
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
-        steps = 0
-        total = opts.epochs * ((len(samples) + 15) // 16)
+        total = opts.epochs * ((len(samples) + FINETUNE_BATCH - 1) // FINETUNE_BATCH)
+        loop = SGDLoop(net, opt, device, nn.functional.cross_entropy,
+                       clip_norm=5.0,  # the fitted heads are confident: one odd crop makes a huge step
+                       frozen_batchnorm=True, channels_last=True, total=total)
+
+        def step_done(s: StepOutcome) -> None:
+            report(stream, s.step, total)
+
         for epoch in range(opts.epochs):
             samples.set_epoch(epoch)
-            order = np.random.default_rng([opts.seed, epoch]).permutation(len(samples))
-            for i in range(0, len(order), 16):
-                batch = [samples[int(j)] for j in order[i:i + 16]]
-                x = torch.stack([b[0] for b in batch]).to(device).contiguous(memory_format=torch.channels_last)
-                y = torch.tensor([b[1] for b in batch], device=device)
-                with torch.enable_grad():
-                    loss = nn.functional.cross_entropy(net(x), y)
-                    opt.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(net.parameters(), 5.0)  # the fitted heads are confident: one odd crop makes a huge step
-                    opt.step()
-                steps += 1
-                report(stream, steps, total)
+            loop.run(_finetune_batches(samples, opts.seed, epoch), step_done)
         net.eval()
 
 

@@ -15,8 +15,9 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator, cast
 
 import numpy as np
 import torch
@@ -34,6 +35,8 @@ from .datasets import Clip, VideoDataset, open_dataset
 from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, spatial_features, trained_streams,
                        video_scores, write_metrics)
 from .procedural import _progress
+from .sgd import Batch, SGDLoop, StepOutcome, collate
+from .teach import FeatureNet
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
@@ -134,11 +137,12 @@ class MultiTaskNet(nn.Module):
         self.head2 = nn.Sequential(nn.Dropout(dropout), nn.Linear(classifier_layer(trunk).in_features, extra_classes))
 
     def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
-        f = self.trunk.forward_features(x)
-        return self.trunk.head(f) if task == 0 else self.head2(f)
+        trunk = cast(FeatureNet, self.trunk)  # every net create_model makes has forward_features and head
+        f = trunk.forward_features(x)
+        return trunk.head(f) if task == 0 else self.head2(f)
 
 
-def _schedule(opts: TrainOptions, total_steps: int):  # type: ignore[no-untyped-def]
+def _schedule(opts: TrainOptions, total_steps: int) -> Callable[[int], float]:
     warm = min(100, max(1, total_steps // 20))
 
     def factor(step: int) -> float:
@@ -160,18 +164,26 @@ def _loader(samples: StreamSamples, opts: TrainOptions, epoch: int, rank: int, w
     return [order[i:i + batch].tolist() for i in range(0, len(order), batch)]
 
 
-def _collate(samples: StreamSamples, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = zip(*(samples[i] for i in indices))
-    # numpy, not torch.stack: a copy this size gains nothing from threads, and torch's OpenMP
-    # threads spin-wait badly when other processes share the cores (measured: 2.6 s for 32 MB).
-    return torch.from_numpy(np.stack([x.numpy() for x in xs])), torch.tensor(ys)
+def _batches(samples: StreamSamples, batches: list[list[int]], samples2: StreamSamples | None, batches2: list[list[int]] | None) -> Iterator[Batch]:
+    """This epoch's batches, collated as the loop asks for them; with a second task, its batches cycle alongside."""
+    for b, idx in enumerate(batches):
+        x, y = collate(samples, idx)
+        task2 = collate(samples2, batches2[b % len(batches2)]) if samples2 is not None and batches2 else None
+        yield Batch(x, y, task2)
 
 
-def _freeze_batchnorm(net: nn.Module) -> None:
-    """Keep a pre-trained net's BatchNorm statistics: a few dozen clips cannot re-estimate them."""
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
+@dataclass
+class _EpochFigures:
+    """An epoch's running loss and accuracy, for the bar and the log."""
+
+    seen: int = 0
+    correct: int = 0
+    loss_sum: float = 0.0
+
+    def add(self, s: StepOutcome) -> None:
+        self.seen += len(s.labels)
+        self.correct += int((s.logits.argmax(1) == s.labels).sum())
+        self.loss_sum += s.loss.item() * len(s.labels)
 
 
 def freeze_head_of(net: nn.Module, trainable: float) -> int:
@@ -200,7 +212,7 @@ def linear_probe(net: nn.Module, samples: StreamSamples, device: torch.device, s
     net.eval().to(device)
     xs, ys = [], []
     for i in range(0, len(samples), 64):
-        x, y = _collate(samples, list(range(i, min(len(samples), i + 64))))
+        x, y = collate(samples, list(range(i, min(len(samples), i + 64))))
         xs.append(_features(net, x.numpy(), device))
         ys.append(y.numpy())
     old = classifier_layer(net)
@@ -248,7 +260,7 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips
         model = net
     model = model.to(device)
     if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack memory_format on Module.to
     steps_per_epoch = max(1, len(_loader(samples, opts, 0, rank, world)))
     if opts.steps is not None:
         total = opts.steps
@@ -284,15 +296,12 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips
     best: tuple[tuple[float, float], int, dict] | None = None
     eval_every = max(1, epochs // 8)
 
-    def consider(epoch: int) -> tuple[float, float]:
+    def consider(at_step: int) -> tuple[float, float]:
         nonlocal best
         acc, nll = validation_scores(net, val_clips, ds, cache, config, stream, device)
         if best is None or (acc, -nll) > best[0]:
-            best = ((acc, -nll), step, copy.deepcopy(net.state_dict()))
-        net.train()
-        if pretrained:
-            _freeze_batchnorm(net)
-        return acc, nll
+            best = ((acc, -nll), at_step, copy.deepcopy(net.state_dict()))
+        return acc, nll  # the loop puts the net back in training mode (BatchNorm kept) at its next epoch
 
     if val_clips and main and start_epoch == 0 and pretrained:
         acc, nll = consider(0)
@@ -300,51 +309,30 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=extra is not None)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    loop = SGDLoop(train_model, optimiser, device, nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing), scheduler, scaler,
+                   clip_norm=5.0 if pretrained else None,  # a fitted head is confident: one odd crop makes a huge step
+                   frozen_batchnorm=pretrained, channels_last=device.type == "cpu", step=step, total=total)
     log_path = out / f"train_log_{stream}.csv"
     for epoch in range(start_epoch, epochs):
-        if step >= total:
+        if loop.done:
             break
         samples.set_epoch(epoch)
         batches = _loader(samples, opts, epoch, rank, world)
         batches2 = _loader(samples2, opts, epoch, rank, world) if samples2 is not None else None
-        train_model.train()
-        if pretrained:
-            _freeze_batchnorm(model)
-        seen = correct = 0
-        loss_sum = 0.0
+        figures = _EpochFigures()
         t0 = time.perf_counter()
         bar = _progress(len(batches), "batch", opts.progress and main)
         if hasattr(bar, "set_description"):
             bar.set_description(f"{stream} {epoch + 1}/{epochs}")
-        for b, idx in enumerate(batches):
-            if step >= total:
-                break
-            x, y = _collate(samples, idx)
-            x, y = x.to(device, non_blocking=True), y.to(device)
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                logits = train_model(x)
-                loss = loss_fn(logits.float(), y)
-                if batches2:
-                    x2, y2 = _collate(samples2, batches2[b % len(batches2)])  # type: ignore[arg-type]
-                    x2, y2 = x2.to(device), y2.to(device)
-                    loss = loss + loss_fn(train_model(x2, 1).float(), y2)  # the paper sums the tasks' losses
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if pretrained:
-                scaler.unscale_(optimiser)
-                nn.utils.clip_grad_norm_(model.parameters(), 5.0)  # a fitted head is confident: one odd crop makes a huge step
-            scaler.step(optimiser)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            seen += len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += loss.item() * len(y)
+
+        def on_step(s: StepOutcome) -> None:
+            figures.add(s)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", clips_s=f"{seen * world / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(loss=f"{figures.loss_sum / figures.seen:.3f}", acc=f"{figures.correct / figures.seen:.3f}",
+                            clips_s=f"{figures.seen * world / (time.perf_counter() - t0):.0f}")
+
+        loop.run(_batches(samples, batches, samples2, batches2), on_step)
+        step = loop.step
         bar.close()
         elapsed = time.perf_counter() - t0
         if not main:
@@ -352,10 +340,10 @@ def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips
         last = epoch == epochs - 1 or step >= total
         val_acc = val_nll = float("nan")
         if val_clips and ((epoch + 1) % eval_every == 0 or last):
-            val_acc, val_nll = consider(epoch + 1)
-        row = {"epoch": epoch + 1, "step": step, "lr": round(scheduler.get_last_lr()[0], 6), "loss": round(loss_sum / max(seen, 1), 4),
-               "train_acc": round(correct / max(seen, 1), 4), "val_acc": round(val_acc, 4), "val_loss": round(val_nll, 4),
-               "clips_per_s": round(seen * world / max(elapsed, 1e-9), 1), "seconds": round(elapsed, 2)}
+            val_acc, val_nll = consider(step)
+        row = {"epoch": epoch + 1, "step": step, "lr": round(float(scheduler.get_last_lr()[0]), 6), "loss": round(figures.loss_sum / max(figures.seen, 1), 4),
+               "train_acc": round(figures.correct / max(figures.seen, 1), 4), "val_acc": round(val_acc, 4), "val_loss": round(val_nll, 4),
+               "clips_per_s": round(figures.seen * world / max(elapsed, 1e-9), 1), "seconds": round(elapsed, 2)}
         history.append(row)
         _append_csv(log_path, row)
         log.info("%s epoch %d/%d (step %d/%d): loss %.3f, train acc %.3f, validation acc %.3f, %.0f clips/s", stream, epoch + 1, epochs,
@@ -383,7 +371,7 @@ def quick_accuracy(net: nn.Module, val: StreamSamples, device: torch.device, bat
     net.eval()
     correct = 0
     for i in range(0, len(val), batch):
-        x, y = _collate(val, list(range(i, min(len(val), i + batch))))
+        x, y = collate(val, list(range(i, min(len(val), i + batch))))
         x = x.to(device)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
@@ -564,7 +552,8 @@ def train(opts: TrainOptions) -> dict:
                                         "timings": timings, "date": datetime.date.today().isoformat(), "torch": torch.__version__})
         model.save(out, half=opts.fp16_weights)
         if heads2:
-            _save_second_task(model, heads2, extra, out)  # type: ignore[arg-type]
+            assert extra is not None  # a second head comes only from a second dataset
+            _save_second_task(model, heads2, extra, out)
         write_model_card(out, model.config, ds, metrics)
         log.info("saved %s%s", out, "" if model.config.trained else f" (streams trained so far: {', '.join(sorted(trained))})")
     if world > 1:
