@@ -1,4 +1,4 @@
-# Quick start: `make demo` runs the recognizer; `make test` runs the lint (ruff) and the test suite. Both create/reuse .venv.
+# Quick start: `make demo` runs the recognizer; `make test` runs the static checks (ruff lint + format, mypy) and the test suite. Both create/reuse .venv.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,6 +10,8 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.dev system-deps
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 install: $(VENV)/.core

@@ -92,3 +92,19 @@ def test_no_import_cycles_inside_realtime() -> None:
         if m not in seen:
             visit(m)
     assert not cycles, "import cycles at module level:\n" + "\n".join(cycles)
+
+
+def test_sources_open_other_kinds_through_the_registry_without_importing_them() -> None:
+    """realtime.io.sources names the modules of other source kinds only as data (SOURCE_KINDS): it imports none of them, at any level."""
+    from realtime.io.sources import SOURCE_KINDS, FrameSource, open_source, parse_source
+
+    path = ROOT / "realtime" / "io" / "sources.py"
+    imported = {target for target, _, _ in _imports(path, top_level_only=False)}
+    for kind, where in SOURCE_KINDS.items():
+        module = where.partition(":")[0]
+        assert module not in imported and not any(t.startswith(module) for t in imported), f"sources.py imports {module}"
+        src = open_source(parse_source(f"{kind}:demo?frames=3"))
+        try:
+            assert isinstance(src, FrameSource) and src.read() is not None and src.truth() is not None
+        finally:
+            src.close()

@@ -113,7 +113,7 @@ class FlowCache:
         self.flow = flow
         self.dir = Path(root) / f"flow-{settings_key(flow)}"
         self._index_path = self.dir / "index.json"
-        self._memory = collections.OrderedDict()  # (key, member) -> array, LRU
+        self._memory: collections.OrderedDict[tuple[str, str], np.ndarray] = collections.OrderedDict()  # (key, member) -> array, LRU
         self._memory_bytes = 0
         self._memory_limit = memory_mb * 1024 * 1024
         self._lock = threading.Lock()

@@ -126,7 +126,9 @@ def read_hmdb51(root: Path, split: int = 1, splits_dir: Path | None = None) -> V
     files = sorted(sdir.glob(f"*_test_split{split}.txt"))
     classes = [re.sub(rf"_test_split{split}\.txt$", "", f.name) for f in files]
     video_root = root / "videos" if (root / "videos").is_dir() else root
-    train, test, missing = [], [], []
+    train: list[Clip] = []
+    test: list[Clip] = []
+    missing: list[str] = []
     for label, (cls, f) in enumerate(zip(classes, files)):
         for n, line in enumerate(f.read_text().splitlines(), 1):
             parts = line.split()

@@ -12,7 +12,7 @@ from torch import nn
 from ..nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel
 from ..errors import UserError
 from ..stream.fusion import Fusion, l2_normalise
-from ..nets.models import classifier_layer
+from ..nets.models import ActionNet, classifier_layer
 from .cache import FlowCache
 from .data import protocol_crops, stream_input_batches
 from .datasets import Clip
@@ -151,7 +151,7 @@ def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[
 
 
 @torch.inference_mode()
-def spatial_features(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, samples: int = 5,
+def spatial_features(net: ActionNet, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, samples: int = 5,
                      device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """(features, clip number) of the spatial net at the protocol's positions, centre crop."""
     net = net.eval().to(device)
@@ -263,7 +263,7 @@ def save_confusion_png(matrix: list[list[int]], classes: list[str], path: Path, 
         for i in range(len(classes)):
             for j in range(len(classes)):
                 if m[i, j]:
-                    ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(j, i, str(int(m[i, j])), ha="center", va="center", fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

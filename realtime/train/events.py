@@ -37,6 +37,6 @@ class TrainEvent:
             return None
         if not isinstance(raw, dict) or raw.get("stage") not in STAGES or not isinstance(raw.get("fraction"), (int, float)):
             return None
-        kinds = {"message": str, "elapsed_s": (int, float), "accuracy": dict, "out": str, "metrics": dict, "error": str}
+        kinds: dict[str, type | tuple[type, ...]] = {"message": str, "elapsed_s": (int, float), "accuracy": dict, "out": str, "metrics": dict, "error": str}
         fields = {k: raw[k] for k, kind in kinds.items() if isinstance(raw.get(k), kind)}
         return cls(stage=raw["stage"], fraction=float(raw["fraction"]), **fields)

@@ -53,7 +53,9 @@ def make_dataset(out: str | Path, train_clips: int = 60, test_clips: int = 20, f
         raise UserError(f"unknown procedural classes {', '.join(unknown)}: choose from {', '.join(CLASSES)}")
     if frames < 2 or train_clips < 1 or test_clips < 0:
         raise UserError("need at least 2 frames per clip and 1 training clip per class")
-    jobs, train_lines, test_lines = [], [], []
+    jobs: list[tuple[str, int, Path, int, tuple[int, int]]] = []
+    train_lines: list[str] = []
+    test_lines: list[str] = []
     for c, label in enumerate(classes):
         (root / label).mkdir(parents=True, exist_ok=True)
         for split, count, lines in (("train", train_clips, train_lines), ("test", test_clips, test_lines)):

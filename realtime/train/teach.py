@@ -24,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, cast
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -32,7 +32,7 @@ from torch import nn
 
 from ..nets.checkpoint import FusionConfig, ModelConfig, TwoStreamModel, load_checkpoint
 from ..errors import UserError
-from ..nets.models import classifier_layer
+from ..nets.models import ActionNet, classifier_layer
 from ..nets.models_store import user_models_dir  # noqa: F401  (re-exported: where taught models go)
 from ..stream.preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
@@ -135,18 +135,9 @@ def _inputs(key: str, cache: FlowCache, cfg: ModelConfig, stream: str, positions
                      for st in positions for top, left, c in crops])
 
 
-class FeatureNet(Protocol):
-    """What every net `create_model` makes offers besides forward: the trunk's features, and the classifier on them."""
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def head(self, features: torch.Tensor) -> torch.Tensor: ...
-
-
 @torch.inference_mode()
-def _features(net: nn.Module, x: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
-    trunk = cast(FeatureNet, net)  # nn.Module's attributes are typed Tensor | Module; these nets define forward_features
-    feats = [trunk.forward_features(torch.from_numpy(x[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+def _features(net: ActionNet, x: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
+    feats = [net.forward_features(torch.from_numpy(x[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
              for i in range(0, len(x), batch)]
     return torch.cat(feats).numpy()
 

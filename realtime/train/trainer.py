@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, cast
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from ..nets.checkpoint import CONFIG_FILE, FusionConfig, ModelConfig, TwoStreamM
 from ..nets.engines import resolve_device
 from ..errors import CheckpointError, UserError
 from ..stream.flow import FlowSettings
-from ..nets.models import ARCHITECTURES, classifier_layer, create_model
+from ..nets.models import ARCHITECTURES, ActionNet, classifier_layer, create_model
 from .cache import FlowCache
 from .options import TrainOptions  # noqa: F401  (re-exported: the one place the training defaults live)
 from .data import StreamSamples
@@ -36,7 +36,6 @@ from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_s
                        video_scores, write_metrics)
 from .procedural import _progress
 from .sgd import Batch, SGDLoop, StepOutcome, collate
-from .teach import FeatureNet
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
@@ -131,15 +130,14 @@ def load_init(net: nn.Module, path: str, in_chans: int) -> int:
 class MultiTaskNet(nn.Module):
     """One trunk, one head per dataset (the paper's multi-task learning)."""
 
-    def __init__(self, trunk: nn.Module, extra_classes: int, dropout: float):
+    def __init__(self, trunk: ActionNet, extra_classes: int, dropout: float):
         super().__init__()
         self.trunk = trunk
         self.head2 = nn.Sequential(nn.Dropout(dropout), nn.Linear(classifier_layer(trunk).in_features, extra_classes))
 
     def forward(self, x: torch.Tensor, task: int = 0) -> torch.Tensor:
-        trunk = cast(FeatureNet, self.trunk)  # every net create_model makes has forward_features and head
-        f = trunk.forward_features(x)
-        return trunk.head(f) if task == 0 else self.head2(f)
+        f = self.trunk.forward_features(x)
+        return self.trunk.head(f) if task == 0 else self.head2(f)
 
 
 def _schedule(opts: TrainOptions, total_steps: int) -> Callable[[int], float]:
@@ -203,7 +201,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def linear_probe(net: nn.Module, samples: StreamSamples, device: torch.device, seed: int, l2: float = 1e-3) -> None:
+def linear_probe(net: ActionNet, samples: StreamSamples, device: torch.device, seed: int, l2: float = 1e-3) -> None:
     """Fit the net's classifier on its frozen features (multinomial logistic regression, L-BFGS):
     a pre-trained net starts fine-tuning from a head that already fits, so the first steps do not
     tear its features apart with a random head's gradients."""
@@ -231,10 +229,10 @@ def validation_scores(net: nn.Module, clips: list[Clip], ds: VideoDataset, cache
     return float((scores.argmax(1) == labels).mean()), float(-np.log(p).mean())
 
 
-def train_stream(stream: str, net: nn.Module, train_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset,
+def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset,
                  cache: FlowCache, config: ModelConfig, opts: TrainOptions, device: torch.device, out: Path,
                  extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None,
-                 pretrained: bool = False) -> tuple[nn.Module, nn.Module | None, list[dict]]:
+                 pretrained: bool = False) -> tuple[ActionNet, nn.Module | None, list[dict]]:
     """Train one stream's net for a budget of optimiser steps; returns (net, second head or None, history).
 
     With validation clips, the net is scored on them several times during the run and the best
