@@ -13,7 +13,7 @@ from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QColor, QPalette
 from PyQt6.QtWidgets import QApplication
 
-from .controller import safe_text
+from .redaction import safe_text
 from .window import MainWindow
 
 log = logging.getLogger("twostream")

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("screenshot: no half second of 'no known action' within 60 s (raise --min-score?)\n")
         window.close()
         return 1
-    window.stats_timer.timeout.emit()  # stats as of this very frame
+    window.display.refresh_stats()  # stats as of this very frame
     spin(0.1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,19 +110,20 @@ def unknown_now(window, hold_s: float = 0.5) -> bool:  # type: ignore[no-untyped
 def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: ignore[no-untyped-def]
     """Drive the Teach panel as a user would: record three motions the shipped model never saw, train, swap live."""
     panel = window.teach
+    recorder = panel.clip_recorder
     window.show_teach(True)
-    panel.clips_box.setValue(clips)
-    panel.seconds_box.setValue(seconds)
-    panel.countdown_box.setValue(0)
-    panel.gap_s = 0.3
+    recorder.clips_box.setValue(clips)
+    recorder.seconds_box.setValue(seconds)
+    recorder.countdown_box.setValue(0)
+    recorder.gap_s = 0.3
     for seed, label in enumerate(("spin", "bounce", "zigzag")):
         before = window.controller.source
         window.open_source(f"synthetic:{label}?fps=30&seed={seed + 20}")
         if not spin(60, lambda: window.controller.source is not before and window.controller.running):
             sys.stderr.write(f"screenshot: synthetic:{label} did not open\n")
             return False
-        panel.name_edit.setText(label)
-        if not panel.start_recording() or not spin(120, lambda: not panel.recording):
+        recorder.name_edit.setText(label)
+        if not recorder.start_recording() or not spin(120, lambda: not panel.recording):
             sys.stderr.write(f"screenshot: recording {label} failed: {panel.last_error}\n")
             return False
     pipe = window.controller.pipeline
@@ -133,7 +134,7 @@ def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: 
                 and "zigzag" in window.shown_prediction.labels):
         sys.stderr.write("screenshot: the taught model was not swapped in\n")
         return False
-    panel.select_clip(panel.root / "zigzag" / "zigzag_003.avi")
+    panel.clip_list.select_clip(panel.root / "zigzag" / "zigzag_003.avi")
     return True
 
 

@@ -5,12 +5,14 @@ an exception), and a source with credentials in it is never written (`remembered
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from PyQt6.QtCore import QSettings
 
 from realtime import redact
+
+from .redaction import safe_text
 
 RECENT_MAX = 8
 FLOW_VIEWS = ("colour", "arrows")
@@ -18,8 +20,6 @@ FLOW_VIEWS = ("colour", "arrows")
 
 def remembered(text: str) -> bool:
     """Only sources without credentials are written to the settings file."""
-    from .controller import safe_text
-
     return redact(text) == text and safe_text(text) == text
 
 
@@ -97,9 +97,6 @@ class AppSettings:
         for key, state in self.splitters.items():
             s.setValue(f"splitter/{key}", state)
         s.sync()
-
-
-FIELDS = tuple(f.name for f in fields(AppSettings))
 
 
 def _list(value: object) -> list[str]:

@@ -1,6 +1,6 @@
 """What the Stats panel says, as plain text: no Qt here, so it is tested without a window (tests/test_gui_stats.py).
 
-`info` is the running session's `gui.controller.SessionInfo` (read by attribute only).
+`info` is the running session's `gui.session.SessionInfo` (read by attribute only).
 """
 from __future__ import annotations
 

@@ -1,32 +1,30 @@
-"""The main window: controls, panels, the display timer, shortcuts and remembered settings."""
+"""The main window: the layout of the controls and panels, and their wiring to the controller, the display presenter,
+the source and model choosers, the Teach panel, shortcuts and remembered settings."""
 from __future__ import annotations
 
-import collections
-import logging
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import (QComboBox, QDockWidget, QDoubleSpinBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
-                             QMessageBox, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout,
-                             QWidget)
+from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox,
+                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
-from realtime import ENGINES, FUSION_MODES, default_model_path, parse_source, Prediction, shipped_models, trained_dir, UserError
+from realtime import ENGINES, FUSION_MODES, parse_source, Prediction, trained_dir, UserError
 
-from .controller import Controller, RunRequest, SessionInfo
-from .settings import FLOW_VIEWS, RECENT_MAX, AppSettings, remembered
-from .stats import model_title, stats_rows
-from .teach import TeachPanel, taught_models
-from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView, flow_arrows
+from .choices import DEFAULT_SOURCE, ModelChoices, SourceChoices
+from .controller import Controller
+from .display import DisplayPresenter, TIMELINE_SECONDS
+from .session import RunRequest, SessionInfo
+from .settings import FLOW_VIEWS, AppSettings
+from .stats import model_title
+from .teach import TeachPanel
+from .threshold_box import ThresholdBox
+from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView
 
-log = logging.getLogger("twostream")
-DEFAULT_SOURCE = "synthetic:demo"
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"
-TIMELINE_SECONDS = 10.0
-BARS_INTERVAL_S = 1 / 15 - 0.004  # the margin keeps a 30 fps source at every other frame despite jitter
-TIMELINE_INTERVAL_S = 0.1
 TEACH_WIDTH = 330  # px, the Teach panel when it opens
 SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
              ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
@@ -40,55 +38,6 @@ def _timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
 
 
-class ThresholdBox(QDoubleSpinBox):
-    """The "no known action" threshold: 0.00 to 1.00 is the user's; the lowest step, shown as "model 0.42", is the
-    running model's own calibrated one (None). Stepping up from it starts at the model's number."""
-
-    MODEL = -0.01
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setRange(self.MODEL, 1.0)
-        self.setSingleStep(0.01)
-        self.setDecimals(2)
-        self.setKeyboardTracking(False)  # a typed value applies on Enter (arrows and the wheel step at once)
-        self.model_value = 0.0
-        self.setSpecialValueText("model 0.00")
-        self.setMinimumWidth(self.fontMetrics().horizontalAdvance("model 0.00") + 28)
-        self.setValue(self.MODEL)
-
-    @property
-    def mine(self) -> bool:
-        return self.value() > self.MODEL / 2
-
-    @property
-    def threshold(self) -> float | None:
-        """The user's threshold, or None for the model's own."""
-        return round(self.value(), 2) if self.mine else None
-
-    def display(self, model_value: float, mine: float | None) -> None:
-        """Show `mine` (or, if None, the model's own `model_value`) without signalling a change."""
-        self.blockSignals(True)
-        if model_value != self.model_value or not self.specialValueText():
-            self.model_value = model_value
-            self.setSpecialValueText(f"model {model_value:.2f}")
-        if self.threshold != mine:  # never rewrite the text under the user's cursor for nothing
-            self.setValue(self.MODEL if mine is None else mine)
-        self.blockSignals(False)
-        value = model_value if mine is None else mine
-        whose = ("yours; the lowest step, 'model', goes back to the model's own" if mine is not None
-                 else "the model's own, calibrated on clips its nets did not train on")
-        self.setToolTip(f"No known action below {value:.2f} ({whose}).\nA frame whose fused top score is below this names "
-                        "no class; its scores stay visible.\nA value you set is kept for every model you open, and remembered. "
-                        "0 always names the top class.")
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt name)
-        if not self.mine and steps > 0:
-            self.setValue(self.model_value)  # from the model's own: go on from its number
-        else:
-            super().stepBy(steps)
-
-
 class MainWindow(QMainWindow):
     """`twostream gui`: live video with labels, live flow, per-stream scores, a timeline and stats, all from one Pipeline."""
 
@@ -98,15 +47,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings
         self.controller = Controller(source_timeout, self)
-        self._secret_sources: dict[str, str] = {}  # shown (redacted) text -> what was typed; memory only
-        self._cameras: list[str] = []
-        self._newest: Prediction | None = None
-        self.shown_prediction: Prediction | None = None  # the last one drawn
         self._info: SessionInfo | None = None
-        self._shown: collections.deque[float] = collections.deque(maxlen=240)
-        self.frames_shown = 0
-        self._last_timeline = self._last_bars = 0.0
-        self._counts: collections.deque[tuple[float, int, int, int]] = collections.deque(maxlen=5)  # rates over the last ~2 s
         self.last_saved: Path | None = None
         self._closed = False
         self.resize(1280, 800)
@@ -116,10 +57,13 @@ class MainWindow(QMainWindow):
         self._build_controls()
         self._build_layout()
         self._build_actions()
+        screen = self.screen()
+        display_hz = display_hz or min(240.0, max(30.0, screen.refreshRate() if screen is not None else 60.0))
+        self.display = DisplayPresenter(self.controller, self.video, self.flow_view, self.bars, self.timeline, self.stats, self.banner,
+                                        display_hz, self)
         self._load_settings(source, model, engine, device, min_score)
 
         c = self.controller
-        c.predictionReady.connect(self._on_prediction_ready)
         c.sessionStarted.connect(self._on_session_started)
         c.sessionEnded.connect(self._on_session_ended)
         c.problem.connect(self._on_problem)
@@ -131,21 +75,6 @@ class MainWindow(QMainWindow):
         self.teach.modelTaught.connect(self.open_taught_model)
         self.teach.overlayChanged.connect(self._on_teach_overlay)
         self.teach.message.connect(self._status)
-
-        # The display timer: started when a prediction arrives, it draws the newest one no sooner than one
-        # display interval after the last drawing. So the view shows every frame a source gives up to the
-        # display rate, never more, and a slow view skips to the newest instead of queueing anything.
-        screen = self.screen()
-        display_hz = display_hz or min(240.0, max(30.0, screen.refreshRate() if screen is not None else 60.0))
-        self.display_interval = 1.0 / display_hz
-        self._last_drawn = 0.0
-        self.display_timer = QTimer(self)
-        self.display_timer.setSingleShot(True)
-        self.display_timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.display_timer.timeout.connect(self._refresh_display)
-        self.stats_timer = QTimer(self)
-        self.stats_timer.timeout.connect(self._refresh_stats)
-        self.stats_timer.start(500)
 
         self._update_title()
         self.video.setFocus()
@@ -172,14 +101,17 @@ class MainWindow(QMainWindow):
         self.source_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.source_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.source_box.setMinimumContentsLength(18)
-        self.source_box.lineEdit().setPlaceholderText("0, /dev/video0, rtsp://…, a file, synthetic:demo")
+        source_line = self.source_box.lineEdit()
+        assert source_line is not None  # an editable QComboBox has a line edit (the stubs allow None)
+        source_line.setPlaceholderText("0, /dev/video0, rtsp://…, a file, synthetic:demo")
         self.source_box.setToolTip("A camera index or device, an rtsp:// or http(s):// URL, a video file, or synthetic:NAME.\n"
                                    "Press Enter to open. Credentials in URLs are never shown or remembered.")
         self.source_box.activated.connect(self._on_source_activated)
-        self.source_box.lineEdit().returnPressed.connect(self._on_source_return)
+        source_line.returnPressed.connect(self._on_source_return)
+        self.source_choices = SourceChoices(self.source_box, self.controller.safe_text, [])
         self.open_button = QPushButton("Open")
         self.open_button.setToolTip("Open the source typed on the left (Enter)")
-        self.open_button.clicked.connect(lambda: self.open_source(self._typed_source()))
+        self.open_button.clicked.connect(lambda: self.open_source(self.source_choices.typed()))
         self.file_button = QPushButton("File…")
         self.file_button.setToolTip("Open a video file (Ctrl+O)")
         self.file_button.clicked.connect(self.choose_file)
@@ -189,6 +121,7 @@ class MainWindow(QMainWindow):
         self.model_box.setMinimumContentsLength(14)
         self.model_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_box.activated.connect(lambda i: self.open_model(self.model_box.itemData(i)))
+        self.model_choices = ModelChoices(self.model_box, [])
         self.model_button = QPushButton("Folder…")
         self.model_button.setToolTip("Open a checkpoint folder (holding model.json and weights.safetensors) (Ctrl+M)")
         self.model_button.clicked.connect(self.choose_model)
@@ -241,6 +174,7 @@ class MainWindow(QMainWindow):
         self.teach_button.setToolTip("Record your own actions, train on them and run the result (Ctrl+T)")
 
     def _build_layout(self) -> None:
+        widget: QWidget
         top = QHBoxLayout()
         top.setSpacing(6)
         for widget, stretch in ((QLabel("Source"), 0), (self.source_box, 4), (self.open_button, 0), (self.file_button, 0),
@@ -316,7 +250,9 @@ class MainWindow(QMainWindow):
             bar.addWidget(holder)
             self.addToolBar(area, bar)
         self.status_label = QLabel()
-        self.statusBar().addWidget(self.status_label, 1)
+        status_bar = self.statusBar()
+        assert status_bar is not None  # a QMainWindow makes one on first ask (the stubs allow None)
+        status_bar.addWidget(self.status_label, 1)
 
         scroll = QScrollArea()  # on a small screen the panel scrolls rather than squeezing its list
         scroll.setWidget(self.teach)
@@ -334,7 +270,15 @@ class MainWindow(QMainWindow):
         self.teach_button.toggled.connect(self.show_teach)
 
     def _build_actions(self) -> None:
-        def action(menu, text: str, slot, shortcut: str | None = None, checkable: bool = False) -> QAction:  # type: ignore[no-untyped-def]
+        bar = self.menuBar()
+        assert bar is not None  # a QMainWindow makes one on first ask (the stubs allow None)
+
+        def menu(title: str) -> QMenu:
+            m = bar.addMenu(title)
+            assert m is not None  # addMenu always makes one (the stubs allow None)
+            return m
+
+        def action(menu: QMenu, text: str, slot: Callable[..., object], shortcut: str | None = None, checkable: bool = False) -> QAction:
             a = QAction(text, self)
             if shortcut:
                 a.setShortcut(QKeySequence(shortcut))
@@ -344,15 +288,14 @@ class MainWindow(QMainWindow):
             menu.addAction(a)
             return a
 
-        bar = self.menuBar()
-        m = bar.addMenu("&File")
+        m = menu("&File")
         action(m, "Open video file…", self.choose_file, "Ctrl+O")
         action(m, "Type a source (camera, URL, file)…", self.focus_source, "Ctrl+L")
         action(m, "Open model folder…", self.choose_model, "Ctrl+M")
         action(m, "Output folder for recordings and snapshots…", self.choose_output_dir)
         m.addSeparator()
         action(m, "Quit", self.close, "Ctrl+Q")
-        m = bar.addMenu("&Run")
+        m = menu("&Run")
         self.pause_action = action(m, "Pause", lambda: self.pause_button.toggle(), "Space")
         self.record_action = action(m, "Record / stop recording", lambda: self.record_button.click(), "R")
         action(m, "Save snapshot", lambda: self.save_snapshot(), "S")
@@ -360,21 +303,22 @@ class MainWindow(QMainWindow):
         action(m, "Spatial weight down", lambda: self.nudge_weight(-0.05), "[")
         action(m, "Spatial weight up", lambda: self.nudge_weight(+0.05), "]")
         action(m, "Rescan cameras", self.controller.probe_cameras)
-        m = bar.addMenu("&Teach")
+        m = menu("&Teach")
         self.teach_action = action(m, "Teach panel", self.show_teach, "Ctrl+T", checkable=True)
         action(m, "Record clips / stop", self._teach_record, "Ctrl+R")
-        action(m, "Train on the recorded clips", lambda: (self.show_teach(True), self.teach.train()))
-        action(m, "Folder for recorded clips…", lambda: (self.show_teach(True), self.teach.choose_folder()))
-        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), self.teach.tree, self.teach.delete_selected)
+        action(m, "Train on the recorded clips", self._teach_train)
+        action(m, "Folder for recorded clips…", self._teach_folder)
+        clip_list = self.teach.clip_list
+        delete = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), clip_list.tree, clip_list.delete_selected)
         delete.setContext(Qt.ShortcutContext.WidgetShortcut)
-        undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self.teach, self.teach.undo_delete)
+        undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self.teach, clip_list.undo_delete)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # the class-name field keeps its own Ctrl+Z
-        m = bar.addMenu("&View")
+        m = menu("&View")
         self.arrows_action = action(m, "Flow as arrows on the video", lambda on: self.set_flow_view("arrows" if on else "colour"),
                                     "F", checkable=True)
         action(m, "Full screen", self._toggle_full_screen, "F11")
         action(m, "Reset layout", self._reset_layout)
-        m = bar.addMenu("&Help")
+        m = menu("&Help")
         action(m, "Keyboard shortcuts", self.show_shortcuts, "F1")
         action(m, "About", self._about)
 
@@ -382,30 +326,32 @@ class MainWindow(QMainWindow):
     def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None,
                        min_score: float | None = None) -> None:
         st = AppSettings.load(self.settings, tuple(self.splitters))
-        self.recent_sources = st.recent_sources
-        self.recent_models = [x for x in st.recent_models if (Path(x) / "model.json").is_file()]
+        self.source_choices.recent = st.recent_sources
+        self.model_choices.recent = [x for x in st.recent_models if (Path(x) / "model.json").is_file()]
         self.output_dir = Path(st.output_dir or _default_output_dir())
         self.source_text = source or st.source or DEFAULT_SOURCE
         self.controller.safe_text.learn(self.source_text)
         self.model_key = str(Path(model).resolve()) if model else st.model
         if self.model_key and not Path(self.model_key).exists():
             self.model_key = ""
-        self._fill_sources([])
-        self._show_source_text(self.source_text)
-        self._fill_models()
+        self.source_choices.fill([])
+        self.source_choices.show(self.source_text)
+        self.model_choices.fill(self.model_key)
         _select(self.engine_box, engine or st.engine)
         _select(self.device_box, device or st.device)
         _select(self.fusion_box, st.fusion or "avg")
         self.weight_slider.setValue(st.spatial_weight)
         self.smoothing_box.setValue(st.smoothing)
-        self.flow_mode = st.flow_view
         if st.teach_folder:
             self.teach.set_root(st.teach_folder)
-        for box, value in ((self.teach.clips_box, st.teach_clips), (self.teach.seconds_box, st.teach_seconds),
-                           (self.teach.countdown_box, st.teach_countdown)):
-            if value is not None:
-                box.setValue(value)  # type: ignore[arg-type]
-        self.set_flow_view(self.flow_mode)
+        recorder = self.teach.clip_recorder
+        if st.teach_clips is not None:
+            recorder.clips_box.setValue(st.teach_clips)
+        if st.teach_seconds is not None:
+            recorder.seconds_box.setValue(st.teach_seconds)
+        if st.teach_countdown is not None:
+            recorder.countdown_box.setValue(st.teach_countdown)
+        self.set_flow_view(st.flow_view)
         self._update_fusion_controls()
         if st.geometry is not None:
             self.restoreGeometry(st.geometry)
@@ -425,76 +371,28 @@ class MainWindow(QMainWindow):
 
     def current_settings(self) -> AppSettings:
         """What the window would remember now."""
+        recorder = self.teach.clip_recorder
         return AppSettings(
             source=self.controller.source_text or "",  # the last source that opened, not a typo that did not
-            recent_sources=self.recent_sources, model=self.model_key, recent_models=self.recent_models,
+            recent_sources=self.source_choices.recent, model=self.model_key, recent_models=self.model_choices.recent,
             engine=self.engine_box.currentText(), device=self.device_box.currentText(), fusion=self.fusion_box.currentText(),
             spatial_weight=self.weight_slider.value(), smoothing=self.smoothing_box.value(), min_score=self.controller.min_score,
             flow_view=self.flow_mode, output_dir=str(self.output_dir), teach_folder=str(self.teach.root),
-            teach_clips=self.teach.clips_box.value(), teach_seconds=self.teach.seconds_box.value(),
-            teach_countdown=self.teach.countdown_box.value(), teach_visible=not self.teach_dock.isHidden(),
+            teach_clips=recorder.clips_box.value(), teach_seconds=recorder.seconds_box.value(), teach_countdown=recorder.countdown_box.value(),
+            teach_visible=not self.teach_dock.isHidden(),
             geometry=self.saveGeometry(), splitters={k: sp.saveState() for k, sp in self.splitters.items()})
 
     def save_settings(self) -> None:
         self.current_settings().save(self.settings)
 
     # -- sources and models ------------------------------------------------------------
-    def _fill_sources(self, cameras: list[str] | None = None) -> None:
-        if cameras is not None:
-            self._cameras = cameras
-        box = self.source_box
-        text = box.currentText()
-        box.clear()
-        for name in self._cameras:  # "/dev/video0 (640x480)"
-            box.addItem(f"camera {name}", name.split(" (")[0])
-        box.addItem("synthetic:demo (built-in test scene)", DEFAULT_SOURCE)
-        for recent in self.recent_sources:
-            if recent != DEFAULT_SOURCE and box.findData(recent) < 0:
-                box.addItem(recent, recent)
-        box.setEditText(text)
-
-    def _fill_models(self) -> None:
-        box = self.model_box
-        box.clear()
-        default_path = default_model_path()
-        if default_path is None:
-            default_name = "UNTRAINED: none in trained/"
-        elif default_path.resolve().parent == trained_dir().resolve():
-            default_name = f"trained/{default_path.name}"
-        else:  # $TWOSTREAM_MODEL
-            default_name = _short_path(str(default_path))
-        box.addItem(f"default ({default_name})", "")
-        for path in shipped_models():
-            if default_path is None or path.resolve() != default_path.resolve():
-                box.addItem(f"trained/{path.name}", str(path.resolve()))
-        for path in taught_models():
-            if box.findData(str(path)) < 0:
-                box.addItem(f"taught/{path.name}", str(path))
-        for recent in self.recent_models:
-            if box.findData(recent) < 0:
-                box.addItem(_short_path(recent), recent)
-        if self.model_key and box.findData(self.model_key) < 0:
-            box.addItem(_short_path(self.model_key), self.model_key)
-        box.setCurrentIndex(max(0, box.findData(self.model_key)))
-        box.setToolTip(f"Checkpoints in {trained_dir()} and recently opened folders")
-
-    def _show_source_text(self, text: str) -> None:
-        shown = self.controller.safe_text(text)
-        if shown != text:
-            self._secret_sources[shown] = text
-        self.source_box.setEditText(shown)
-
-    def _typed_source(self) -> str:
-        text = self.source_box.currentText().strip()
-        return self._secret_sources.get(text, text)
-
     def _on_source_activated(self, index: int) -> None:
         data = self.source_box.itemData(index)
-        self.open_source(str(data) if data else self._typed_source())
+        self.open_source(str(data) if data else self.source_choices.typed())
 
     def _on_source_return(self) -> None:
         if self.source_box.findText(self.source_box.currentText()) < 0:  # a listed item arrives through activated
-            self.open_source(self._typed_source())
+            self.open_source(self.source_choices.typed())
 
     def open_source(self, text: str) -> None:
         """Switch to another source (typed, picked, or a file); the current one runs until the new one is open."""
@@ -511,7 +409,7 @@ class MainWindow(QMainWindow):
             self._on_problem("error", f"{self.controller.safe_text(spec.name)}: no such file")
             return
         self.source_text = text
-        self._show_source_text(text)
+        self.source_choices.show(text)
         self._run(RunRequest(text, self.model_key, self.engine_box.currentText(), self.device_box.currentText()))
 
     def open_model(self, key: str | None) -> None:
@@ -554,7 +452,9 @@ class MainWindow(QMainWindow):
 
     def focus_source(self) -> None:
         self.source_box.setFocus()
-        self.source_box.lineEdit().selectAll()
+        line = self.source_box.lineEdit()
+        if line is not None:
+            line.selectAll()
 
     # -- live controls -------------------------------------------------------------------
     def _update_fusion_controls(self) -> None:
@@ -613,8 +513,13 @@ class MainWindow(QMainWindow):
         info = info or self.controller.info
         self.min_score_box.display(info.model_min_score if info is not None else 0.0, self.controller.min_score)
 
+    @property
+    def flow_mode(self) -> str:
+        """"colour" (an image beside the video) or "arrows" (on the video)."""
+        return self.display.flow_mode
+
     def set_flow_view(self, mode: str) -> None:
-        self.flow_mode = mode
+        self.display.flow_mode = mode
         self.flow_box.setCurrentIndex(FLOW_VIEWS.index(mode))
         if hasattr(self, "arrows_action"):
             self.arrows_action.blockSignals(True)
@@ -695,8 +600,9 @@ class MainWindow(QMainWindow):
             w.blockSignals(True)
             w.setChecked(visible)
             w.blockSignals(False)
-        if visible and not self.teach.name_edit.text():
-            self.teach.name_edit.setFocus()
+        name_edit = self.teach.clip_recorder.name_edit
+        if visible and not name_edit.text():
+            name_edit.setFocus()
 
     def _on_teach_visibility(self, _: bool) -> None:
         for w in (self.teach_button, self.teach_action):  # the dock's own close button hides it too
@@ -706,7 +612,15 @@ class MainWindow(QMainWindow):
 
     def _teach_record(self) -> None:
         self.show_teach(True)
-        self.teach.toggle_recording()
+        self.teach.clip_recorder.toggle_recording()
+
+    def _teach_train(self) -> None:
+        self.show_teach(True)
+        self.teach.train()
+
+    def _teach_folder(self) -> None:
+        self.show_teach(True)
+        self.teach.choose_folder()
 
     def _on_teach_overlay(self, text: str) -> None:
         self.video.teach_text = text
@@ -730,78 +644,25 @@ class MainWindow(QMainWindow):
             self.splitters[key].setSizes(sizes)
 
     # -- controller signals -----------------------------------------------------------------
-    def _on_prediction_ready(self) -> None:
-        pred = self.controller.take_latest()
-        if pred is None:
-            return
-        self._newest = pred  # an older one not drawn yet is simply replaced
-        if not self.display_timer.isActive() and not self._closed:
-            wait = self._last_drawn + self.display_interval - time.monotonic()
-            self.display_timer.start(max(0, int(wait * 1000)))
-
-    def _refresh_display(self) -> None:
-        pred, self._newest = self._newest, None
-        if pred is None or pred.frame is None:
-            return
-        self._last_drawn = time.monotonic()
-        arrows = None
-        h, w = pred.frame.shape[:2]
-        if pred.flow is not None:
-            if self.flow_mode == "arrows":
-                arrows = flow_arrows(pred.flow, w, h, self.flow_view.scale.update(pred.flow))
-            else:
-                self.flow_view.show_flow(pred.flow, pred.frame.shape)
-        self.video.show_frame(pred.frame, pred.top(3), pred.truth, pred.ready, arrows, pred.status, pred.known, pred.min_score)
-        self.shown_prediction = pred
-        now = time.monotonic()
-        self._shown.append(now)
-        self.frames_shown += 1
-        # Video and flow follow every frame; the bars (smoothed scores) at 15 Hz and the 10 s timeline at
-        # 10 Hz are as smooth to the eye, and never on the same frame: the Qt thread's work stays small and even.
-        if now - self._last_bars >= BARS_INTERVAL_S:
-            self._last_bars = now
-            self.bars.show_scores(pred.labels, pred.spatial, pred.temporal, pred.fused, pred.min_score, pred.known)
-        elif now - self._last_timeline >= TIMELINE_INTERVAL_S:
-            self._last_timeline = now
-            ts, scores, labels, minimums, known = self.controller.history.window_with_thresholds(pred.capture_ts - TIMELINE_SECONDS)
-            self.timeline.show_history(ts, scores, labels, pred.capture_ts, minimums, known)
+    @property
+    def frames_shown(self) -> int:
+        """Frames drawn since the window opened."""
+        return self.display.frames_shown
 
     @property
-    def display_fps(self) -> float:
-        shown = [t for t in self._shown if t > time.monotonic() - 2.0]
-        return (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 2 and shown[-1] > shown[0] else 0.0
+    def shown_prediction(self) -> Prediction | None:
+        """The prediction the video shows now."""
+        return self.display.shown_prediction
 
-    def _refresh_stats(self) -> None:
-        st = self.controller.stats()
-        if self.controller.recording is not None:
-            _, frames = self.controller.recording
-            self.video.recording_text = f"● REC {frames} frames"
-        if not st:
-            return
-        now = time.monotonic()
-        counts = (now, st["captured"], st["flowed"], st["predicted"])
-        self._counts.append(counts)
-        first = self._counts[0]
-        dt = now - first[0]
-        rates = [max(0.0, (a - b) / dt) if dt > 0 else 0.0 for a, b in zip(counts[1:], first[1:])]
-        for row, text, colour in stats_rows(st, (rates[0], rates[1], rates[2]), self.display_fps, self.timeline.unknown_fraction, TIMELINE_SECONDS):
-            self.stats.set(row, text, colour)
-        source = self.controller.source
-        if st["status"] == "reconnecting" and source is not None and source.status_message:
-            self.banner.show_message("warning", self.controller.safe_text(source.status_message))  # with the attempt count as it grows
-
-    def _on_session_started(self, info: SessionInfo) -> None:
+    def _on_session_started(self, info: SessionInfo, swapped: bool = False) -> None:
         self._info = info
-        self._counts.clear()
+        self.display.start_session(info, swapped)
         self.source_text = self.controller.source_text or self.source_text
-        if remembered(self.source_text) and self.source_text != DEFAULT_SOURCE:
-            self.recent_sources = [self.source_text] + [x for x in self.recent_sources if x != self.source_text][: RECENT_MAX - 1]
-            self._fill_sources()
-        self._show_source_text(self.source_text)
+        self.source_choices.remember(self.source_text)
+        self.source_choices.show(self.source_text)
         self.model_key = info.model_key
-        if info.model_key and info.model_key not in self.recent_models:
-            self.recent_models.insert(0, info.model_key)
-        self._fill_models()
+        self.model_choices.remember(info.model_key)
+        self.model_choices.fill(self.model_key)
         _select(self.fusion_box, info.fusion_mode)
         if info.fusion_mode == "weighted":
             self.weight_slider.blockSignals(True)
@@ -817,9 +678,6 @@ class MainWindow(QMainWindow):
         self.pause_button.setText("❚❚ Pause")
         self.pause_button.blockSignals(False)
         self.video.paused = False
-        self.video.clip_length = info.clip_length
-        self.flow_view.clear()
-        self.timeline.clear_history()
         if info.trained:
             self.model_banner.hide()
         else:
@@ -832,8 +690,7 @@ class MainWindow(QMainWindow):
 
     def _on_model_swapped(self, info: SessionInfo) -> None:
         """A taught (or other) model now runs in the same pipeline: everything that shows labels follows it."""
-        self.bars.clear()
-        self._on_session_started(info)
+        self._on_session_started(info, swapped=True)
         self._status(f"now recognising {', '.join(info.labels)} with {model_title(info)}"
                      f"{f' ({info.accuracy})' if info.accuracy else ''}: swapped in live, the source kept running")
 
@@ -849,7 +706,7 @@ class MainWindow(QMainWindow):
             self.video.set_placeholder(f"{text}\n\nChoose another source above.")
         if level == "error" and self.controller.info is not None:
             self.model_key = self.controller.info.model_key  # a refused model: the box shows the one still running
-            self._fill_models()
+            self.model_choices.fill(self.model_key)
 
     def _on_problem_cleared(self) -> None:
         self.banner.dismiss()
@@ -860,7 +717,7 @@ class MainWindow(QMainWindow):
             self.video.set_placeholder(text)
 
     def _on_cameras_found(self, cameras: list[str]) -> None:
-        self._fill_sources(cameras)
+        self.source_choices.fill(cameras)
         if cameras:
             self._status(f"cameras found: {', '.join(cameras)}")
 
@@ -879,33 +736,27 @@ class MainWindow(QMainWindow):
             return
         self.setWindowTitle(self.controller.safe_text(f"twostream — {info.source_name} — {model_title(info)}"))
 
-    def createPopupMenu(self):  # type: ignore[no-untyped-def]  # noqa: N802
+    def createPopupMenu(self) -> QMenu | None:  # noqa: N802 (Qt name)
         return None  # no right-click menu that could hide the control rows
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        if self._closed:
+    def closeEvent(self, event: QCloseEvent | None) -> None:  # noqa: N802 (Qt name)
+        if event is not None:
             event.accept()
+        if self._closed:
             return
         self._closed = True
-        self.display_timer.stop()
-        self.stats_timer.stop()
+        self.display.stop()
         if self.controller.recording is not None:
             self.stop_recording()
         self.save_settings()
         self.teach.shutdown()
         self.controller.shutdown(1.0)
-        event.accept()
 
 
 def _select(box: QComboBox, text: str) -> None:
     i = box.findText(text)
     if i >= 0:
         box.setCurrentIndex(i)
-
-
-def _short_path(path: str) -> str:
-    p = Path(path)
-    return f"…/{p.parent.name}/{p.name}" if len(path) > 40 else path
 
 
 def _default_output_dir() -> Path:

@@ -410,7 +410,7 @@ def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_
     qtbot.waitUntil(lambda: bool(w.timeline.unknown_spans) and w.timeline.unknown_spans[-1][1] > -0.5, timeout=WAIT_MS)
     assert w.timeline.threshold_line.isVisible() and w.timeline.threshold_line.value() == pytest.approx(0.9)
     assert w.timeline.unknown_fraction > 0 and "no known action" in [label.text for _, label in w.timeline.legend.items]
-    w.stats_timer.timeout.emit()
+    w.display.stats_timer.timeout.emit()
     assert "below 0.90 (yours" in w.stats.values["unknown"].text()
 
     w.min_score_box.setValue(w.min_score_box.minimum())  # its lowest step, "model": the model's own (0 here): named again
@@ -418,7 +418,7 @@ def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_
     qtbot.waitUntil(lambda: w.shown_prediction.min_score == 0.0 and w.video.known, timeout=WAIT_MS)
     assert w.video.leader == w.shown_prediction.top(1)[0][0] == w.video.headline
     qtbot.waitUntil(lambda: not w.timeline.threshold_line.isVisible() and w.timeline.unknown_spans[-1][1] < -0.2, timeout=WAIT_MS)
-    w.stats_timer.timeout.emit()
+    w.display.stats_timer.timeout.emit()
     assert w.stats.values["unknown"].text() == "never: threshold 0 (model)"
 
 
@@ -436,7 +436,7 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
     assert w.min_score_box.text() == "model 0.60" and w.controller.pipeline.fusion.min_score == pytest.approx(0.6)
     wait_for_frames(qtbot, w, 3)
     assert w.shown_prediction.min_score == pytest.approx(0.6) and not w.video.known  # near-uniform scores: below 0.6
-    w.stats_timer.timeout.emit()
+    w.display.stats_timer.timeout.emit()
     assert w.stats.values["unknown"].text().startswith("below 0.60 (model)")
 
     w.open_model(str(other_model_dir))  # another model, no override: its own threshold (0)

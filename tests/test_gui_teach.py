@@ -86,21 +86,22 @@ def open_window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_recording_writes_the_clips_with_their_frame_counts_and_delete_and_undo_update_the_list(qtbot, open_window, user_home) -> None:
     w = open_window(f"synthetic:spin?fps={FPS}&seed=1&size=160x120")
     panel = w.teach
+    recorder, clip_list = panel.clip_recorder, panel.clip_list
     assert panel.root == user_home / "recordings"  # the default, beside the taught models
 
-    qtbot.keyClicks(panel.name_edit, "two words!")  # a name that cannot be a folder: one clear message, no recording
-    assert panel.name_error.isVisible() and "not usable" in panel.name_error.text()
-    assert not panel.record_button.isEnabled() and not panel.start_recording()
-    panel.name_edit.setText("spin")
-    assert not panel.name_error.isVisible() and panel.record_button.isEnabled()
+    qtbot.keyClicks(recorder.name_edit, "two words!")  # a name that cannot be a folder: one clear message, no recording
+    assert recorder.name_error.isVisible() and "not usable" in recorder.name_error.text()
+    assert not recorder.record_button.isEnabled() and not recorder.start_recording()
+    recorder.name_edit.setText("spin")
+    assert not recorder.name_error.isVisible() and recorder.record_button.isEnabled()
 
-    panel.clips_box.setValue(3)
-    panel.seconds_box.setValue(SECONDS)
-    panel.countdown_box.setValue(1)
-    panel.gap_s = 0.2
+    recorder.clips_box.setValue(3)
+    recorder.seconds_box.setValue(SECONDS)
+    recorder.countdown_box.setValue(1)
+    recorder.gap_s = 0.2
     qtbot.keyClick(w.video, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier)  # Ctrl+R: record
     assert panel.recording and w.video.teach_text == "1"  # the countdown is on the video
-    assert "in 1 s" in panel.record_status.text()
+    assert "in 1 s" in recorder.record_status.text()
     qtbot.waitUntil(lambda: w.video.teach_text.startswith("●"), timeout=WAIT_MS)  # then the clip being recorded
     qtbot.waitUntil(lambda: not panel.recording, timeout=WAIT_MS)
 
@@ -114,20 +115,20 @@ def test_recording_writes_the_clips_with_their_frame_counts_and_delete_and_undo_
         cap.release()
         assert n == SECONDS * FPS
     qtbot.waitUntil(lambda: w.video.teach_text == "", timeout=WAIT_MS)  # the overlay clears once the window takes the end
-    assert panel.counts() == {"spin": 3}
-    top = panel.tree.topLevelItem(0)
+    assert clip_list.counts() == {"spin": 3}
+    top = clip_list.tree.topLevelItem(0)
     assert top.text(0) == "spin  (3 clips)" and [top.child(i).text(1) for i in range(3)] == ["30"] * 3
-    assert "3 clip(s) of 'spin' saved" in panel.record_status.text()
+    assert "3 clip(s) of 'spin' saved" in recorder.record_status.text()
     assert w.controller.pipeline is not None and not w.controller.pipeline._taps  # the recorder let go of the frames
 
     # A bad clip: select it, Del; the count follows; Undo puts it back.
-    assert panel.select_clip(made[1])
-    panel.tree.setFocus()
-    qtbot.keyClick(panel.tree, Qt.Key.Key_Delete)
-    assert panel.counts() == {"spin": 2} and panel.tree.topLevelItem(0).text(0) == "spin  (2 clips)"
+    assert clip_list.select_clip(made[1])
+    clip_list.tree.setFocus()
+    qtbot.keyClick(clip_list.tree, Qt.Key.Key_Delete)
+    assert clip_list.counts() == {"spin": 2} and clip_list.tree.topLevelItem(0).text(0) == "spin  (2 clips)"
     assert not made[1].exists() and (panel.root / ".deleted" / "spin" / "spin_002.avi").is_file()
-    panel.undo_button.click()
-    assert panel.counts() == {"spin": 3} and made[1].is_file()
+    clip_list.undo_button.click()
+    assert clip_list.counts() == {"spin": 3} and made[1].is_file()
 
 
 def test_training_with_too_few_clips_says_what_is_missing_and_starts_nothing(qtbot, open_window, clips: Path) -> None:
@@ -190,7 +191,7 @@ def test_background_training_swaps_the_taught_model_into_the_running_pipeline(qt
     qtbot.waitUntil(lambda: bool(w.timeline.classes) and set(w.timeline.classes) <= set(CLASSES), timeout=WAIT_MS)
     assert {lab for lab, _ in w.video.top} <= set(CLASSES)
     assert out.name in w.windowTitle()
-    w.stats_timer.timeout.emit()
+    w.display.stats_timer.timeout.emit()
     assert "3 classes" in w.stats.values["model"].text() and "held-out top-1" in w.stats.values["model"].text()
     assert w.model_box.currentData() == str(out.resolve())  # in the model chooser, selected
     assert str(out) in panel.result_label.text() and "held-out top-1" in panel.accuracy_label.text()
