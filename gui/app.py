@@ -8,6 +8,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from types import TracebackType
 
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QColor, QPalette
@@ -80,7 +81,7 @@ def run(source: str | None = None, model: str | None = None, engine: str | None 
                         source_timeout=source_timeout, min_score=min_score)
     lower_qt_thread_priority()
 
-    def report(kind, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def report(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
         # A bug in a slot must not abort the app (PyQt's default): log it and show it in the window.
         log.error("internal error: %s", safe_text("".join(traceback.format_exception(kind, value, tb))))
         window.banner.show_message("error", safe_text(f"internal error: {kind.__name__}: {value} (details in the log)"))

@@ -44,17 +44,33 @@ class ControlledSource(FrameSource):
     def status(self) -> str:
         return self.inner.status
 
+    @status.setter
+    def status(self, value: str) -> None:
+        self.inner.status = value
+
     @property
     def status_message(self) -> str:
         return self.inner.status_message
+
+    @status_message.setter
+    def status_message(self, value: str) -> None:
+        self.inner.status_message = value
 
     @property
     def reconnects(self) -> int:
         return self.inner.reconnects
 
+    @reconnects.setter
+    def reconnects(self, value: int) -> None:
+        self.inner.reconnects = value
+
     @property
     def downtime_s(self) -> float:
         return self.inner.downtime_s
+
+    @downtime_s.setter
+    def downtime_s(self, value: float) -> None:
+        self.inner.downtime_s = value
 
     def watch(self, cancel: threading.Event | None = None, on_status: Callable[[str, str], None] | None = None) -> None:
         def both(status: str, message: str) -> None:

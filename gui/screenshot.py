@@ -16,6 +16,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .window import MainWindow
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.arrows:
         window.set_flow_view("arrows")
 
-    def spin(seconds: float, until=lambda: False) -> bool:  # type: ignore[no-untyped-def]
+    def spin(seconds: float, until: Callable[[], bool] = lambda: False) -> bool:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             app.processEvents()
@@ -100,14 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def unknown_now(window, hold_s: float = 0.5) -> bool:  # type: ignore[no-untyped-def]
+def unknown_now(window: MainWindow, hold_s: float = 0.5) -> bool:
     """The window shows "no known action" on the video, the bars and the timeline, and has for `hold_s`."""
     pred, spans = window.shown_prediction, window.timeline.unknown_spans
     return (pred is not None and not pred.known and not window.bars.known and bool(spans)
             and spans[-1][1] >= -0.15 and spans[-1][1] - spans[-1][0] >= hold_s)
 
 
-def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: ignore[no-untyped-def]
+def teach(window: MainWindow, spin: Callable[..., bool], clips: int = 5, seconds: float = 1.0) -> bool:
     """Drive the Teach panel as a user would: record three motions the shipped model never saw, train, swap live."""
     panel = window.teach
     recorder = panel.clip_recorder
@@ -127,6 +131,9 @@ def teach(window, spin, clips: int = 5, seconds: float = 1.0) -> bool:  # type: 
             sys.stderr.write(f"screenshot: recording {label} failed: {panel.last_error}\n")
             return False
     pipe = window.controller.pipeline
+    if pipe is None:
+        sys.stderr.write("screenshot: no pipeline is running to teach beside\n")
+        return False
     if not panel.train() or not spin(600, lambda: not panel.training) or panel.last_result is None:
         sys.stderr.write(f"screenshot: training failed: {panel.last_error}\n")
         return False

@@ -5,14 +5,17 @@ an exception), and a source with credentials in it is never written (`remembered
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from PyQt6.QtCore import QSettings
 
 from realtime import redact
 
 from .redaction import safe_text
+
+D = TypeVar("D")  # what a missing or malformed stored value reads as
 
 RECENT_MAX = 8
 FLOW_VIEWS = ("colour", "arrows")
@@ -67,9 +70,9 @@ class AppSettings:
             flow_view=flow_view if flow_view in FLOW_VIEWS else d.flow_view,
             output_dir=str(s.value("output_dir", "") or ""),
             teach_folder=str(s.value("teach/folder", "") or ""),
-            teach_clips=_int(s.value("teach/clips"), None),  # type: ignore[arg-type]
-            teach_seconds=_float(s.value("teach/seconds"), None),  # type: ignore[arg-type]
-            teach_countdown=_float(s.value("teach/countdown"), None),  # type: ignore[arg-type]
+            teach_clips=_int(s.value("teach/clips"), None),
+            teach_seconds=_float(s.value("teach/seconds"), None),
+            teach_countdown=_float(s.value("teach/countdown"), None),
             teach_visible=str(s.value("teach/visible", "false")).lower() == "true",
             geometry=s.value("geometry"),
             splitters={k: v for k in splitters if (v := s.value(f"splitter/{k}")) is not None},
@@ -104,21 +107,25 @@ def _list(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [value]
-    try:
-        return [str(v) for v in value]  # type: ignore[union-attr]
-    except TypeError:
-        return []
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    return []
 
 
-def _int(value: object, default: int | None) -> int | None:
+def _int(value: object, default: D) -> int | D:
+    """A stored number (QSettings gives text, or the number itself) as an int; `default` for anything else."""
+    if not isinstance(value, (int, float, str)):
+        return default
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(value)
+    except (ValueError, OverflowError):
         return default
 
 
-def _float(value: object, default: float | None) -> float | None:
+def _float(value: object, default: D) -> float | D:
+    if not isinstance(value, (int, float, str)):
+        return default
     try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return float(value)
+    except ValueError:
         return default

@@ -5,18 +5,22 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .session import SessionInfo
 
 WARN = "#ffb13b"  # the colour of a row that needs the user's eye (drops, an untrained model)
 
 
-def model_title(info) -> str:  # type: ignore[no-untyped-def]
+def model_title(info: SessionInfo) -> str:
     """The model's name, marked UNTRAINED when it is (once: the fallback's own name already says so)."""
     if info.trained or "untrained" in info.model_name.lower():
         return info.model_name
     return f"{info.model_name} (UNTRAINED)"
 
 
-def threshold_text(info) -> str:  # type: ignore[no-untyped-def]
+def threshold_text(info: SessionInfo) -> str:
     """The "no known action" threshold in use and whose it is, e.g. "below 0.42 (model)", "below 0.90 (yours; model 0.42)"."""
     whose = f"yours; model {info.model_min_score:.2f}" if info.min_score_set else "model"
     unfamiliar = " or unlike its training frames" if info.familiarity else ""

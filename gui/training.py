@@ -56,7 +56,7 @@ class TrainingJob(QObject):
         proc = proc or self.process
         if proc is None:
             return
-        self._stdout += bytes(proc.readAllStandardOutput()) + (b"\n" if final else b"")
+        self._stdout += proc.readAllStandardOutput().data() + (b"\n" if final else b"")
         *lines, self._stdout = self._stdout.split(b"\n")
         for line in lines:
             event = TrainEvent.from_json(line)
@@ -71,7 +71,7 @@ class TrainingJob(QObject):
         proc = proc or self.process
         if proc is None:
             return
-        text = bytes(proc.readAllStandardError()).decode("utf-8", "replace")
+        text = proc.readAllStandardError().data().decode("utf-8", "replace")
         self._stderr = (self._stderr + [line for line in text.splitlines() if line.strip()])[-40:]
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:

@@ -74,7 +74,7 @@ class ScaledImage:
             return
         # BGRX is Qt's native RGB32 layout, so painting is a plain copy, not a per-pixel conversion.
         self.scaled = cv2.cvtColor(cv2.resize(array, size, interpolation=interpolation), cv2.COLOR_BGR2BGRA)
-        self.image = QImage(self.scaled.data, size[0], size[1], self.scaled.strides[0], QImage.Format.Format_RGB32)
+        self.image = QImage(self.scaled.data, size[0], size[1], self.scaled.strides[0], QImage.Format.Format_RGB32)  # type: ignore[call-overload]  # PyQt6's stubs omit buffer objects
         self.image.setDevicePixelRatio(dpr)
 
     def draw(self, p: QPainter, widget: QWidget) -> QRectF:
@@ -141,8 +141,8 @@ def flow_arrows(flow: np.ndarray, frame_w: int, frame_h: int, reference: float, 
     out: Arrows = []
     for b in np.unique(hue_bin):
         hsv = np.array([[[int((b + 0.5) * 180 / bins), 200, 255]]], np.uint8)  # OpenCV hue: degrees / 2, as in flow_to_colour
-        bgr = tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
-        out.append((bgr, shafts[hue_bin == b], heads[(hue_bin == b) & headed]))  # type: ignore[arg-type]
+        blue, green, red = (int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0])
+        out.append(((blue, green, red), shafts[hue_bin == b], heads[(hue_bin == b) & headed]))
     return out
 
 
@@ -319,7 +319,8 @@ def colour_wheel(size: int, rim: int = 3) -> QImage:
     bgr = flow_to_colour(np.dstack([xs, ys]), max_magnitude=r)
     alpha = np.where(np.hypot(xs, ys) <= r, 255, 0).astype(np.uint8)
     bgra = np.ascontiguousarray(np.dstack([bgr, alpha]))
-    wheel = QImage(bgra.data, inner, inner, inner * 4, QImage.Format.Format_ARGB32)  # ARGB32 is B,G,R,A in memory
+    # ARGB32 is B,G,R,A in memory; PyQt6 takes the array's buffer, its stubs omit buffer objects
+    wheel = QImage(bgra.data, inner, inner, inner * 4, QImage.Format.Format_ARGB32)  # type: ignore[call-overload]
     out = QImage(size, size, QImage.Format.Format_ARGB32_Premultiplied)
     out.fill(Qt.GlobalColor.transparent)
     p = QPainter(out)

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QStandardItemModel
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox,
                              QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
 
@@ -668,7 +668,10 @@ class MainWindow(QMainWindow):
             self.weight_slider.blockSignals(True)
             self.weight_slider.setValue(round(info.spatial_weight * 100))
             self.weight_slider.blockSignals(False)
-        svm_item = self.fusion_box.model().item(FUSION_MODES.index("svm"))  # type: ignore[union-attr]
+        items = self.fusion_box.model()
+        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
+        svm_item = items.item(FUSION_MODES.index("svm"))
+        assert svm_item is not None
         svm_item.setEnabled(info.has_svm)
         svm_item.setToolTip("" if info.has_svm else "this model has no fitted SVM fusion")
         self._update_fusion_controls()

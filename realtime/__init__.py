@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # FFmpeg and OpenCV print their own diagnostics, which can quote a stream URL with its
 # credentials; we report every failure ourselves, redacted, so keep theirs quiet.
@@ -73,6 +73,25 @@ API: dict[str, str] = {
     "main": "realtime.cli",
 }
 __all__ = sorted(API)
+
+if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py keeps the two lists equal)
+    from realtime.cli import main
+    from realtime.errors import CheckpointError, SourceError, UserError
+    from realtime.io.annotate import AnnotatedWriter, annotate
+    from realtime.io.record import ClipLibrary, Recorder, RecorderState, check_label
+    from realtime.io.sources import FrameSource, SourceSpec, open_source, parse_source, probe_cameras, redact
+    from realtime.logs import scrub
+    from realtime.nets.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
+    from realtime.nets.engines import Engine, create_engine
+    from realtime.nets.models import create_model
+    from realtime.nets.models_store import default_model_path, resolve_model, shipped_models, trained_dir, user_models_dir
+    from realtime.options import ENGINES, FUSION_MODES, add_model_options
+    from realtime.stream.flow import FlowSettings, flow_to_colour
+    from realtime.stream.fusion import Fusion, Smoother
+    from realtime.stream.multistream import MultiPipeline, StreamPrediction
+    from realtime.stream.pipeline import NO_KNOWN_ACTION, Pipeline, PipelineError, PipelineStats, Prediction
+    from realtime.train.events import TrainEvent
+    from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips
 
 
 def __getattr__(name: str) -> Any:

@@ -38,6 +38,11 @@ def test_every_public_name_resolves_and_is_listed() -> None:
     for name in realtime.API:
         assert getattr(realtime, name) is not None, name
     assert set(realtime.__all__) == set(realtime.API)
+    # the type checkers' view (the `if TYPE_CHECKING:` imports) names the same things from the same modules
+    tree = ast.parse((ROOT / "realtime" / "__init__.py").read_text(encoding="utf-8"))
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    typed = {a.name: node.module for node in block.body if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert typed == realtime.API
 
 
 def test_gui_uses_only_the_public_api() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 
@@ -85,14 +86,24 @@ def make_dataset(out: str | Path, train_clips: int = 60, test_clips: int = 20, f
     return root
 
 
-def _progress(total: int, unit: str, enabled: bool):  # type: ignore[no-untyped-def]
+class Progress(Protocol):
+    """A progress bar: tqdm's, or one that shows nothing when tqdm is not installed."""
+
+    def update(self, n: int = 1) -> object: ...
+
+    def close(self) -> None: ...
+
+    def set_postfix(self, **kw: object) -> None: ...
+
+
+def _progress(total: int, unit: str, enabled: bool) -> Progress:
     try:
         from tqdm import tqdm
 
         return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True, leave=False)
     except ImportError:
         class _Null:
-            def update(self, n: int) -> None: ...
+            def update(self, n: int = 1) -> None: ...
             def close(self) -> None: ...
             def set_postfix(self, **kw: object) -> None: ...
         return _Null()
