@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts."""
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,17 @@ def machine(gpu: str | None = None, **extra: object) -> dict:
     """The machine a figure came from, in the form run_all.py's SUMMARY.md reads; pass it to `finish` at the end."""
     import torch
 
-    return {"cpu": cpu_name(), "cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
-            "torch": torch.__version__, "platform": platform.platform(), **extra,
-            "load_avg_at_start": [round(v, 2) for v in os.getloadavg()], "cpu_at_start": _cpu_times()}
+    return {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        **extra,
+        "load_avg_at_start": [round(v, 2) for v in os.getloadavg()],
+        "cpu_at_start": _cpu_times(),
+    }
 
 
 def _cpu_times() -> dict:
@@ -84,8 +93,7 @@ def busy_note(m: dict) -> str:
         if load <= 0.75 * cores:
             return ""
         why = f"load average up to {load:.1f} on {cores} cores, other work running"
-    return (f"\n**Measured on a busy machine** ({why}): "
-            "absolute times are inflated and noisy; compare the ratios measured in the same run.\n")
+    return f"\n**Measured on a busy machine** ({why}): absolute times are inflated and noisy; compare the ratios measured in the same run.\n"
 
 
 def informative(model, seed: int = 1):  # type: ignore[no-untyped-def]

@@ -11,6 +11,7 @@ since the action last changed (the nets see the last L flow fields and the score
 of ready frames shown as "no known action" (all of them should be: the model knows none of these
 actions). Writes benchmarks/results/demo.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,20 @@ def demo(model, engine: str, frames: int) -> dict:
         name = p.engine.describe()
     a = np.array(rows, dtype=object)
     top, known, right, since_change = (a[:, i].astype(bool) if i < 3 else a[:, i].astype(int) for i in range(4))
-    by = {f"{lo}-{hi - 1 if hi < 10**9 else 'on'}": round(float(top[(since_change >= lo) & (since_change < hi)].mean()), 4)
-          for lo, hi in BINS if ((since_change >= lo) & (since_change < hi)).any()}
-    return {"engine": name, "ready_frames": len(rows), "top_right": round(float(top.mean()), 4), "named_right": round(float((known & right).mean()), 4),
-            "named_wrong": round(float((known & ~right).mean()), 4), "unknown": round(float((~known).mean()), 4),
-            "top_right_by_frames_since_change": by}
+    by = {
+        f"{lo}-{hi - 1 if hi < 10**9 else 'on'}": round(float(top[(since_change >= lo) & (since_change < hi)].mean()), 4)
+        for lo, hi in BINS
+        if ((since_change >= lo) & (since_change < hi)).any()
+    }
+    return {
+        "engine": name,
+        "ready_frames": len(rows),
+        "top_right": round(float(top.mean()), 4),
+        "named_right": round(float((known & right).mean()), 4),
+        "named_wrong": round(float((known & ~right).mean()), 4),
+        "unknown": round(float((~known).mean()), 4),
+        "top_right_by_frames_since_change": by,
+    }
 
 
 def real(model, engine: str, clips: list[Path]) -> dict:
@@ -79,8 +89,12 @@ def main() -> None:
         dev = SHARED / "dev" / "ud810_ps7"
         if (dev / "testlist01.txt").is_file():
             clips += [dev / line.split()[0] for line in (dev / "testlist01.txt").read_text().splitlines() if line.strip()]
-    res: dict = {"machine": machine(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                 "model": model.config.provenance.get("name"), "runs": {}}
+    res: dict = {
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "model": model.config.provenance.get("name"),
+        "runs": {},
+    }
     for eng in args.engines:
         res["runs"][eng] = {"synthetic_demo": demo(model, eng, args.frames), "real": real(model, eng, clips) if clips else None}
         print(eng, json.dumps(res["runs"][eng]), flush=True)
@@ -88,15 +102,21 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
-    lines = ["| engine | synthetic:demo ready frames | top class right | named and right | named and wrong | no known action | "
-             "top right by frames since the action changed | real clips: frames shown as no known action |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| engine | synthetic:demo ready frames | top class right | named and right | named and wrong | no known action | "
+        "top right by frames since the action changed | real clips: frames shown as no known action |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for eng, r in res["runs"].items():
         d, rl = r["synthetic_demo"], r["real"]
         by = ", ".join(f"{k}: {v:.0%}" for k, v in d["top_right_by_frames_since_change"].items())
-        lines.append(f"| {d['engine']} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
-                     f"{d['unknown']:.1%} | {by} | " + (f"{rl['unknown']:.1%} of {rl['ready_frames']} ({rl['clips']} clips)" if rl else "-") + " |")
-    lines.append("\nsynthetic:demo figures are synthetic (the model's own procedural world); real clips are people doing actions the "
-                 "shipped model does not know.")
+        lines.append(
+            f"| {d['engine']} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
+            f"{d['unknown']:.1%} | {by} | " + (f"{rl['unknown']:.1%} of {rl['ready_frames']} ({rl['clips']} clips)" if rl else "-") + " |"
+        )
+    lines.append(
+        "\nsynthetic:demo figures are synthetic (the model's own procedural world); real clips are people doing actions the shipped model does not know."
+    )
     lines.append(busy_note(res["machine"]))
     print("\n".join(lines))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -21,6 +21,7 @@ to ~1e-8), which would hide any disagreement; an untrained model gets BatchNorm 
 measured on random inputs and a head scaled to logits of std ~3 first, so the scores depend on
 the input. A trained model is used as it is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,16 @@ def machine() -> dict:
 
 
 def paper_model(num_classes: int = 12) -> TwoStreamModel:
-    cfg = ModelConfig(labels=[f"class{i}" for i in range(num_classes)], spatial_arch="cnn_m_2048", temporal_arch="cnn_m_2048",
-                      input_size=224, clip_length=10, flow=FlowSettings(width=256, height=256), trained=False,
-                      provenance={"name": "cnn_m_2048 (untrained, for timing)"})
+    cfg = ModelConfig(
+        labels=[f"class{i}" for i in range(num_classes)],
+        spatial_arch="cnn_m_2048",
+        temporal_arch="cnn_m_2048",
+        input_size=224,
+        clip_length=10,
+        flow=FlowSettings(width=256, height=256),
+        trained=False,
+        provenance={"name": "cnn_m_2048 (untrained, for timing)"},
+    )
     return TwoStreamModel.create(cfg, seed=0)
 
 
@@ -77,8 +85,16 @@ def bench_model(label: str, model: TwoStreamModel, batches: tuple[int, ...], ite
         xs, xt = torch.randn(batch, 3, s, s, generator=gen), torch.randn(batch, n, s, s, generator=gen)
         engines: list[tuple[dict, object]] = []
         for name, half in VARIANTS:
-            row = {"net": label, "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": s, "L": cfg.clip_length, "batch": batch,
-                   "engine": name, "precision": "fp16" if half else "fp32", "device": device}
+            row = {
+                "net": label,
+                "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
+                "input_size": s,
+                "L": cfg.clip_length,
+                "batch": batch,
+                "engine": name,
+                "precision": "fp16" if half else "fp32",
+                "device": device,
+            }
             rows.append(row)
             if (half or name == "tensorrt") and device != "cuda":
                 row["status"] = NO_GPU
@@ -109,24 +125,33 @@ def bench_model(label: str, model: TwoStreamModel, batches: tuple[int, ...], ite
             eng.close()
             ms = np.array(times[id(row)]) * 1e3
             out = outputs[id(row)]
-            row.update(status="ok", iterations=iterations, ms_per_iter_median=round(float(np.median(ms)), 3),
-                       ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3), ms_per_frame=round(float(np.median(ms)) / batch, 3))
+            row.update(
+                status="ok",
+                iterations=iterations,
+                ms_per_iter_median=round(float(np.median(ms)), 3),
+                ms_per_iter_p90=round(float(np.percentile(ms, 90)), 3),
+                ms_per_frame=round(float(np.median(ms)) / batch, 3),
+            )
             if reference is None:  # the first variant is eager fp32: the reference for speed and scores
                 reference = (row["ms_per_iter_median"], out)
             row["speedup_vs_eager"] = round(reference[0] / row["ms_per_iter_median"], 3)
-            row["max_abs_diff_vs_eager"] = {"spatial": float(np.abs(out[0] - reference[1][0]).max()),
-                                            "temporal": float(np.abs(out[1] - reference[1][1]).max())}
+            row["max_abs_diff_vs_eager"] = {"spatial": float(np.abs(out[0] - reference[1][0]).max()), "temporal": float(np.abs(out[1] - reference[1][1]).max())}
             row["max_score"] = round(float(max(out[0].max(), out[1].max())), 3)  # near 1/classes would mean uninformative scores
             d = max(row["max_abs_diff_vs_eager"].values())
-            print(f"  {label} b{batch} {row['engine']} {row['precision']}: {row['ms_per_iter_median']:.1f} ms/iter "
-                  f"({row['speedup_vs_eager']:.2f}x eager), build {row['build_s']:.1f} s, max |diff| {d:.1e}", flush=True)
+            print(
+                f"  {label} b{batch} {row['engine']} {row['precision']}: {row['ms_per_iter_median']:.1f} ms/iter "
+                f"({row['speedup_vs_eager']:.2f}x eager), build {row['build_s']:.1f} s, max |diff| {d:.1e}",
+                flush=True,
+            )
         del engines
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| net | input | batch | engine | precision | ms / iteration (median) | ms / frame | vs eager | max abs diff of softmax vs eager | build + warm-up s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| net | input | batch | engine | precision | ms / iteration (median) | ms / frame | vs eager | max abs diff of softmax vs eager | build + warm-up s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         head = f"| {r['arch']} | {r['input_size']} px, L={r['L']} | {r['batch']} | {r['engine']} | {r['precision']} |"
         if r["status"] != "ok":
@@ -175,9 +200,17 @@ def main() -> None:
     paper = informative(paper_model())
     fast_iters = (20 if args.quick else 60) * (5 if on_gpu else 1)
     paper_iters = (3 if args.quick else 8) * (20 if on_gpu else 1)
-    res: dict = {"machine": machine(), "device": device, "gpu_rows": "measured" if on_gpu else NO_GPU,
-                 "fast_model": {"name": fast.config.provenance.get("name"), "trained": fast.config.trained}, "rows": []}
-    print(f"{device}; {os.cpu_count()} cores; load average {res['machine']['load_avg_at_start']}" + ("" if on_gpu else f"; fp16 and tensorrt rows: {NO_GPU}"), flush=True)
+    res: dict = {
+        "machine": machine(),
+        "device": device,
+        "gpu_rows": "measured" if on_gpu else NO_GPU,
+        "fast_model": {"name": fast.config.provenance.get("name"), "trained": fast.config.trained},
+        "rows": [],
+    }
+    print(
+        f"{device}; {os.cpu_count()} cores; load average {res['machine']['load_avg_at_start']}" + ("" if on_gpu else f"; fp16 and tensorrt rows: {NO_GPU}"),
+        flush=True,
+    )
     cfg = fast.config
     res["rows"] += bench_model("fast", fast, (1, 8), fast_iters, device)
     res["rows"] += bench_model("paper", paper, (1, 8), paper_iters, device)
@@ -188,8 +221,10 @@ def main() -> None:
     out.write_text(json.dumps(res, indent=2) + "\n")
     m = res["machine"]
     where = f"{m['gpu'] or m['cpu']}, {m['cores']} cores, torch {m['torch']}, load average {m['load_avg_at_start'][0]:.1f} at start"
-    md = (table(res["rows"]) + f"\n\nfast model: {cfg.provenance.get('name')} ({cfg.spatial_arch} at {cfg.input_size} px); "
-          f"one iteration = spatial + temporal net on the batch; {device}; {where}\n")
+    md = (
+        table(res["rows"]) + f"\n\nfast model: {cfg.provenance.get('name')} ({cfg.spatial_arch} at {cfg.input_size} px); "
+        f"one iteration = spatial + temporal net on the batch; {device}; {where}\n"
+    )
     md += busy_note(res["machine"])
     print(md)
     out.with_suffix(".md").write_text(md)

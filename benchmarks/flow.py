@@ -20,6 +20,7 @@ What each method does to the temporal stream's accuracy on the procedural test s
 benchmarks/flow_accuracy.py: it needs a temporal net trained on each method's flow (a model degrades
 on flow made another way), i.e. one training run per method.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,20 +100,33 @@ class Meter:
     def result(self) -> dict:
         ms = np.array(self.times) * 1e3
         e = {k: round(float(np.mean(v)), 3) for k, v in self.epe.items()}
-        return {"frames": len(self.times), "ms_per_frame_median": round(float(np.median(ms)), 3), "ms_per_frame_p90": round(float(np.percentile(ms, 90)), 3),
-                "epe_object_px": e["object"], "epe_frame_px": e["frame"], "epe_object_working_px": e["object_working"], "epe_frame_working_px": e["frame_working"]}
+        return {
+            "frames": len(self.times),
+            "ms_per_frame_median": round(float(np.median(ms)), 3),
+            "ms_per_frame_p90": round(float(np.percentile(ms, 90)), 3),
+            "epe_object_px": e["object"],
+            "epe_frame_px": e["frame"],
+            "epe_object_working_px": e["object_working"],
+            "epe_frame_working_px": e["frame_working"],
+        }
 
 
 def table(rows: list[dict], ref: dict) -> str:
-    lines = ["| method | working size | ms / frame (median) | EPE on the object (px) | EPE whole frame (px) | EPE on the object (working px) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | working size | ms / frame (median) | EPE on the object (px) | EPE whole frame (px) | EPE on the object (working px) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"| {r['method']} | - | {r['status']} | - | - | - |")
             continue
-        lines.append(f"| {r['method']} | {r['size']} | {r['ms_per_frame_median']:.2f} | {r['epe_object_px']:.2f} | {r['epe_frame_px']:.2f} | {r['epe_object_working_px']:.2f} |")
-    lines.append(f"\nEPE in 320x240 source pixels unless marked; {ref['frames']} frame pairs per row from {ref['clips']} procedural clips; "
-                 f"reference: zero flow scores {ref['zero_flow_epe_object_px']:.2f} px on the object, {ref['zero_flow_epe_frame_px']:.2f} px whole frame")
+        lines.append(
+            f"| {r['method']} | {r['size']} | {r['ms_per_frame_median']:.2f} | {r['epe_object_px']:.2f} | {r['epe_frame_px']:.2f} | {r['epe_object_working_px']:.2f} |"
+        )
+    lines.append(
+        f"\nEPE in 320x240 source pixels unless marked; {ref['frames']} frame pairs per row from {ref['clips']} procedural clips; "
+        f"reference: zero flow scores {ref['zero_flow_epe_object_px']:.2f} px on the object, {ref['zero_flow_epe_frame_px']:.2f} px whole frame"
+    )
     return "\n".join(lines)
 
 
@@ -123,8 +137,10 @@ def plot(rows: list[dict], ref: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, zero, what in ((axes[0], "epe_object_px", ref["zero_flow_epe_object_px"], "on the moving object"),
-                                (axes[1], "epe_frame_px", ref["zero_flow_epe_frame_px"], "whole frame")):
+    for ax, key, zero, what in (
+        (axes[0], "epe_object_px", ref["zero_flow_epe_object_px"], "on the moving object"),
+        (axes[1], "epe_frame_px", ref["zero_flow_epe_frame_px"], "whole frame"),
+    ):
         for method in dict.fromkeys(r["method"] for r in rows if r["status"] == "ok"):
             sel = [r for r in rows if r["method"] == method and r["status"] == "ok"]
             ax.plot([r["ms_per_frame_median"] for r in sel], [r[key] for r in sel], "o-", label=method)
@@ -153,13 +169,24 @@ def main() -> None:
         data.append((frames, [clip.flow(t) for t in range(n_frames - 1)], [clip.object_mask(t) > 127 for t in range(n_frames - 1)]))
     zero_obj = float(np.mean([np.linalg.norm(tr, axis=-1)[m].mean() for _, trs, ms in data for tr, m in zip(trs, ms) if m.any()]))
     zero_all = float(np.mean([np.linalg.norm(tr, axis=-1).mean() for _, trs, _ in data for tr in trs]))
-    res: dict = {"machine": machine(opencv=cv2.__version__, opencv_threads=cv2.getNumThreads()),
-                 "reference": {"clips": n_clips, "frames": n_clips * (n_frames - 1), "source": f"{SOURCE[0]}x{SOURCE[1]}", "classes": list(CLASSES),
-                               "zero_flow_epe_object_px": round(zero_obj, 3), "zero_flow_epe_frame_px": round(zero_all, 3)},
-                 "temporal_accuracy": "measured separately by benchmarks/flow_accuracy.py (one temporal net trained per flow method)",
-                 "rows": []}
-    print(f"{n_clips} clips x {n_frames - 1} frame pairs at {SOURCE[0]}x{SOURCE[1]}; {os.cpu_count()} cores, OpenCV {cv2.__version__} "
-          f"({cv2.getNumThreads()} threads); load average {res['machine']['load_avg_at_start']}", flush=True)
+    res: dict = {
+        "machine": machine(opencv=cv2.__version__, opencv_threads=cv2.getNumThreads()),
+        "reference": {
+            "clips": n_clips,
+            "frames": n_clips * (n_frames - 1),
+            "source": f"{SOURCE[0]}x{SOURCE[1]}",
+            "classes": list(CLASSES),
+            "zero_flow_epe_object_px": round(zero_obj, 3),
+            "zero_flow_epe_frame_px": round(zero_all, 3),
+        },
+        "temporal_accuracy": "measured separately by benchmarks/flow_accuracy.py (one temporal net trained per flow method)",
+        "rows": [],
+    }
+    print(
+        f"{n_clips} clips x {n_frames - 1} frame pairs at {SOURCE[0]}x{SOURCE[1]}; {os.cpu_count()} cores, OpenCV {cv2.__version__} "
+        f"({cv2.getNumThreads()} threads); load average {res['machine']['load_avg_at_start']}",
+        flush=True,
+    )
     meters: list[tuple[str, FlowSettings, Meter]] = []
     missing: list[dict] = []
     for name, settings, estimator in methods():
@@ -173,10 +200,19 @@ def main() -> None:
         for _, _, meter in meters:
             meter.run_clip(*clip_data)
     for name, settings, meter in meters:
-        r = {"method": name, "algorithm": settings.algorithm, "preset": settings.preset if settings.algorithm == "dis" else None,
-             "size": meter.size, "status": "ok", **meter.result()}
+        r = {
+            "method": name,
+            "algorithm": settings.algorithm,
+            "preset": settings.preset if settings.algorithm == "dis" else None,
+            "size": meter.size,
+            "status": "ok",
+            **meter.result(),
+        }
         res["rows"].append(r)
-        print(f"  {name} at {meter.size}: {r['ms_per_frame_median']:.2f} ms/frame, EPE object {r['epe_object_px']:.2f} px, frame {r['epe_frame_px']:.2f} px", flush=True)
+        print(
+            f"  {name} at {meter.size}: {r['ms_per_frame_median']:.2f} ms/frame, EPE object {r['epe_object_px']:.2f} px, frame {r['epe_frame_px']:.2f} px",
+            flush=True,
+        )
     res["rows"] += missing
     finish(res["machine"])
     res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -185,7 +221,10 @@ def main() -> None:
     out.write_text(json.dumps(res, indent=2) + "\n")
     m = res["machine"]
     where = f"{m['cpu']}, {m['cores']} cores, OpenCV {m['opencv']}, load average {m['load_avg_at_start'][0]:.1f} at start"
-    md = table(res["rows"], res["reference"]) + f"\n\n{where}. Each method's effect on the temporal stream's accuracy: benchmarks/flow_accuracy.py (a net trained per method).\n"
+    md = (
+        table(res["rows"], res["reference"])
+        + f"\n\n{where}. Each method's effect on the temporal stream's accuracy: benchmarks/flow_accuracy.py (a net trained per method).\n"
+    )
     md += busy_note(res["machine"])
     print(md)
     out.with_suffix(".md").write_text(md)

@@ -21,6 +21,7 @@ Writes benchmarks/results/flow_accuracy.json, .md and .png.
 A small test set: read differences of a few points as noise (the table says what one test clip is
 worth, each figure's binomial standard error and the spread between seeds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,11 @@ def flow_speed() -> dict:
     d = json.loads(path.read_text())
     rows = {r["method"]: r["ms_per_frame_median"] for r in d.get("rows", []) if r.get("status") == "ok" and r.get("size") == WORK_SIZE}
     m = d.get("machine", {})
-    return {"source": f"results/flow.json, measured {d.get('measured_at')} on {m.get('cpu')} ({m.get('cores')} cores), "
-                      f"load average {m.get('load_avg_at_start', [float('nan')])[0]:.1f} at start", "rows": rows}
+    return {
+        "source": f"results/flow.json, measured {d.get('measured_at')} on {m.get('cpu')} ({m.get('cores')} cores), "
+        f"load average {m.get('load_avg_at_start', [float('nan')])[0]:.1f} at start",
+        "rows": rows,
+    }
 
 
 def one_method(name: str, algorithm: str, preset: str | None, data: Path, work: Path, epochs: int, seed: int, samples: int) -> dict:
@@ -80,8 +84,28 @@ def one_method(name: str, algorithm: str, preset: str | None, data: Path, work: 
     cache, model, ev = work / f"cache-{tag}", work / f"model-{tag}", work / f"eval-{tag}.json"
     for p in (cache, model):
         shutil.rmtree(p, ignore_errors=True)  # a fresh net and a fresh cache: both are measured
-    cmd = ["train", "--data", str(data), "--cache", str(cache), "--stream", "temporal", "--flow-algorithm", algorithm,
-           *(["--flow-preset", preset] if preset else []), "--work-size", str(WORK_SIZE), "--epochs", str(epochs), "--seed", str(seed), "--out", str(model), "--no-eval", "--no-progress"]
+    cmd = [
+        "train",
+        "--data",
+        str(data),
+        "--cache",
+        str(cache),
+        "--stream",
+        "temporal",
+        "--flow-algorithm",
+        algorithm,
+        *(["--flow-preset", preset] if preset else []),
+        "--work-size",
+        str(WORK_SIZE),
+        "--epochs",
+        str(epochs),
+        "--seed",
+        str(seed),
+        "--out",
+        str(model),
+        "--no-eval",
+        "--no-progress",
+    ]
     t0 = time.monotonic()
     twostream(*cmd)
     train_wall = time.monotonic() - t0
@@ -97,15 +121,27 @@ def one_method(name: str, algorithm: str, preset: str | None, data: Path, work: 
     conf = metrics["confusion"]
     per_class = {c: conf[i][i] / max(sum(conf[i]), 1) for i, c in enumerate(metrics["classes"])}
     moving = [c for c in per_class if c not in STILL_CLASSES]
-    return {"method": name, "seed": seed, "algorithm": algorithm, "preset": preset, "flow_settings": cfg["flow"],
-            "per_class_top1": {c: round(v, 4) for c, v in per_class.items()},
-            "moving_top1": round(sum(per_class[c] for c in moving) / len(moving), 4),
-            "still_top1": round(sum(per_class[c] for c in STILL_CLASSES if c in per_class) / len(STILL_CLASSES), 4),
-            "command": "twostream " + " ".join(cmd), "test_videos": metrics["videos"], "protocol": metrics["protocol"],
-            "temporal": metrics["temporal"], "flow_cache_s": timings["flow_cache_s"], "train_s": timings["temporal_train_s"],
-            "train_command_wall_s": round(train_wall, 1), "evaluate_wall_s": round(eval_wall, 1),
-            "final_epoch": history[-1] if history else None, "val_acc_per_epoch": [h["val_acc"] for h in history],
-            "clips_per_s_per_epoch": [h["clips_per_s"] for h in history]}
+    return {
+        "method": name,
+        "seed": seed,
+        "algorithm": algorithm,
+        "preset": preset,
+        "flow_settings": cfg["flow"],
+        "per_class_top1": {c: round(v, 4) for c, v in per_class.items()},
+        "moving_top1": round(sum(per_class[c] for c in moving) / len(moving), 4),
+        "still_top1": round(sum(per_class[c] for c in STILL_CLASSES if c in per_class) / len(STILL_CLASSES), 4),
+        "command": "twostream " + " ".join(cmd),
+        "test_videos": metrics["videos"],
+        "protocol": metrics["protocol"],
+        "temporal": metrics["temporal"],
+        "flow_cache_s": timings["flow_cache_s"],
+        "train_s": timings["temporal_train_s"],
+        "train_command_wall_s": round(train_wall, 1),
+        "evaluate_wall_s": round(eval_wall, 1),
+        "final_epoch": history[-1] if history else None,
+        "val_acc_per_epoch": [h["val_acc"] for h in history],
+        "clips_per_s_per_epoch": [h["clips_per_s"] for h in history],
+    }
 
 
 def main() -> int:
@@ -116,8 +152,11 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, help="epochs for every method (default 30; --quick 1)")
     ap.add_argument("--samples", type=int, help="flow stacks per test video (default 25, the paper's protocol; --quick 5)")
     ap.add_argument("--seeds", type=int, nargs="+", help="one net per method and seed (default 0 1; --quick 0)")
-    ap.add_argument("--data", type=Path, help="procedural dataset directory, reused when it matches "
-                                              "(default /tmp/twostream-flow-accuracy/data-TRAINxTEST; never inside the repository)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        help="procedural dataset directory, reused when it matches (default /tmp/twostream-flow-accuracy/data-TRAINxTEST; never inside the repository)",
+    )
     ap.add_argument("--work", type=Path, help="keep the models and evaluation files here (default: a temporary directory, removed)")
     ap.add_argument("--out", type=Path, default=RESULTS / "flow_accuracy.json")
     args = ap.parse_args()
@@ -130,12 +169,25 @@ def main() -> int:
     if data.resolve().is_relative_to(ROOT):
         raise SystemExit(f"{data}: inside the repository; give --data a directory outside it (the dataset is hundreds of MB)")
     t_start = time.monotonic()
-    res: dict = {"benchmark": "flow_accuracy", "quick": args.quick, "machine": machine(),
-                 "dataset": {"classes": 12, "train_clips_per_class": train_clips, "test_clips_per_class": test_clips, "frames_per_clip": 32},
-                 "schedule": {"epochs": epochs, "seeds": seeds, "stream": "temporal", "work_size": WORK_SIZE, "eval_samples_per_video": samples,
-                              "other_options": "twostream train defaults (resnet18_050 at 112 px, L=10, batch 32, lr 0.02, cosine)"}}
-    print(f"{'QUICK: ' if args.quick else ''}{train_clips} train + {test_clips} test clips per class, 12 classes, {_n(epochs, 'epoch')}, seeds {' '.join(map(str, seeds))}; "
-          f"load average {res['machine']['load_avg_at_start']}", flush=True)
+    res: dict = {
+        "benchmark": "flow_accuracy",
+        "quick": args.quick,
+        "machine": machine(),
+        "dataset": {"classes": 12, "train_clips_per_class": train_clips, "test_clips_per_class": test_clips, "frames_per_clip": 32},
+        "schedule": {
+            "epochs": epochs,
+            "seeds": seeds,
+            "stream": "temporal",
+            "work_size": WORK_SIZE,
+            "eval_samples_per_video": samples,
+            "other_options": "twostream train defaults (resnet18_050 at 112 px, L=10, batch 32, lr 0.02, cosine)",
+        },
+    }
+    print(
+        f"{'QUICK: ' if args.quick else ''}{train_clips} train + {test_clips} test clips per class, 12 classes, {_n(epochs, 'epoch')}, seeds {' '.join(map(str, seeds))}; "
+        f"load average {res['machine']['load_avg_at_start']}",
+        flush=True,
+    )
     res["dataset"].update(dataset(data, train_clips, test_clips))
     print(f"dataset {data}: {'reused' if res['dataset']['reused'] else 'written in %.0f s' % res['dataset']['build_s']}", flush=True)
     speed = flow_speed()
@@ -150,8 +202,11 @@ def main() -> int:
                 r["flow_ms_per_frame"] = speed["rows"].get(name)
                 rows.append(r)
                 t = r["temporal"]
-                print(f"  seed {seed}, {name}: temporal top-1 {t['top1']:.3f} (moving classes {r['moving_top1']:.3f}, still {r['still_top1']:.3f}) "
-                      f"on {r['test_videos']} videos; flow cache {r['flow_cache_s']:.0f} s, training {r['train_s']:.0f} s", flush=True)
+                print(
+                    f"  seed {seed}, {name}: temporal top-1 {t['top1']:.3f} (moving classes {r['moving_top1']:.3f}, still {r['still_top1']:.3f}) "
+                    f"on {r['test_videos']} videos; flow cache {r['flow_cache_s']:.0f} s, training {r['train_s']:.0f} s",
+                    flush=True,
+                )
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -183,10 +238,15 @@ def table(res: dict) -> str:
     seeds = s.get("seeds", [s.get("seed", 0)])
     lines = []
     if res["quick"]:
-        lines += ["**QUICK RUN** (`--quick`): a handful of clips, one epoch, 5 flow stacks per test video; checks the machinery, says nothing about accuracy.", ""]
-    lines += [f"| flow method (128 px) | temporal top-1, seed {' / '.join(map(str, seeds))} | mean (± std. error) | moving classes (9) | still classes (3) "
-              "| top-5 | train acc., last epoch | flow ms / frame | flow cache build | training |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "**QUICK RUN** (`--quick`): a handful of clips, one epoch, 5 flow stacks per test video; checks the machinery, says nothing about accuracy.",
+            "",
+        ]
+    lines += [
+        f"| flow method (128 px) | temporal top-1, seed {' / '.join(map(str, seeds))} | mean (± std. error) | moving classes (9) | still classes (3) "
+        "| top-5 | train acc., last epoch | flow ms / frame | flow cache build | training |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, rs in by_method(res["rows"]).items():
         mean = lambda key: sum(key(r) for r in rs) / len(rs)  # noqa: E731
         top1 = mean(lambda r: r["temporal"]["top1"])
@@ -194,22 +254,27 @@ def table(res: dict) -> str:
         ms = f"{rs[0]['flow_ms_per_frame']:.2f}" if rs[0]["flow_ms_per_frame"] is not None else "-"
         last = " / ".join(f"{r['final_epoch']['train_acc']:.3f}" for r in rs if r["final_epoch"]) or "-"
         per_seed = " / ".join(f"{r['temporal']['top1']:.3f}" for r in rs)
-        lines.append(f"| {name} | {per_seed} "
-                     f"| **{top1:.3f}** (± {se:.3f}) | {mean(lambda r: r['moving_top1']):.3f} | {mean(lambda r: r['still_top1']):.3f} "
-                     f"| {mean(lambda r: r['temporal']['top5']):.3f} | {last} | {ms} | {mean(lambda r: r['flow_cache_s']):.0f} s | {mean(lambda r: r['train_s']):.0f} s |")
+        lines.append(
+            f"| {name} | {per_seed} "
+            f"| **{top1:.3f}** (± {se:.3f}) | {mean(lambda r: r['moving_top1']):.3f} | {mean(lambda r: r['still_top1']):.3f} "
+            f"| {mean(lambda r: r['temporal']['top5']):.3f} | {last} | {ms} | {mean(lambda r: r['flow_cache_s']):.0f} s | {mean(lambda r: r['train_s']):.0f} s |"
+        )
     frames = 12 * (d["train_clips_per_class"] + d["test_clips_per_class"]) * d["frames_per_clip"]
-    lines += ["",
-              f"One temporal net per method and seed, trained from scratch: {d['train_clips_per_class']} train clips per class x 12 classes, "
-              f"{_n(s['epochs'], 'epoch')}, otherwise `twostream train` defaults; tested on {n} videos "
-              f"({d['test_clips_per_class']} per class, {s['eval_samples_per_video']} flow stacks each): one video is {100 / max(n, 1):.2f} points. "
-              f"Moving / still: mean per-class top-1 over the 9 classes that differ in motion and over the 3 ({', '.join(STILL_CLASSES)}) "
-              "that differ only in a still object's shape, which flow shows only faintly, through the object's tremor against the "
-              "camera's shake (chance among the three: 0.333). Columns after the still classes are means over the seeds.",
-              f"Flow cache build: frames and flow of all {frames} frames by 2 worker processes (video decoding and writing included). "
-              f"Training: the temporal net's {_n(s['epochs'], 'epoch')}{_contention(res['rows'])}. Flow ms / frame: {res['flow_speed_source'] or 'no results/flow.json: run benchmarks/flow.py'}.",
-              "",
-              f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, load average {m['load_avg_at_start'][0]:.1f} at start and "
-              f"{m['load_avg_at_end'][0]:.1f} at the end; whole run {res['wall_s'] / 60:.1f} min.", busy_note(m)]
+    lines += [
+        "",
+        f"One temporal net per method and seed, trained from scratch: {d['train_clips_per_class']} train clips per class x 12 classes, "
+        f"{_n(s['epochs'], 'epoch')}, otherwise `twostream train` defaults; tested on {n} videos "
+        f"({d['test_clips_per_class']} per class, {s['eval_samples_per_video']} flow stacks each): one video is {100 / max(n, 1):.2f} points. "
+        f"Moving / still: mean per-class top-1 over the 9 classes that differ in motion and over the 3 ({', '.join(STILL_CLASSES)}) "
+        "that differ only in a still object's shape, which flow shows only faintly, through the object's tremor against the "
+        "camera's shake (chance among the three: 0.333). Columns after the still classes are means over the seeds.",
+        f"Flow cache build: frames and flow of all {frames} frames by 2 worker processes (video decoding and writing included). "
+        f"Training: the temporal net's {_n(s['epochs'], 'epoch')}{_contention(res['rows'])}. Flow ms / frame: {res['flow_speed_source'] or 'no results/flow.json: run benchmarks/flow.py'}.",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, load average {m['load_avg_at_start'][0]:.1f} at start and "
+        f"{m['load_avg_at_end'][0]:.1f} at the end; whole run {res['wall_s'] / 60:.1f} min.",
+        busy_note(m),
+    ]
     return "\n".join(lines)
 
 
@@ -218,8 +283,10 @@ def _contention(rows: list[dict]) -> str:
     rates = [e for r in rows for e in r.get("clips_per_s_per_epoch", [])]
     if not rates or max(rates) < 2 * min(rates):
         return ""
-    return (f" (the same work for every method, yet epochs ran at {min(rates):.0f} to {max(rates):.0f} clips/s: "
-            "other processes shared the cores, so these times say nothing about the flow method)")
+    return (
+        f" (the same work for every method, yet epochs ran at {min(rates):.0f} to {max(rates):.0f} clips/s: "
+        "other processes shared the cores, so these times say nothing about the flow method)"
+    )
 
 
 def _n(k: int, noun: str) -> str:
@@ -266,8 +333,11 @@ def plot(res: dict, path: Path) -> None:
     b.legend(fontsize=8)
     d, s = res["dataset"], res["schedule"]
     seeds = s.get("seeds", [s.get("seed", 0)])
-    fig.suptitle(f"{'QUICK RUN: ' if res['quick'] else ''}temporal stream per flow method: {d['train_clips_per_class']}+{d['test_clips_per_class']} clips/class, "
-                 f"{_n(s['epochs'], 'epoch')}, {_n(len(seeds), 'seed')}, {res['machine']['cores']} cores", fontsize=10)
+    fig.suptitle(
+        f"{'QUICK RUN: ' if res['quick'] else ''}temporal stream per flow method: {d['train_clips_per_class']}+{d['test_clips_per_class']} clips/class, "
+        f"{_n(s['epochs'], 'epoch')}, {_n(len(seeds), 'seed')}, {res['machine']['cores']} cores",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

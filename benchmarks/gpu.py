@@ -37,6 +37,7 @@ rewritten after every section, so a run cut short still leaves results.
 On a CPU (`--device cpu`), every section runs the same code on the CPU; rows that need CUDA say
 "no CUDA device" instead of numbers, and `--quick` uses a small stand-in for CNN-M and short runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -158,20 +159,40 @@ def paper_model(quick: bool):  # type: ignore[no-untyped-def]
 
     labels = [f"class{i}" for i in range(12)]
     if quick:
-        cfg = ModelConfig(labels=labels, spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=64,
-                          clip_length=10, flow=FlowSettings(width=72, height=72), trained=False,
-                          provenance={"name": "stand-in for CNN-M-2048 (--quick: mobilenet_v2_035 at 64 px, L=10, untrained)"})
+        cfg = ModelConfig(
+            labels=labels,
+            spatial_arch="mobilenet_v2_035",
+            temporal_arch="mobilenet_v2_035",
+            input_size=64,
+            clip_length=10,
+            flow=FlowSettings(width=72, height=72),
+            trained=False,
+            provenance={"name": "stand-in for CNN-M-2048 (--quick: mobilenet_v2_035 at 64 px, L=10, untrained)"},
+        )
     else:
-        cfg = ModelConfig(labels=labels, spatial_arch="cnn_m_2048", temporal_arch="cnn_m_2048", input_size=224, clip_length=10,
-                          flow=FlowSettings(width=256, height=256), trained=False,
-                          provenance={"name": "cnn_m_2048 (untrained, input-dependent scores, for timing)"})
+        cfg = ModelConfig(
+            labels=labels,
+            spatial_arch="cnn_m_2048",
+            temporal_arch="cnn_m_2048",
+            input_size=224,
+            clip_length=10,
+            flow=FlowSettings(width=256, height=256),
+            trained=False,
+            provenance={"name": "cnn_m_2048 (untrained, input-dependent scores, for timing)"},
+        )
     return informative(TwoStreamModel.create(cfg, seed=0))
 
 
 def describe_model(model) -> dict:  # type: ignore[no-untyped-def]
     c = model.config
-    return {"name": c.provenance.get("name", "model"), "arch": f"{c.spatial_arch}/{c.temporal_arch}", "input_size": c.input_size,
-            "L": c.clip_length, "flow": f"{c.flow.algorithm} {c.flow.preset} at {c.flow.width}x{c.flow.height}", "trained": c.trained}
+    return {
+        "name": c.provenance.get("name", "model"),
+        "arch": f"{c.spatial_arch}/{c.temporal_arch}",
+        "input_size": c.input_size,
+        "L": c.clip_length,
+        "flow": f"{c.flow.algorithm} {c.flow.preset} at {c.flow.width}x{c.flow.height}",
+        "trained": c.trained,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
@@ -387,8 +408,10 @@ def reference_scores(model, inputs) -> list:  # type: ignore[no-untyped-def]
 def max_diff(outs: list, ref: list) -> dict:
     import numpy as np
 
-    return {"spatial": float(max(np.abs(o[0] - r[0]).max() for o, r in zip(outs, ref))),
-            "temporal": float(max(np.abs(o[1] - r[1]).max() for o, r in zip(outs, ref)))}
+    return {
+        "spatial": float(max(np.abs(o[0] - r[0]).max() for o, r in zip(outs, ref))),
+        "temporal": float(max(np.abs(o[1] - r[1]).max() for o, r in zip(outs, ref))),
+    }
 
 
 def check_engine(S: Section, model, name: str, half: bool, inputs: list, ref: list) -> dict:  # type: ignore[no-untyped-def]
@@ -408,8 +431,13 @@ def check_engine(S: Section, model, name: str, half: bool, inputs: list, ref: li
         outs = [eng(xs, xt) for xs, xt in inputs]
         d = max_diff(outs, ref)
         bound = BOUNDS[prec]
-        row.update(max_abs_diff=d, bound=bound, passed=max(d.values()) <= bound,
-                   max_score=round(float(max(o[0].max() for o in outs)), 4), channels_last=channels_last(eng))
+        row.update(
+            max_abs_diff=d,
+            bound=bound,
+            passed=max(d.values()) <= bound,
+            max_score=round(float(max(o[0].max() for o in outs)), 4),
+            channels_last=channels_last(eng),
+        )
         times = []
         for _ in range(10 if S.quick else 30):
             t = time.perf_counter()
@@ -417,8 +445,11 @@ def check_engine(S: Section, model, name: str, half: bool, inputs: list, ref: li
             times.append((time.perf_counter() - t) * 1e3)
         row["ms_per_call"] = pct(times)
         if name == "compile" and S.cuda:
-            row["cuda_graphs"] = {"mode": "reduce-overhead", "recorded_in_main_thread": cudagraphs_recorded(),
-                                  "skips": (cudagraph_skips() or 0) - (skips0 or 0) if skips0 is not None else None}
+            row["cuda_graphs"] = {
+                "mode": "reduce-overhead",
+                "recorded_in_main_thread": cudagraphs_recorded(),
+                "skips": (cudagraph_skips() or 0) - (skips0 or 0) if skips0 is not None else None,
+            }
 
         def from_thread() -> dict:  # as Pipeline's infer thread calls the engine it was given
             t = time.perf_counter()
@@ -430,8 +461,7 @@ def check_engine(S: Section, model, name: str, half: bool, inputs: list, ref: li
                 t = time.perf_counter()
                 eng(*inputs[0])
                 tt.append((time.perf_counter() - t) * 1e3)
-            out = {"first_call_ms": round(first_ms, 3), "then_ms_p50": round(float(np.median(tt)), 3),
-                   "max_abs_diff": max_diff([first] + more, [ref[0]] + ref)}
+            out = {"first_call_ms": round(first_ms, 3), "then_ms_p50": round(float(np.median(tt)), 3), "max_abs_diff": max_diff([first] + more, [ref[0]] + ref)}
             if name == "compile" and S.cuda:
                 out["cuda_graphs_recorded_in_thread"] = cudagraphs_recorded()
             return out
@@ -440,13 +470,17 @@ def check_engine(S: Section, model, name: str, half: bool, inputs: list, ref: li
         th["passed"] = max(th["max_abs_diff"].values()) <= bound
         row["second_thread"] = th
         row["passed"] = bool(row["passed"] and th["passed"])
-        row["status"] = "ok" if row["passed"] else f"FAILED: max abs diff {max(d.values()):.2e} (thread: {max(th['max_abs_diff'].values()):.2e}) > bound {bound:g}"
+        row["status"] = (
+            "ok" if row["passed"] else f"FAILED: max abs diff {max(d.values()):.2e} (thread: {max(th['max_abs_diff'].values()):.2e}) > bound {bound:g}"
+        )
         if S.cuda:
             row["gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     finally:
         close_engine(eng)
-    S.log(f"{name} {row.get('precision')}: {row.get('status')} (max |diff| {max(row.get('max_abs_diff', {'x': float('nan')}).values()):.2e}, "
-          f"build {row['build_s']:.1f} s)")
+    S.log(
+        f"{name} {row.get('precision')}: {row.get('status')} (max |diff| {max(row.get('max_abs_diff', {'x': float('nan')}).values()):.2e}, "
+        f"build {row['build_s']:.1f} s)"
+    )
     return row
 
 
@@ -456,14 +490,26 @@ def sec_correctness(S: Section) -> None:
     S.result["bounds"] = BOUNDS
     S.result["reference"] = "eager fp32 (engine torch) on the CPU, same inputs, batch 1"
     if S.cuda:
-        S.result["tf32"] = {"cudnn.allow_tf32": torch.backends.cudnn.allow_tf32, "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-                            "cudnn.benchmark": torch.backends.cudnn.benchmark}
+        S.result["tf32"] = {
+            "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        }
     rows: list = S.result.setdefault("rows", [])
     models: dict = {}
     S.step(S.result, "models", lambda: _load_models(S, models), need_s=5)
     # most important first: the fast model's and the paper net's fp16 paths, then fp32, then onnxruntime
-    plan = [("fast", "torch", False), ("fast", "torch", True), ("fast", "compile", True), ("paper", "torch", True), ("paper", "compile", True),
-            ("paper", "torch", False), ("fast", "compile", False), ("paper", "compile", False), ("fast", "onnxruntime", False)]
+    plan = [
+        ("fast", "torch", False),
+        ("fast", "torch", True),
+        ("fast", "compile", True),
+        ("paper", "torch", True),
+        ("paper", "compile", True),
+        ("paper", "torch", False),
+        ("fast", "compile", False),
+        ("paper", "compile", False),
+        ("fast", "onnxruntime", False),
+    ]
     refs: dict = {}
     for label, name, half in plan:
         if label not in models:
@@ -483,9 +529,14 @@ def sec_correctness(S: Section) -> None:
         need = {"compile": 40.0 if label == "fast" else 25.0, "onnxruntime": 20.0}.get(name, 5.0)
         S.step(rows, None, lambda m=model, n=name, h=half, i=inputs, r=ref: check_engine(S, m, n, h, i, r), need_s=need, base=base)
     ran = [r for r in rows if "passed" in r]
-    S.result["bars"] = {"correctness": {"rows_run": len(ran), "passed": sum(bool(r["passed"]) for r in ran),
-                                        "failed": [f"{r['model']} {r['engine']} {r['precision']}" for r in ran if not r["passed"]],
-                                        "not_run": [f"{r['model']} {r['engine']} {r['precision']}: {r['status']}" for r in rows if "passed" not in r]}}
+    S.result["bars"] = {
+        "correctness": {
+            "rows_run": len(ran),
+            "passed": sum(bool(r["passed"]) for r in ran),
+            "failed": [f"{r['model']} {r['engine']} {r['precision']}" for r in ran if not r["passed"]],
+            "not_run": [f"{r['model']} {r['engine']} {r['precision']}: {r['status']}" for r in rows if "passed" not in r],
+        }
+    }
 
 
 def _load_models(S: Section, models: dict) -> dict:
@@ -510,12 +561,23 @@ def run_pipeline(model, eng, fps: int, frames: int, warm: int) -> dict:  # type:
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     summ = p.summary()
     steady = [r for r in recs[warm:] if r[1]]  # both streams ran: the frames the bar is about
-    out = {"source": f"synthetic:demo?fps={fps}&size={SOURCE_SIZE}", "frames": len(recs), "frames_measured": len(steady),
-           "warm_up_frames_left_out": min(warm, len(recs)), "fps": summ["fps"], "dropped": summ["dropped"],
-           "latency_ms": {"flow": pct([(r[3] - r[2]) * 1e3 for r in steady]), "infer": pct([(r[4] - r[3]) * 1e3 for r in steady]),
-                          "total": pct([(r[4] - r[2]) * 1e3 for r in steady])},
-           "compute_ms": summ["compute_ms"], "pipeline_summary_latency_ms": summ["latency_ms"], "cpu_cores_busy": round(cpu / max(wall, 1e-9), 2),
-           "wall_s": round(wall, 2)}
+    out = {
+        "source": f"synthetic:demo?fps={fps}&size={SOURCE_SIZE}",
+        "frames": len(recs),
+        "frames_measured": len(steady),
+        "warm_up_frames_left_out": min(warm, len(recs)),
+        "fps": summ["fps"],
+        "dropped": summ["dropped"],
+        "latency_ms": {
+            "flow": pct([(r[3] - r[2]) * 1e3 for r in steady]),
+            "infer": pct([(r[4] - r[3]) * 1e3 for r in steady]),
+            "total": pct([(r[4] - r[2]) * 1e3 for r in steady]),
+        },
+        "compute_ms": summ["compute_ms"],
+        "pipeline_summary_latency_ms": summ["latency_ms"],
+        "cpu_cores_busy": round(cpu / max(wall, 1e-9), 2),
+        "wall_s": round(wall, 2),
+    }
     if fps == 0:
         out["note"] = "as fast as possible: the source is read without loss, so latency includes queueing; compute_ms is each stage's own time"
     return out
@@ -550,8 +612,15 @@ def time_nets(S: Section, eng, batch: int, iters: int) -> dict:  # type: ignore[
                 eng.spatial(xs), eng.temporal(xt)
                 times.append((time.perf_counter() - t) * 1e3)
     med = float(np.median(times))
-    return {"batch": batch, "iterations": iters, "ms_per_batch": pct(times), "ms_per_frame_p50": round(med / batch, 4),
-            "frames_per_s": round(batch * 1e3 / med, 1), "warm_up_s": round(warm_s, 2), "timer": "CUDA events" if S.cuda else "perf_counter"}
+    return {
+        "batch": batch,
+        "iterations": iters,
+        "ms_per_batch": pct(times),
+        "ms_per_frame_p50": round(med / batch, 4),
+        "frames_per_s": round(batch * 1e3 / med, 1),
+        "warm_up_s": round(warm_s, 2),
+        "timer": "CUDA events" if S.cuda else "perf_counter",
+    }
 
 
 def sec_paper(S: Section) -> None:
@@ -601,8 +670,10 @@ def sec_paper(S: Section) -> None:
             S.step(rec, "paced_30fps", lambda k=key: run_pipeline(model, engines[k], fps, frames, warm), need_s=seconds + 4)
             S.step(rec, "as_fast_as_possible", lambda k=key: run_pipeline(model, engines[k], 0, asap_frames, warm), need_s=5)
             p = rec["paced_30fps"].get("latency_ms", {}).get("total", {})
-            S.log(f"pipeline {key} at 30 fps: total p50/p95/p99 {p.get('p50')}/{p.get('p95')}/{p.get('p99')} ms, "
-                  f"as fast as possible {rec['as_fast_as_possible'].get('fps')} fps")
+            S.log(
+                f"pipeline {key} at 30 fps: total p50/p95/p99 {p.get('p50')}/{p.get('p95')}/{p.get('p99')} ms, "
+                f"as fast as possible {rec['as_fast_as_possible'].get('fps')} fps"
+            )
         # the nets alone, device-resident inputs
         batches = (1, 4) if S.quick else (1, 16, 64)
         nets_keys = [k for k in ("torch fp32", "torch fp16", "compile fp16", "compile fp32") if k in engines]
@@ -631,8 +702,13 @@ def sec_paper(S: Section) -> None:
     bars: dict = {}
     if paced:
         best = min(paced, key=paced.get)  # type: ignore[arg-type]
-        bars["pipeline_p99_ms"] = {"bar": f"p99 capture->fused scores < {BAR_P99_MS:g} ms at 30 fps, fastest engine", "engine": best,
-                                   "p99_ms": paced[best], "met": paced[best] < BAR_P99_MS, "all_engines": paced}
+        bars["pipeline_p99_ms"] = {
+            "bar": f"p99 capture->fused scores < {BAR_P99_MS:g} ms at 30 fps, fastest engine",
+            "engine": best,
+            "p99_ms": paced[best],
+            "met": paced[best] < BAR_P99_MS,
+            "all_engines": paced,
+        }
     else:
         bars["pipeline_p99_ms"] = {"bar": f"p99 < {BAR_P99_MS:g} ms", "met": None, "note": "not measured"}
     sp = {}
@@ -724,15 +800,30 @@ def run_multi(S: Section, model, eng, n: int, fps: int, seconds: float, warm_s: 
     drops = sum(sum(s["dropped"].values()) for s in summ["streams"])
     cores = os.cpu_count() or 1
     worst_p95 = max((p["p95"] for p in per if p["p95"] is not None), default=None)
-    out = {"streams": n, "fps": fps, "seconds": seconds, "warm_up_s_left_out": warm_s,
-           "fps_per_stream": {"min": min(s["fps"] for s in summ["streams"]), "mean": round(sum(s["fps"] for s in summ["streams"]) / n, 2)},
-           "latency_ms_worst_stream": {"p50": max((p["p50"] for p in per if p["p50"] is not None), default=None), "p95": worst_p95,
-                                       "p99": max((p["p99"] for p in per if p["p99"] is not None), default=None)},
-           "dropped": drops, "dropped_after_warm_up": drops - (drops_at_warm or 0) if drops_at_warm is not None else drops,
-           "failed_streams": summ["failed"], "batch_size": summ["batch_size"], "batch_compute_ms": summ["batch_compute_ms"],
-           "cpu": {"process_cores_busy": round(cpu / max(wall, 1e-9), 2), "process_pct_of_machine": round(100 * cpu / max(wall, 1e-9) / cores, 1),
-                   "machine_pct_busy": round(100 * (m1 - m0) / max(wall, 1e-9) / cores, 1) if m0 is not None and m1 is not None else None},
-           "gpu_utilisation": gpu, "wall_s": round(wall, 2)}
+    out = {
+        "streams": n,
+        "fps": fps,
+        "seconds": seconds,
+        "warm_up_s_left_out": warm_s,
+        "fps_per_stream": {"min": min(s["fps"] for s in summ["streams"]), "mean": round(sum(s["fps"] for s in summ["streams"]) / n, 2)},
+        "latency_ms_worst_stream": {
+            "p50": max((p["p50"] for p in per if p["p50"] is not None), default=None),
+            "p95": worst_p95,
+            "p99": max((p["p99"] for p in per if p["p99"] is not None), default=None),
+        },
+        "dropped": drops,
+        "dropped_after_warm_up": drops - (drops_at_warm or 0) if drops_at_warm is not None else drops,
+        "failed_streams": summ["failed"],
+        "batch_size": summ["batch_size"],
+        "batch_compute_ms": summ["batch_compute_ms"],
+        "cpu": {
+            "process_cores_busy": round(cpu / max(wall, 1e-9), 2),
+            "process_pct_of_machine": round(100 * cpu / max(wall, 1e-9) / cores, 1),
+            "machine_pct_busy": round(100 * (m1 - m0) / max(wall, 1e-9) / cores, 1) if m0 is not None and m1 is not None else None,
+        },
+        "gpu_utilisation": gpu,
+        "wall_s": round(wall, 2),
+    }
     ok_fps = out["fps_per_stream"]["min"] >= 0.9 * fps
     out["passed"] = bool(worst_p95 is not None and worst_p95 < STREAM_P95_MS and out["dropped_after_warm_up"] == 0 and not summ["failed"] and ok_fps)
     return out
@@ -742,8 +833,10 @@ def sec_multistream(S: Section) -> None:
     name = S.args.multistream_engine
     half = S.cuda
     S.result["engine"] = variant_key(name, half)
-    S.result["criterion"] = (f"worst stream's p95 capture->prediction < {STREAM_P95_MS:g} ms, no frame dropped and every stream at >= 90% of "
-                             f"30 fps, the first second of each run left out; N doubles from {1 if S.quick else 4} while it holds")
+    S.result["criterion"] = (
+        f"worst stream's p95 capture->prediction < {STREAM_P95_MS:g} ms, no frame dropped and every stream at >= 90% of "
+        f"30 fps, the first second of each run left out; N doubles from {1 if S.quick else 4} while it holds"
+    )
     seconds = 1.0 if S.quick else 6.0
     warm_s = 0.3 if S.quick else 1.0
     start_n, n_max = (1, 2) if S.quick else (4, S.args.multistream_max)
@@ -773,11 +866,14 @@ def sec_multistream(S: Section) -> None:
                 if time.time() + seconds + 5 > sub_deadline:
                     runs.append({"streams": n, "status": f"skipped: this model's share of the time box was reached (before N={n})"})
                     break
-                r = S.step(runs, None, lambda k=n: run_multi(S, holder["model"], holder["engine"], k, 30, seconds, warm_s), need_s=seconds + 3,
-                           base={"streams": n})
-                S.log(f"{label} N={n}: worst p95 {r.get('latency_ms_worst_stream', {}).get('p95')} ms, dropped {r.get('dropped_after_warm_up')} "
-                      f"(all {r.get('dropped')}), fps min {r.get('fps_per_stream', {}).get('min')}, GPU {r.get('gpu_utilisation')}, "
-                      f"CPU {r.get('cpu', {}).get('machine_pct_busy')}% -> {'pass' if r.get('passed') else 'stop'}")
+                r = S.step(
+                    runs, None, lambda k=n: run_multi(S, holder["model"], holder["engine"], k, 30, seconds, warm_s), need_s=seconds + 3, base={"streams": n}
+                )
+                S.log(
+                    f"{label} N={n}: worst p95 {r.get('latency_ms_worst_stream', {}).get('p95')} ms, dropped {r.get('dropped_after_warm_up')} "
+                    f"(all {r.get('dropped')}), fps min {r.get('fps_per_stream', {}).get('min')}, GPU {r.get('gpu_utilisation')}, "
+                    f"CPU {r.get('cpu', {}).get('machine_pct_busy')}% -> {'pass' if r.get('passed') else 'stop'}"
+                )
                 if r.get("passed"):
                     if down:
                         break
@@ -790,12 +886,18 @@ def sec_multistream(S: Section) -> None:
             close_engine(holder["engine"])
         passing = [r["streams"] for r in runs if r.get("passed")]
         rec["largest_n"] = max(passing) if passing else 0
-        rec["stopped_by"] = next((r.get("status") if r.get("status") != "ok" else "criterion failed" for r in runs if not r.get("passed")),
-                                 f"reached --multistream-max {n_max}")
+        rec["stopped_by"] = next(
+            (r.get("status") if r.get("status") != "ok" else "criterion failed" for r in runs if not r.get("passed")), f"reached --multistream-max {n_max}"
+        )
     fast = S.result["models"].get("fast", {}).get("largest_n")
-    S.result["bars"] = {"multistream_fast": {"bar": f">= {BAR_STREAMS} streams at 30 fps, shipped fast model", "largest_n": fast,
-                                             "met": (fast >= BAR_STREAMS) if fast is not None else None},
-                        "multistream_paper": {"largest_n": S.result["models"].get("paper", {}).get("largest_n"), "note": "reported, no bar"}}
+    S.result["bars"] = {
+        "multistream_fast": {
+            "bar": f">= {BAR_STREAMS} streams at 30 fps, shipped fast model",
+            "largest_n": fast,
+            "met": (fast >= BAR_STREAMS) if fast is not None else None,
+        },
+        "multistream_paper": {"largest_n": S.result["models"].get("paper", {}).get("largest_n"), "note": "reported, no bar"},
+    }
     if not S.cuda:
         S.result["bars"]["multistream_fast"]["note"] = f"{NO_CUDA}: CPU figures, the bar is for a CUDA GPU"
 
@@ -860,7 +962,7 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
     fusion, smoother = Fusion(cfg.fusion), Smoother(cfg.num_classes, 8)
     to_dev = getattr(eng, "_to_device", None) or (lambda x: x.to(eng.device, non_blocking=True).to(eng.dtype).contiguous(memory_format=torch.channels_last))
     T = Timer(S.cuda)
-    for f in frames[:cfg.clip_length + 1]:  # fill the ring
+    for f in frames[: cfg.clip_length + 1]:  # fill the ring
         flow = est.push(f)
         if flow is not None:
             ring.push(flow)
@@ -870,7 +972,7 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
             softmax_s = split(eng.spatial(to_dev(rgb_host)), eng.has_familiarity)[0]
             softmax_t = torch.softmax(eng.temporal(to_dev(flow_host)).float(), -1)
         del softmax_s, softmax_t
-        for f in frames[cfg.clip_length + 1:]:
+        for f in frames[cfg.clip_length + 1 :]:
             flow = T("cpu: DIS flow (grey, flow)", lambda: est.push(f), gpu=False)
             T("cpu: flow into ring (quantise)", lambda: ring.push(flow), gpu=False)
             T("cpu: rgb_input", lambda: rgb_input(f, cfg, top, left, out=rgb_np), gpu=False)
@@ -885,9 +987,14 @@ def breakdown_engine(S: Section, model, eng, iters: int) -> dict:  # type: ignor
     rep = T.report()
     pieces = [k for k in rep if not k.startswith("whole")]
     total = sum(rep[k]["wall_ms"]["p50"] for k in pieces)
-    return {"engine": eng.describe(), "iterations": len(frames) - cfg.clip_length - 1, "pieces": rep,
-            "sum_of_pieces_p50_ms": round(total, 3), "cuda_events": "used" if S.cuda else NO_CUDA,
-            "note": "wall_ms: perf_counter with synchronize before and after the piece; cuda_event_ms: device time between two events"}
+    return {
+        "engine": eng.describe(),
+        "iterations": len(frames) - cfg.clip_length - 1,
+        "pieces": rep,
+        "sum_of_pieces_p50_ms": round(total, 3),
+        "cuda_events": "used" if S.cuda else NO_CUDA,
+        "note": "wall_ms: perf_counter with synchronize before and after the piece; cuda_event_ms: device time between two events",
+    }
 
 
 def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-untyped-def]
@@ -919,7 +1026,7 @@ def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-u
     T = Timer(S.cuda)
 
     def newest_field_cpu(slot: int) -> None:  # the one field flow_input would build, on the CPU
-        codes = ring.codes[slot, top:top + S_, left:left + S_]
+        codes = ring.codes[slot, top : top + S_, left : left + S_]
         out = field_host.numpy()
         for c in range(2):
             fl.dequantise(codes[..., c], out=out[c])
@@ -939,18 +1046,18 @@ def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-u
             f -= f.mean(dim=(1, 2), keepdim=True)
         gring8[slot].copy_(f.mul_(inv_scale))
 
-    for f in frames[:L + 1]:
+    for f in frames[: L + 1]:
         flow = est.push(f)
         if flow is not None:
             ring.push(flow)
     for slot in range(L):  # the GPU rings start full, as the CPU one is
         newest_field_cpu(slot)
         upload_field(slot)
-        codes_host.numpy()[:] = ring.codes[slot, top:top + S_, left:left + S_]
+        codes_host.numpy()[:] = ring.codes[slot, top : top + S_, left : left + S_]
         upload_codes(slot)
     diffs = []
     with torch.inference_mode():
-        for i, f in enumerate(frames[L + 1:]):
+        for i, f in enumerate(frames[L + 1 :]):
             ring.push(est.push(f))
             order = ring.order()
             head, slot = int(order[0]), int(order[-1])  # the oldest field's slot, the newest's
@@ -962,7 +1069,7 @@ def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-u
             T("B gpu: upload 2 ch into ring", lambda: upload_field(slot))
             b = T("B gpu: assemble stack from ring", lambda: assemble(gring, head))
             # B8: newest field as uint8 codes, normalised on the GPU
-            T("B8 cpu: copy newest field's codes", lambda: np.copyto(codes_host.numpy(), ring.codes[slot, top:top + S_, left:left + S_]), gpu=False)
+            T("B8 cpu: copy newest field's codes", lambda: np.copyto(codes_host.numpy(), ring.codes[slot, top : top + S_, left : left + S_]), gpu=False)
             T("B8 gpu: upload codes, normalise into ring", lambda: upload_codes(slot))
             b8 = T("B8 gpu: assemble stack from ring", lambda: assemble(gring8, head))
             if i < 5:
@@ -982,15 +1089,26 @@ def ring_comparison(S: Section, model, iters: int) -> dict:  # type: ignore[no-u
     best = min(("B_newest_field_float", "B8_newest_field_uint8"), key=lambda k: totals[k])
     saving = totals["A_whole_stack"] - totals[best]
     bytes_per_frame = {"A_whole_stack": C * S_ * S_ * 4, "B_newest_field_float": 2 * S_ * S_ * 4, "B8_newest_field_uint8": 2 * S_ * S_}
-    return {"model": describe_model(model)["arch"], "input_size": S_, "L": L, "dtype_on_device": str(dtype).replace("torch.", ""),
-            "pieces": rep, "per_frame_p50_ms": totals, "per_frame_p50_ms_gpu_by_events": totals_ev if S.cuda else NO_CUDA,
-            "upload_bytes_per_frame": bytes_per_frame,
-            "max_abs_diff_vs_whole_stack": {"B": max(d[0] for d in diffs), "B8": max(d[1] for d in diffs)} if diffs else None,
-            "verdict": {"best_ring": best, "saving_ms_per_frame": round(saving, 4), "saving_pct_of_5ms_budget": round(100 * saving / BAR_P99_MS, 1),
-                        "pays": bool(saving > 0.05 * BAR_P99_MS),
-                        "rule": "pays when it saves more than 5% of the 5 ms budget per frame (sum of the p50 of each pattern's pieces)"},
-            "note": "a real ring needs a slot per stack in flight (the next field overwrites the oldest slot while the nets may read it); "
-                    "this measures the transfer and assembly only"}
+    return {
+        "model": describe_model(model)["arch"],
+        "input_size": S_,
+        "L": L,
+        "dtype_on_device": str(dtype).replace("torch.", ""),
+        "pieces": rep,
+        "per_frame_p50_ms": totals,
+        "per_frame_p50_ms_gpu_by_events": totals_ev if S.cuda else NO_CUDA,
+        "upload_bytes_per_frame": bytes_per_frame,
+        "max_abs_diff_vs_whole_stack": {"B": max(d[0] for d in diffs), "B8": max(d[1] for d in diffs)} if diffs else None,
+        "verdict": {
+            "best_ring": best,
+            "saving_ms_per_frame": round(saving, 4),
+            "saving_pct_of_5ms_budget": round(100 * saving / BAR_P99_MS, 1),
+            "pays": bool(saving > 0.05 * BAR_P99_MS),
+            "rule": "pays when it saves more than 5% of the 5 ms budget per frame (sum of the p50 of each pattern's pieces)",
+        },
+        "note": "a real ring needs a slot per stack in flight (the next field overwrites the oldest slot while the nets may read it); "
+        "this measures the transfer and assembly only",
+    }
 
 
 def sec_breakdown(S: Section) -> None:
@@ -1011,10 +1129,12 @@ def sec_breakdown(S: Section) -> None:
         rec["ring"] = {}
         S.step(rec, "ring", lambda: ring_comparison(S, model, iters), need_s=5)
         rv = rec["ring"].get("verdict", {})
-        S.log(f"{label} ring: {rec['ring'].get('per_frame_p50_ms')} -> {rv.get('best_ring')} saves {rv.get('saving_ms_per_frame')} ms "
-              f"({'pays' if rv.get('pays') else 'does not pay'})")
+        S.log(
+            f"{label} ring: {rec['ring'].get('per_frame_p50_ms')} -> {rv.get('best_ring')} saves {rv.get('saving_ms_per_frame')} ms "
+            f"({'pays' if rv.get('pays') else 'does not pay'})"
+        )
         rec["engines"] = {}
-        for name, half in ((("torch", True), ("compile", True)) if S.cuda else (("torch", False),)):
+        for name, half in (("torch", True), ("compile", True)) if S.cuda else (("torch", False),):
             key = variant_key(name, half)
 
             def one(n: str = name, h: bool = half) -> dict:
@@ -1026,8 +1146,10 @@ def sec_breakdown(S: Section) -> None:
 
             S.step(rec["engines"], key, one, need_s=30 if name == "compile" else 5)
             r = rec["engines"][key]
-            S.log(f"{label} {key}: sum of pieces p50 {r.get('sum_of_pieces_p50_ms')} ms; " + "; ".join(
-                f"{k} {v['cuda_event_ms']['p50'] if 'cuda_event_ms' in v else v['wall_ms']['p50']}" for k, v in r.get("pieces", {}).items()))
+            S.log(
+                f"{label} {key}: sum of pieces p50 {r.get('sum_of_pieces_p50_ms')} ms; "
+                + "; ".join(f"{k} {v['cuda_event_ms']['p50'] if 'cuda_event_ms' in v else v['wall_ms']['p50']}" for k, v in r.get("pieces", {}).items())
+            )
         if not S.cuda:
             rec["engines"]["compile fp16"] = {"status": NO_CUDA}
             rec["engines"]["torch fp16"] = {"status": NO_CUDA}
@@ -1058,14 +1180,24 @@ def sec_tensorrt(S: Section) -> None:
     model = fast_model()
     inputs = make_inputs(model, 3)
     ref = reference_scores(model, inputs)
-    S.step(rows, None, lambda: check_engine(S, model, "tensorrt", True, inputs, ref), need_s=60,
-           base={"model": "fast", "arch": describe_model(model)["arch"], "engine": "tensorrt", "precision": "fp16"})
+    S.step(
+        rows,
+        None,
+        lambda: check_engine(S, model, "tensorrt", True, inputs, ref),
+        need_s=60,
+        base={"model": "fast", "arch": describe_model(model)["arch"], "engine": "tensorrt", "precision": "fp16"},
+    )
     r = rows[-1]
     S.result["bars"] = {"tensorrt": r.get("status")}
 
 
-SECTION_FUNCS: dict[str, Callable[[Section], None]] = {"correctness": sec_correctness, "paper": sec_paper, "multistream": sec_multistream,
-                                                        "breakdown": sec_breakdown, "tensorrt": sec_tensorrt}
+SECTION_FUNCS: dict[str, Callable[[Section], None]] = {
+    "correctness": sec_correctness,
+    "paper": sec_paper,
+    "multistream": sec_multistream,
+    "breakdown": sec_breakdown,
+    "tensorrt": sec_tensorrt,
+}
 
 
 def child_main(args: argparse.Namespace) -> int:
@@ -1103,9 +1235,13 @@ def describe_machine(device: str) -> dict:
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
         gpu = torch.cuda.get_device_name(0)
-        extra.update(gpu_memory_gib=round(props.total_memory / 2**30, 1), compute_capability=f"{props.major}.{props.minor}",
-                     multiprocessors=props.multi_processor_count, cudnn=torch.backends.cudnn.version(),
-                     driver=nvidia_smi("driver_version") or "unknown (no nvidia-smi)")
+        extra.update(
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            compute_capability=f"{props.major}.{props.minor}",
+            multiprocessors=props.multi_processor_count,
+            cudnn=torch.backends.cudnn.version(),
+            driver=nvidia_smi("driver_version") or "unknown (no nvidia-smi)",
+        )
     try:
         import triton
 
@@ -1126,14 +1262,27 @@ def run_section(name: str, args: argparse.Namespace, timeout: float, log_file, t
     path = tmp / f"{name}.json"
     margin = min(20.0, 0.15 * timeout)
     deadline = time.time() + timeout - margin
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--result", str(path), "--deadline", f"{deadline:.3f}",
-           "--device", args.device, "--multistream-engine", args.multistream_engine, "--multistream-max", str(args.multistream_max)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        name,
+        "--result",
+        str(path),
+        "--deadline",
+        f"{deadline:.3f}",
+        "--device",
+        args.device,
+        "--multistream-engine",
+        args.multistream_engine,
+        "--multistream-max",
+        str(args.multistream_max),
+    ]
     if args.quick:
         cmd.append("--quick")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=str(ROOT),
-                            start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env, cwd=str(ROOT), start_new_session=True)
 
     def pump() -> None:
         assert proc.stdout is not None
@@ -1170,7 +1319,9 @@ def run_section(name: str, args: argparse.Namespace, timeout: float, log_file, t
     if killed:
         res["status"] = f"timed out: killed at its time box ({timeout:.0f} s); the results it had saved are kept"
     elif proc.returncode != 0:
-        res["status"] = f"failed: the section's process exited with {proc.returncode}" + (f" ({res['status']})" if res.get("status") not in (None, "running") else "")
+        res["status"] = f"failed: the section's process exited with {proc.returncode}" + (
+            f" ({res['status']})" if res.get("status") not in (None, "running") else ""
+        )
     elif res.get("status") in (None, "running"):
         res["status"] = "failed: the section's process ended without a result"
     return res
@@ -1183,8 +1334,12 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes and short runs (a smoke test; a small stand-in for CNN-M)")
     ap.add_argument("--budget-s", type=float, default=420.0, help="global deadline in seconds for all sections (default 420)")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="which sections to run (default all)")
-    ap.add_argument("--multistream-engine", default="torch", choices=("torch", "compile", "torchscript"),
-                    help="engine for the multi-stream section (default torch: eager, fp16 on CUDA)")
+    ap.add_argument(
+        "--multistream-engine",
+        default="torch",
+        choices=("torch", "compile", "torchscript"),
+        help="engine for the multi-stream section (default torch: eager, fp16 on CUDA)",
+    )
     ap.add_argument("--multistream-max", type=int, default=128, help="largest N the multi-stream section tries (default 128)")
     # internal: one section in this process
     ap.add_argument("--child", choices=SECTIONS, help=argparse.SUPPRESS)
@@ -1209,14 +1364,24 @@ def main() -> int:
         ap.error("--device must be auto, cuda or cpu")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    res: dict = {"script": "benchmarks/gpu.py", "argv": sys.argv[1:], "device": args.device, "quick": args.quick, "budget_s": args.budget_s,
-                 "started_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "machine": describe_machine(args.device),
-                 "sections": {name: {"status": "pending"} for name in args.sections}}
+    res: dict = {
+        "script": "benchmarks/gpu.py",
+        "argv": sys.argv[1:],
+        "device": args.device,
+        "quick": args.quick,
+        "budget_s": args.budget_s,
+        "started_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "machine": describe_machine(args.device),
+        "sections": {name: {"status": "pending"} for name in args.sections},
+    }
     if args.device != "cuda":
         res["cuda"] = NO_CUDA
     m = res["machine"]
-    print(f"gpu benchmark on {m['gpu'] or m['cpu']} ({m['cores']} cores), torch {m['torch']} (CUDA {m.get('torch_cuda')}), "
-          f"budget {args.budget_s:.0f} s, sections {', '.join(args.sections)}", flush=True)
+    print(
+        f"gpu benchmark on {m['gpu'] or m['cpu']} ({m['cores']} cores), torch {m['torch']} (CUDA {m.get('torch_cuda')}), "
+        f"budget {args.budget_s:.0f} s, sections {', '.join(args.sections)}",
+        flush=True,
+    )
     write_reports(res, out)
     tmp = Path(tempfile.mkdtemp(prefix="gpu-bench-"))
     try:
@@ -1271,14 +1436,18 @@ def _met(v: Any) -> str:
 
 def markdown(res: dict) -> str:
     m = res["machine"]
-    lines = ["# GPU benchmark (`benchmarks/gpu.py`)", "",
-             f"Machine: {m.get('gpu') or 'no GPU'}" + (f" ({m.get('gpu_memory_gib')} GiB, compute {m.get('compute_capability')}, driver {m.get('driver')}, "
-                                                       f"cuDNN {m.get('cudnn')})" if m.get("gpu") else "")
-             + f"; CPU {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']} (CUDA {m.get('torch_cuda')}), "
-               f"triton {m.get('triton')}, onnxruntime {m.get('onnxruntime')}.",
-             f"Run {res['started_at']}, device `{res['device']}`{' (--quick: small stand-in models, short runs)' if res['quick'] else ''}, "
-             f"budget {res['budget_s']:.0f} s, took {fmt(res.get('elapsed_s'), '.0f')} s."
-             + (f" Other work kept {m['other_cores_busy']} cores busy on average." if m.get("other_cores_busy") is not None else ""), ""]
+    lines = [
+        "# GPU benchmark (`benchmarks/gpu.py`)",
+        "",
+        f"Machine: {m.get('gpu') or 'no GPU'}"
+        + (f" ({m.get('gpu_memory_gib')} GiB, compute {m.get('compute_capability')}, driver {m.get('driver')}, cuDNN {m.get('cudnn')})" if m.get("gpu") else "")
+        + f"; CPU {m['cpu']}, {m['cores']} cores; Python {m['python']}, torch {m['torch']} (CUDA {m.get('torch_cuda')}), "
+        f"triton {m.get('triton')}, onnxruntime {m.get('onnxruntime')}.",
+        f"Run {res['started_at']}, device `{res['device']}`{' (--quick: small stand-in models, short runs)' if res['quick'] else ''}, "
+        f"budget {res['budget_s']:.0f} s, took {fmt(res.get('elapsed_s'), '.0f')} s."
+        + (f" Other work kept {m['other_cores_busy']} cores busy on average." if m.get("other_cores_busy") is not None else ""),
+        "",
+    ]
     if res["device"] != "cuda":
         lines += [f"**{NO_CUDA}**: every row that needs CUDA says so; the figures below are CPU figures and test no GPU bar.", ""]
     lines += ["## Sections", "", "| section | status | time (s) of its box |", "|---|---|---|"]
@@ -1288,24 +1457,34 @@ def markdown(res: dict) -> str:
     lines += ["", "## Bars", "", "| bar | figure | verdict |", "|---|---|---|"]
     if "pipeline_p99_ms" in b:
         x = b["pipeline_p99_ms"]
-        lines.append(f"| paper two-stream (CNN-M-2048, 224 px, L=10) through Pipeline at 30 fps: p99 < {BAR_P99_MS:g} ms, fastest engine | "
-                     f"{fmt(x.get('p99_ms'))} ms ({x.get('engine', '-')}) | {_met(x.get('met'))} |")
+        lines.append(
+            f"| paper two-stream (CNN-M-2048, 224 px, L=10) through Pipeline at 30 fps: p99 < {BAR_P99_MS:g} ms, fastest engine | "
+            f"{fmt(x.get('p99_ms'))} ms ({x.get('engine', '-')}) | {_met(x.get('met'))} |"
+        )
     if "compile_fp16_vs_eager_fp32" in b:
         for batch, x in b["compile_fp16_vs_eager_fp32"].get("by_batch", {}).items():
-            lines.append(f"| nets alone, compile fp16 vs eager fp32, batch {batch}: >= {BAR_SPEEDUP:g}x | {fmt(x.get('speedup')) + 'x' if x.get('speedup') is not None else '-'} | {_met(x.get('met'))} |")
+            lines.append(
+                f"| nets alone, compile fp16 vs eager fp32, batch {batch}: >= {BAR_SPEEDUP:g}x | {fmt(x.get('speedup')) + 'x' if x.get('speedup') is not None else '-'} | {_met(x.get('met'))} |"
+            )
     if "multistream_fast" in b:
         x = b["multistream_fast"]
-        lines.append(f"| multi-stream, shipped fast model: >= {BAR_STREAMS} sources at 30 fps (p95 < 33 ms, no drop) | {fmt(x.get('largest_n'), 'd')} | {_met(x.get('met'))} |")
+        lines.append(
+            f"| multi-stream, shipped fast model: >= {BAR_STREAMS} sources at 30 fps (p95 < 33 ms, no drop) | {fmt(x.get('largest_n'), 'd')} | {_met(x.get('met'))} |"
+        )
     if "multistream_paper" in b:
         lines.append(f"| multi-stream, CNN-M-2048 (reported) | {fmt(b['multistream_paper'].get('largest_n'), 'd')} | - |")
     if "correctness" in b:
         x = b["correctness"]
-        lines.append(f"| correctness against eager fp32 on the CPU | {x['passed']} of {x['rows_run']} rows pass | "
-                     f"{'all pass' if x['passed'] == x['rows_run'] and x['rows_run'] else ('failed: ' + ', '.join(x['failed']) if x['failed'] else '-')} |")
+        lines.append(
+            f"| correctness against eager fp32 on the CPU | {x['passed']} of {x['rows_run']} rows pass | "
+            f"{'all pass' if x['passed'] == x['rows_run'] and x['rows_run'] else ('failed: ' + ', '.join(x['failed']) if x['failed'] else '-')} |"
+        )
     if "gpu_ring" in b and b["gpu_ring"].get("verdict"):
         v = b["gpu_ring"]["verdict"]
-        lines.append(f"| GPU flow ring (newest field only) instead of the whole stack, CNN-M | saves {fmt(v.get('saving_ms_per_frame'), '.3f')} ms/frame "
-                     f"({v.get('best_ring')}) | {'pays' if v.get('pays') else 'does not pay'} |")
+        lines.append(
+            f"| GPU flow ring (newest field only) instead of the whole stack, CNN-M | saves {fmt(v.get('saving_ms_per_frame'), '.3f')} ms/frame "
+            f"({v.get('best_ring')}) | {'pays' if v.get('pays') else 'does not pay'} |"
+        )
     if "tensorrt" in b:
         lines.append(f"| TensorRT | {b['tensorrt']} | - |")
     if res["device"] != "cuda" and b:
@@ -1314,8 +1493,7 @@ def markdown(res: dict) -> str:
     lines += md_multistream(res["sections"].get("multistream", {})) + md_breakdown(res["sections"].get("breakdown", {}))
     t = res["sections"].get("tensorrt")
     if t:
-        lines += ["", "## 5. TensorRT", "", f"{t.get('tensorrt') or t.get('bars', {}).get('tensorrt') or t.get('status')}", "",
-                  f"{t.get('engine_code', '')}"]
+        lines += ["", "## 5. TensorRT", "", f"{t.get('tensorrt') or t.get('bars', {}).get('tensorrt') or t.get('status')}", "", f"{t.get('engine_code', '')}"]
     failed = [(n, s) for n, s in res["sections"].items() if str(s.get("status", "")).startswith(("failed", "timed out"))]
     if failed:
         lines += ["", "## Failures", ""]
@@ -1329,19 +1507,25 @@ def markdown(res: dict) -> str:
 def md_correctness(sec: dict) -> list[str]:
     if not sec.get("rows"):
         return []
-    lines = ["", "## 1. Correctness (softmax scores against eager fp32 on the CPU, batch 1)", "",
-             "| model | engine | precision | status | max abs diff spatial / temporal | bound | second thread | channels_last | CUDA graphs | build s | ms per call p50 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## 1. Correctness (softmax scores against eager fp32 on the CPU, batch 1)",
+        "",
+        "| model | engine | precision | status | max abs diff spatial / temporal | bound | second thread | channels_last | CUDA graphs | build s | ms per call p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in sec["rows"]:
         d = r.get("max_abs_diff") or {}
         th = r.get("second_thread") or {}
         tdiff = max(th["max_abs_diff"].values()) if th.get("max_abs_diff") else None
         cg = r.get("cuda_graphs")
-        cgs = (f"{cg.get('recorded_in_main_thread')} main / {th.get('cuda_graphs_recorded_in_thread')} thread, skips {cg.get('skips')}" if cg else "-")
-        lines.append(f"| {r.get('arch', r.get('model'))} | {r.get('engine')} | {r.get('precision')} | {r.get('status')} | "
-                     f"{fmt(d.get('spatial'), '.1e')} / {fmt(d.get('temporal'), '.1e')} | {fmt(r.get('bound'), 'g')} | "
-                     f"{fmt(tdiff, '.1e')} (first call {fmt(th.get('first_call_ms'), '.1f')} ms) | {fmt(r.get('channels_last'))} | {cgs} | "
-                     f"{fmt(r.get('build_s'), '.1f')} | {fmt((r.get('ms_per_call') or {}).get('p50'), '.2f')} |")
+        cgs = f"{cg.get('recorded_in_main_thread')} main / {th.get('cuda_graphs_recorded_in_thread')} thread, skips {cg.get('skips')}" if cg else "-"
+        lines.append(
+            f"| {r.get('arch', r.get('model'))} | {r.get('engine')} | {r.get('precision')} | {r.get('status')} | "
+            f"{fmt(d.get('spatial'), '.1e')} / {fmt(d.get('temporal'), '.1e')} | {fmt(r.get('bound'), 'g')} | "
+            f"{fmt(tdiff, '.1e')} (first call {fmt(th.get('first_call_ms'), '.1f')} ms) | {fmt(r.get('channels_last'))} | {cgs} | "
+            f"{fmt(r.get('build_s'), '.1f')} | {fmt((r.get('ms_per_call') or {}).get('p50'), '.2f')} |"
+        )
     if sec.get("tf32"):
         lines += ["", f"TF32 settings during the run (torch defaults, as the engines run): {sec['tf32']}"]
     return lines
@@ -1351,16 +1535,23 @@ def md_paper(sec: dict) -> list[str]:
     if not sec.get("model"):
         return []
     mdl = sec.get("model", {})
-    lines = ["", f"## 2. Paper-size two-stream: {mdl.get('name', '-')} ({mdl.get('arch', '-')}, {mdl.get('input_size', '-')} px, L={mdl.get('L', '-')}, "
-             f"flow {mdl.get('flow', '-')})", ""]
+    lines = [
+        "",
+        f"## 2. Paper-size two-stream: {mdl.get('name', '-')} ({mdl.get('arch', '-')}, {mdl.get('input_size', '-')} px, L={mdl.get('L', '-')}, "
+        f"flow {mdl.get('flow', '-')})",
+        "",
+    ]
     eng = sec.get("engines", {})
     if eng:
         lines += ["Engines: " + "; ".join(f"{k}: {v.get('status')}" + (f" (build {v['build_s']:.1f} s)" if "build_s" in v else "") for k, v in eng.items()), ""]
     pipe = sec.get("pipeline", {})
     if pipe:
-        lines += [f"Pipeline on `synthetic:demo` ({SOURCE_SIZE}), latency from each Prediction's timestamps, ready frames only, warm-up frames left out:", "",
-                  "| engine | run | fps | dropped | flow p50/p95/p99 ms | infer p50/p95/p99 ms | total p50/p95/p99 ms | flow / infer compute p50 ms |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"Pipeline on `synthetic:demo` ({SOURCE_SIZE}), latency from each Prediction's timestamps, ready frames only, warm-up frames left out:",
+            "",
+            "| engine | run | fps | dropped | flow p50/p95/p99 ms | infer p50/p95/p99 ms | total p50/p95/p99 ms | flow / infer compute p50 ms |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for k, rec in pipe.items():
             for run in ("paced_30fps", "as_fast_as_possible"):
                 r = rec.get(run, {})
@@ -1370,28 +1561,43 @@ def md_paper(sec: dict) -> list[str]:
                 lt = r["latency_ms"]
                 trip = lambda p: f"{fmt(p.get('p50'))} / {fmt(p.get('p95'))} / {fmt(p.get('p99'))}"  # noqa: E731
                 cm = r.get("compute_ms", {})
-                lines.append(f"| {k} | {run.replace('_', ' ')} | {fmt(r.get('fps'), '.1f')} | {sum(r.get('dropped', {}).values())} | {trip(lt['flow'])} | "
-                             f"{trip(lt['infer'])} | {trip(lt['total'])} | {fmt(cm.get('flow', {}).get('p50'))} / {fmt(cm.get('infer', {}).get('p50'))} |")
+                lines.append(
+                    f"| {k} | {run.replace('_', ' ')} | {fmt(r.get('fps'), '.1f')} | {sum(r.get('dropped', {}).values())} | {trip(lt['flow'])} | "
+                    f"{trip(lt['infer'])} | {trip(lt['total'])} | {fmt(cm.get('flow', {}).get('p50'))} / {fmt(cm.get('infer', {}).get('p50'))} |"
+                )
     nets = sec.get("nets_alone", {})
     if nets:
-        lines += ["", "Nets alone (spatial + temporal on a device-resident batch; CUDA events on a GPU):", "",
-                  "| batch | engine | ms per batch p50 / p99 | ms per frame | frames/s | vs eager fp32 | warm-up s |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Nets alone (spatial + temporal on a device-resident batch; CUDA events on a GPU):",
+            "",
+            "| batch | engine | ms per batch p50 / p99 | ms per frame | frames/s | vs eager fp32 | warm-up s |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for batch, rec in nets.items():
             for k, r in rec.items():
                 if r.get("status") != "ok":
                     lines.append(f"| {batch} | {k} | {r.get('status')} | | | | |")
                     continue
-                lines.append(f"| {batch} | {k} | {fmt(r['ms_per_batch']['p50'], '.3f')} / {fmt(r['ms_per_batch']['p99'], '.3f')} | {fmt(r['ms_per_frame_p50'], '.4f')} | "
-                             f"{fmt(r['frames_per_s'], '.0f')} | {fmt(r.get('speedup_vs_eager_fp32'))}{'x' if r.get('speedup_vs_eager_fp32') is not None else ''} | {fmt(r.get('warm_up_s'), '.1f')} |")
+                lines.append(
+                    f"| {batch} | {k} | {fmt(r['ms_per_batch']['p50'], '.3f')} / {fmt(r['ms_per_batch']['p99'], '.3f')} | {fmt(r['ms_per_frame_p50'], '.4f')} | "
+                    f"{fmt(r['frames_per_s'], '.0f')} | {fmt(r.get('speedup_vs_eager_fp32'))}{'x' if r.get('speedup_vs_eager_fp32') is not None else ''} | {fmt(r.get('warm_up_s'), '.1f')} |"
+                )
     return lines
 
 
 def md_multistream(sec: dict) -> list[str]:
     if not sec.get("models"):
         return []
-    lines = ["", f"## 3. Multi-stream (`MultiPipeline`, engine {sec.get('engine')})", "", f"Criterion: {sec.get('criterion')}.", "",
-             "| model | N | status | fps per stream min / mean | worst p50 / p95 / p99 ms | dropped (after warm-up / all) | mean batch | batch compute p50 ms | GPU util | CPU (process cores / machine %) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"## 3. Multi-stream (`MultiPipeline`, engine {sec.get('engine')})",
+        "",
+        f"Criterion: {sec.get('criterion')}.",
+        "",
+        "| model | N | status | fps per stream min / mean | worst p50 / p95 / p99 ms | dropped (after warm-up / all) | mean batch | batch compute p50 ms | GPU util | CPU (process cores / machine %) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for label, rec in sec["models"].items():
         mdl = rec.get("model", {})
         for r in rec.get("runs", []):
@@ -1400,10 +1606,14 @@ def md_multistream(sec: dict) -> list[str]:
                 continue
             lw, g, c = r["latency_ms_worst_stream"], r.get("gpu_utilisation"), r.get("cpu", {})
             gs = f"{g['mean_pct']}% (max {g['max_pct']}%)" if isinstance(g, dict) else str(g)
-            lines.append(f"| {mdl.get('arch', label)} | {r['streams']} | {'pass' if r.get('passed') else 'stop'} | {fmt(r['fps_per_stream']['min'], '.1f')} / "
-                         f"{fmt(r['fps_per_stream']['mean'], '.1f')} | {fmt(lw['p50'])} / {fmt(lw['p95'])} / {fmt(lw['p99'])} | {r['dropped_after_warm_up']} / {r['dropped']} | "
-                         f"{fmt(r['batch_size'].get('mean'))} | {fmt(r['batch_compute_ms'].get('p50'))} | {gs} | {fmt(c.get('process_cores_busy'))} / {fmt(c.get('machine_pct_busy'), '.0f')}% |")
-        lines.append(f"| **{mdl.get('arch', label)}** | **largest N: {fmt(rec.get('largest_n'), 'd')}** | {rec.get('stopped_by', rec.get('model', {}).get('status', ''))} | | | | | | | |")
+            lines.append(
+                f"| {mdl.get('arch', label)} | {r['streams']} | {'pass' if r.get('passed') else 'stop'} | {fmt(r['fps_per_stream']['min'], '.1f')} / "
+                f"{fmt(r['fps_per_stream']['mean'], '.1f')} | {fmt(lw['p50'])} / {fmt(lw['p95'])} / {fmt(lw['p99'])} | {r['dropped_after_warm_up']} / {r['dropped']} | "
+                f"{fmt(r['batch_size'].get('mean'))} | {fmt(r['batch_compute_ms'].get('p50'))} | {gs} | {fmt(c.get('process_cores_busy'))} / {fmt(c.get('machine_pct_busy'), '.0f')}% |"
+            )
+        lines.append(
+            f"| **{mdl.get('arch', label)}** | **largest N: {fmt(rec.get('largest_n'), 'd')}** | {rec.get('stopped_by', rec.get('model', {}).get('status', ''))} | | | | | | | |"
+        )
     return lines
 
 
@@ -1417,24 +1627,39 @@ def md_breakdown(sec: dict) -> list[str]:
             if r.get("status") != "ok":
                 lines += [f"- {mdl.get('arch', label)}, {key}: {r.get('status')}"]
                 continue
-            lines += ["", f"{mdl.get('arch', label)} at {mdl.get('input_size')} px, {r['engine']}; sum of the pieces' p50: {fmt(r['sum_of_pieces_p50_ms'], '.3f')} ms", "",
-                      "| piece | wall p50 / p99 ms (synchronized) | CUDA events p50 / p99 ms |", "|---|---|---|"]
+            lines += [
+                "",
+                f"{mdl.get('arch', label)} at {mdl.get('input_size')} px, {r['engine']}; sum of the pieces' p50: {fmt(r['sum_of_pieces_p50_ms'], '.3f')} ms",
+                "",
+                "| piece | wall p50 / p99 ms (synchronized) | CUDA events p50 / p99 ms |",
+                "|---|---|---|",
+            ]
             for k, v in r["pieces"].items():
                 ev = v.get("cuda_event_ms")
-                lines.append(f"| {k} | {fmt(v['wall_ms']['p50'], '.3f')} / {fmt(v['wall_ms']['p99'], '.3f')} | "
-                             + (f"{fmt(ev['p50'], '.3f')} / {fmt(ev['p99'], '.3f')}" if ev else "-") + " |")
+                lines.append(
+                    f"| {k} | {fmt(v['wall_ms']['p50'], '.3f')} / {fmt(v['wall_ms']['p99'], '.3f')} | "
+                    + (f"{fmt(ev['p50'], '.3f')} / {fmt(ev['p99'], '.3f')}" if ev else "-")
+                    + " |"
+                )
         ring = rec.get("ring", {})
         if ring.get("status") == "ok":
             v = ring["verdict"]
-            lines += ["", f"Flow-stack upload patterns, {ring['model']} at {ring['input_size']} px, L={ring['L']} ({ring['dtype_on_device']} on the device):", "",
-                      "| pattern | per frame p50 ms (sum of its pieces, synchronized) | same, GPU pieces by CUDA events | bytes uploaded per frame |",
-                      "|---|---|---|---|"]
+            lines += [
+                "",
+                f"Flow-stack upload patterns, {ring['model']} at {ring['input_size']} px, L={ring['L']} ({ring['dtype_on_device']} on the device):",
+                "",
+                "| pattern | per frame p50 ms (sum of its pieces, synchronized) | same, GPU pieces by CUDA events | bytes uploaded per frame |",
+                "|---|---|---|---|",
+            ]
             ev = ring.get("per_frame_p50_ms_gpu_by_events")
             for k, ms in ring["per_frame_p50_ms"].items():
                 lines.append(f"| {k} | {fmt(ms, '.4f')} | {fmt(ev.get(k), '.4f') if isinstance(ev, dict) else ev} | {ring['upload_bytes_per_frame'][k]} |")
-            lines += ["", f"Max abs difference of the assembled stacks from today's: {ring.get('max_abs_diff_vs_whole_stack')}. "
-                          f"Verdict: {v['best_ring']} saves {fmt(v['saving_ms_per_frame'], '.4f')} ms per frame ({fmt(v['saving_pct_of_5ms_budget'], '.1f')}% of 5 ms): "
-                          f"{'pays' if v['pays'] else 'does not pay'} ({v['rule']})."]
+            lines += [
+                "",
+                f"Max abs difference of the assembled stacks from today's: {ring.get('max_abs_diff_vs_whole_stack')}. "
+                f"Verdict: {v['best_ring']} saves {fmt(v['saving_ms_per_frame'], '.4f')} ms per frame ({fmt(v['saving_pct_of_5ms_budget'], '.1f')}% of 5 ms): "
+                f"{'pays' if v['pays'] else 'does not pay'} ({v['rule']}).",
+            ]
         elif ring:
             lines += [f"- ring comparison, {label}: {ring.get('status')}"]
     return lines
@@ -1477,7 +1702,12 @@ def draw_png(res: dict, path: Path) -> str | None:
     for label, rec in secs.get("multistream", {}).get("models", {}).items():
         runs = [r for r in rec.get("runs", []) if "latency_ms_worst_stream" in r]
         if runs:
-            c.plot([r["streams"] for r in runs], [r["latency_ms_worst_stream"]["p95"] or 0 for r in runs], "o-", label=f"{label} ({rec.get('model', {}).get('arch')})")
+            c.plot(
+                [r["streams"] for r in runs],
+                [r["latency_ms_worst_stream"]["p95"] or 0 for r in runs],
+                "o-",
+                label=f"{label} ({rec.get('model', {}).get('arch')})",
+            )
     c.axhline(STREAM_P95_MS, color="r", ls=":", label="33 ms")
     c.set_xscale("log", base=2)
     c.set_xlabel("sources at 30 fps")

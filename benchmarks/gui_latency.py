@@ -10,6 +10,7 @@ out. Prints and writes JSON (benchmarks/results/gui_latency.json) with the captu
 latency of both, per stage, and the display fps. The bar: GUI p95 within 10% of headless, and the
 display at 30 fps or more on a 30 fps source.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,22 @@ STAGES = ("total", "flow", "infer", "infer_compute")
 def percentiles(latency_s: list[float]) -> dict[str, float]:
     a = np.asarray(latency_s, np.float64) * 1e3
     p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {"p50": round(float(p50), 2), "p95": round(float(p95), 2), "p99": round(float(p99), 2), "mean": round(float(a.mean()), 2),
-            "predictions": int(a.size)}
+    return {
+        "p50": round(float(p50), 2),
+        "p95": round(float(p95), 2),
+        "p99": round(float(p99), 2),
+        "mean": round(float(a.mean()), 2),
+        "predictions": int(a.size),
+    }
 
 
 def _record(stats, n0: int, n1: int | None = None) -> dict[str, list[float]]:  # type: ignore[no-untyped-def]
-    return {"total": list(stats.total_latency)[n0:n1], "flow": list(stats.flow_latency)[n0:n1],
-            "infer": list(stats.infer_latency)[n0:n1], "infer_compute": list(stats.infer_compute)[n0:n1]}
+    return {
+        "total": list(stats.total_latency)[n0:n1],
+        "flow": list(stats.flow_latency)[n0:n1],
+        "infer": list(stats.infer_latency)[n0:n1],
+        "infer_compute": list(stats.infer_compute)[n0:n1],
+    }
 
 
 def child_headless(args: argparse.Namespace) -> dict:
@@ -94,16 +104,36 @@ def child_gui(args: argparse.Namespace) -> dict:
     samples = _record(stats, n0, n1)
     info = win.controller.info
     win.close()
-    return {"samples": samples, "prediction_fps": len(samples["total"]) / (t1 - t0), "display_fps": (shown1 - shown0) / (t1 - t0),
-            "shown_per_prediction": (shown1 - shown0) / max(1, len(samples["total"])),
-            "engine": f"{info.engine} on {info.device} ({info.precision})", "qt_platform": app.platformName(),
-            "qt_thread_priority_lowered": lowered}
+    return {
+        "samples": samples,
+        "prediction_fps": len(samples["total"]) / (t1 - t0),
+        "display_fps": (shown1 - shown0) / (t1 - t0),
+        "shown_per_prediction": (shown1 - shown0) / max(1, len(samples["total"])),
+        "engine": f"{info.engine} on {info.device} ({info.precision})",
+        "qt_platform": app.platformName(),
+        "qt_thread_priority_lowered": lowered,
+    }
 
 
 def run_child(mode: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--source", args.source, "--engine", args.engine,
-           "--seconds", str(args.seconds), "--warmup", str(args.warmup)] + (["--model", args.model] if args.model else []) + \
-          (["--same-priority"] if args.same_priority else [])
+    cmd = (
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            mode,
+            "--source",
+            args.source,
+            "--engine",
+            args.engine,
+            "--seconds",
+            str(args.seconds),
+            "--warmup",
+            str(args.warmup),
+        ]
+        + (["--model", args.model] if args.model else [])
+        + (["--same-priority"] if args.same_priority else [])
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
         raise SystemExit(f"{mode} run failed:\n{done.stderr[-3000:]}")
@@ -111,10 +141,13 @@ def run_child(mode: str, args: argparse.Namespace) -> dict:
 
 
 def summary(runs: list[dict]) -> dict:
-    out: dict = {"latency_ms": percentiles([x for run in runs for x in run["samples"]["total"]]),
-                 "per_round_p95_ms": [percentiles(run["samples"]["total"])["p95"] for run in runs],
-                 "stage_latency_ms": {k: percentiles([x for run in runs for x in run["samples"][k]]) for k in STAGES[1:]},
-                 "prediction_fps": round(float(np.mean([run["prediction_fps"] for run in runs])), 2), "engine": runs[0]["engine"]}
+    out: dict = {
+        "latency_ms": percentiles([x for run in runs for x in run["samples"]["total"]]),
+        "per_round_p95_ms": [percentiles(run["samples"]["total"])["p95"] for run in runs],
+        "stage_latency_ms": {k: percentiles([x for run in runs for x in run["samples"][k]]) for k in STAGES[1:]},
+        "prediction_fps": round(float(np.mean([run["prediction_fps"] for run in runs])), 2),
+        "engine": runs[0]["engine"],
+    }
     if "display_fps" in runs[0]:
         out["display_fps"] = round(float(np.mean([run["display_fps"] for run in runs])), 2)
         out["per_round_display_fps"] = [round(run["display_fps"], 2) for run in runs]
@@ -148,20 +181,32 @@ def main() -> int:
     for r in range(args.rounds):
         bare_runs.append(run_child("headless", args))
         gui_runs.append(run_child("gui", args))
-        print(f"round {r + 1}/{args.rounds}: p95 headless {percentiles(bare_runs[-1]['samples']['total'])['p95']:.2f} ms, "
-              f"GUI {percentiles(gui_runs[-1]['samples']['total'])['p95']:.2f} ms, display {gui_runs[-1]['display_fps']:.1f} fps", flush=True)
+        print(
+            f"round {r + 1}/{args.rounds}: p95 headless {percentiles(bare_runs[-1]['samples']['total'])['p95']:.2f} ms, "
+            f"GUI {percentiles(gui_runs[-1]['samples']['total'])['p95']:.2f} ms, display {gui_runs[-1]['display_fps']:.1f} fps",
+            flush=True,
+        )
     bare, gui = summary(bare_runs), summary(gui_runs)
     ratio = gui["latency_ms"]["p95"] / bare["latency_ms"]["p95"]
     source_fps = float(dict(p.split("=") for p in args.source.partition("?")[2].split("&") if "=" in p).get("fps", 30))
     report = {
-        "source": args.source, "rounds": args.rounds, "seconds_per_run": args.seconds, "warmup_s": args.warmup,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                    "load_average_before": [round(x, 2) for x in load_before], "load_average_after": [round(x, 2) for x in os.getloadavg()]},
-        "headless": bare, "gui": gui,
+        "source": args.source,
+        "rounds": args.rounds,
+        "seconds_per_run": args.seconds,
+        "warmup_s": args.warmup,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "cuda": torch.cuda.is_available(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "headless": bare,
+        "gui": gui,
         "gui_p95_over_headless": round(ratio, 3),
         # A source paced at 30 fps gives 30 frames a second: "30 fps or more" means every frame shown, within 1% for timing.
-        "bar": {"p95_within_10_percent": ratio <= 1.10, "display_at_least_source_fps": gui["display_fps"] >= 0.99 * source_fps,
-                "source_fps": source_fps},
+        "bar": {"p95_within_10_percent": ratio <= 1.10, "display_at_least_source_fps": gui["display_fps"] >= 0.99 * source_fps, "source_fps": source_fps},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,14 +215,20 @@ def main() -> int:
     print("latency ms (capture -> prediction)   p50     p95     p99")
     print(f"  headless                        {hl['p50']:7.2f} {hl['p95']:7.2f} {hl['p99']:7.2f}   ({bare['prediction_fps']:.1f} fps, {bare['engine']})")
     print(f"  GUI open                        {gl['p50']:7.2f} {gl['p95']:7.2f} {gl['p99']:7.2f}   ({gui['prediction_fps']:.1f} fps)")
-    print(f"  stage p50/p95 headless | GUI: flow {hs['flow']['p50']:.2f}/{hs['flow']['p95']:.2f} | {gs['flow']['p50']:.2f}/{gs['flow']['p95']:.2f}; "
-          f"infer {hs['infer']['p50']:.2f}/{hs['infer']['p95']:.2f} | {gs['infer']['p50']:.2f}/{gs['infer']['p95']:.2f} "
-          f"(nets alone {hs['infer_compute']['p50']:.2f}/{hs['infer_compute']['p95']:.2f} | {gs['infer_compute']['p50']:.2f}/{gs['infer_compute']['p95']:.2f})")
+    print(
+        f"  stage p50/p95 headless | GUI: flow {hs['flow']['p50']:.2f}/{hs['flow']['p95']:.2f} | {gs['flow']['p50']:.2f}/{gs['flow']['p95']:.2f}; "
+        f"infer {hs['infer']['p50']:.2f}/{hs['infer']['p95']:.2f} | {gs['infer']['p50']:.2f}/{gs['infer']['p95']:.2f} "
+        f"(nets alone {hs['infer_compute']['p50']:.2f}/{hs['infer_compute']['p95']:.2f} | {gs['infer_compute']['p50']:.2f}/{gs['infer_compute']['p95']:.2f})"
+    )
     print(f"GUI p95 / headless p95 = {ratio:.3f}  (bar <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
-    print(f"display {gui['display_fps']:.2f} fps on a {source_fps:g} fps source ({gui['prediction_fps']:.2f} predictions/s, "
-          f"{gui['shown_per_prediction']:.1%} shown; bar >= {source_fps:g}: {'met' if report['bar']['display_at_least_source_fps'] else 'NOT met'})")
-    print(f"load average before {report['machine']['load_average_before']}, after {report['machine']['load_average_after']} "
-          f"({os.cpu_count()} CPUs; other processes on the machine count too)")
+    print(
+        f"display {gui['display_fps']:.2f} fps on a {source_fps:g} fps source ({gui['prediction_fps']:.2f} predictions/s, "
+        f"{gui['shown_per_prediction']:.1%} shown; bar >= {source_fps:g}: {'met' if report['bar']['display_at_least_source_fps'] else 'NOT met'})"
+    )
+    print(
+        f"load average before {report['machine']['load_average_before']}, after {report['machine']['load_average_after']} "
+        f"({os.cpu_count()} CPUs; other processes on the machine count too)"
+    )
     print(f"wrote {out}")
     return 0
 

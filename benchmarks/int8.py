@@ -17,6 +17,7 @@ each variant, the model's own fusion applied: per stream and deployed top-1, and
 predictions change against fp32.
 Writes benchmarks/results/int8.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -130,8 +131,15 @@ def measure_model(label: str, model: TwoStreamModel, data: Path, cache_dir: Path
 
     test = [Clip(c.path, remap[c.label]) for c in cache.available(test, ds.root)]
     labels = np.array([c.label for c in test])
-    res: dict = {"model": cfg.provenance.get("name", label), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "data": data.name,
-                 "test_clips": len(test), "samples_per_clip": args.samples, "calibration_clips": args.calibration_clips, "streams": {}}
+    res: dict = {
+        "model": cfg.provenance.get("name", label),
+        "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
+        "data": data.name,
+        "test_clips": len(test),
+        "samples_per_clip": args.samples,
+        "calibration_clips": args.calibration_clips,
+        "streams": {},
+    }
     scores: dict[str, dict[str, np.ndarray]] = {}
     for stream in STREAMS:
         net = getattr(model, stream).eval()
@@ -147,8 +155,10 @@ def measure_model(label: str, model: TwoStreamModel, data: Path, cache_dir: Path
             runners["openvino default (bf16 here)"] = openvino_runner(fp32)
         except ImportError:
             res["openvino"] = "not installed (pip install openvino)"
-        entry: dict = {"quantise_s": round(quant_s, 1), "size_mb": {"fp32": round(fp32.stat().st_size / 2**20, 2),
-                                                                   "int8": round(int8.stat().st_size / 2**20, 2)}}
+        entry: dict = {
+            "quantise_s": round(quant_s, 1),
+            "size_mb": {"fp32": round(fp32.stat().st_size / 2**20, 2), "int8": round(int8.stat().st_size / 2**20, 2)},
+        }
         entry["ms_per_batch"] = speed(runners, chans, cfg.input_size, args.rounds, args.iters)
         scores[stream] = {}
         for k, run in runners.items():
@@ -174,16 +184,23 @@ def _fused(cfg, scores: dict, k: str) -> np.ndarray:  # type: ignore[no-untyped-
 
 
 def report(res: dict, out: Path) -> None:
-    lines = ["| model / data | net | variant | ms batch 1 | ms batch 8 | stream top-1 | deployed top-1 (clips changed vs fp32) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model / data | net | variant | ms batch 1 | ms batch 8 | stream top-1 | deployed top-1 (clips changed vs fp32) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m in res["models"]:
         for stream, e in m["streams"].items():
             for k in e["ms_per_batch"]["1"]:
                 dep = m["deployed"].get(k, {})
-                lines.append(f"| {m['model']} / {m['data']} ({m['test_clips']} clips) | {stream} | {k} | {e['ms_per_batch']['1'][k]:.2f} | "
-                             f"{e['ms_per_batch']['8'][k]:.2f} | {e['top1'][k]:.3f} | "
-                             f"{dep.get('top1', float('nan')):.3f} ({dep.get('changed_clips', '-')}) |")
-    lines.append("\nOne thread per net, median ms per batch over alternating rounds; top-1 with the paper's protocol "
-                 f"({res['models'][0]['samples_per_clip']} positions per clip, centre crop), the model's own fusion for deployed.")
+                lines.append(
+                    f"| {m['model']} / {m['data']} ({m['test_clips']} clips) | {stream} | {k} | {e['ms_per_batch']['1'][k]:.2f} | "
+                    f"{e['ms_per_batch']['8'][k]:.2f} | {e['top1'][k]:.3f} | "
+                    f"{dep.get('top1', float('nan')):.3f} ({dep.get('changed_clips', '-')}) |"
+                )
+    lines.append(
+        "\nOne thread per net, median ms per batch over alternating rounds; top-1 with the paper's protocol "
+        f"({res['models'][0]['samples_per_clip']} positions per clip, centre crop), the model's own fusion for deployed."
+    )
     lines.append(busy_note(res["machine"]))
     text = "\n".join(lines)
     print(text)

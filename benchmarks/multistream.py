@@ -19,6 +19,7 @@ The issue's GPU goal (16 sources at 30 fps, p95 < 33 ms, on one data-centre GPU)
 when a CUDA GPU is present; otherwise the output and the JSON say it was NOT measured.
 Writes benchmarks/results/multistream.json, .md and .png.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ from realtime.stream.pipeline import Pipeline  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GPU_GOAL = {"streams": 16, "fps": 30, "p95_ms": 33.0}
-NOT_MEASURED = ("GPU goal (16 sources at 30 fps, p95 < 33 ms on one data-centre GPU): NOT measured - "
-                "no CUDA GPU was available to this run; the figures below are CPU figures")
+NOT_MEASURED = (
+    "GPU goal (16 sources at 30 fps, p95 < 33 ms on one data-centre GPU): NOT measured - "
+    "no CUDA GPU was available to this run; the figures below are CPU figures"
+)
 
 
 def cpu_seconds() -> float:
@@ -59,19 +62,32 @@ def sources(n: int, fps: int, size: str) -> list[str]:
 
 
 def stream_row(s: dict) -> dict:
-    return {"source": s["source"], "frames": s["frames"], "fps": s["fps"], "latency_ms": s["latency_ms"]["total"],
-            "dropped": sum(s["dropped"].values()), "dropped_by_stage": s["dropped"]}
+    return {
+        "source": s["source"],
+        "frames": s["frames"],
+        "fps": s["fps"],
+        "latency_ms": s["latency_ms"]["total"],
+        "dropped": sum(s["dropped"].values()),
+        "dropped_by_stage": s["dropped"],
+    }
 
 
 def aggregate(streams: list[dict], wall: float, cpu: float, expected: int) -> dict:
     frames = sum(s["frames"] for s in streams)
-    return {"streams": streams, "frames": frames, "expected_frames": expected, "wall_s": round(wall, 3),
-            "fps_total": round(frames / wall, 2), "fps_per_stream_min": round(min(s["fps"] for s in streams), 2),
-            "fps_per_stream_mean": round(float(np.mean([s["fps"] for s in streams])), 2),
-            "p50_ms_mean": round(float(np.mean([s["latency_ms"]["p50"] for s in streams])), 2),
-            "p95_ms_worst": round(max(s["latency_ms"]["p95"] for s in streams), 2),
-            "p99_ms_worst": round(max(s["latency_ms"]["p99"] for s in streams), 2),
-            "dropped": sum(s["dropped"] for s in streams), "cpu_per_wall": round(cpu / wall, 3)}
+    return {
+        "streams": streams,
+        "frames": frames,
+        "expected_frames": expected,
+        "wall_s": round(wall, 3),
+        "fps_total": round(frames / wall, 2),
+        "fps_per_stream_min": round(min(s["fps"] for s in streams), 2),
+        "fps_per_stream_mean": round(float(np.mean([s["fps"] for s in streams])), 2),
+        "p50_ms_mean": round(float(np.mean([s["latency_ms"]["p50"] for s in streams])), 2),
+        "p95_ms_worst": round(max(s["latency_ms"]["p95"] for s in streams), 2),
+        "p99_ms_worst": round(max(s["latency_ms"]["p99"] for s in streams), 2),
+        "dropped": sum(s["dropped"] for s in streams),
+        "cpu_per_wall": round(cpu / wall, 3),
+    }
 
 
 def run_batched(model, engine, srcs: list[str], frames: int) -> dict:  # type: ignore[no-untyped-def]
@@ -132,12 +148,21 @@ def main() -> None:
     gpu = torch.cuda.get_device_name(device) if on_gpu else None
     res: dict = {
         "machine": machine(gpu),
-        "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
-                  "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
+        "model": {
+            "name": cfg.provenance.get("name"),
+            "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
+            "input_size": cfg.input_size,
+            "L": cfg.clip_length,
+            "flow": cfg.flow.to_dict(),
+        },
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "fps": args.fps, "seconds": seconds, "capacity_frames": capacity_frames, "size": args.size,
+        "fps": args.fps,
+        "seconds": seconds,
+        "capacity_frames": capacity_frames,
+        "size": args.size,
         "gpu_goal": {**GPU_GOAL, "measured": False, "note": NOT_MEASURED} if not on_gpu else {**GPU_GOAL, "measured": True},
-        "paced": {}, "capacity": {},
+        "paced": {},
+        "capacity": {},
     }
     print(f"{gpu or cpu_name()}, {os.cpu_count()} cores; model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}", flush=True)
     if not on_gpu:
@@ -158,20 +183,30 @@ def main() -> None:
             # separate pipelines own an engine each; engines[0] is the batched one (idle meanwhile)
             row["separate"] = run_separate(model, engines, sources(n, args.fps, args.size), frames)
             b, s = row["batched"], row["separate"]
-            row["ratio"] = {"fps_total": round(b["fps_total"] / max(s["fps_total"], 1e-9), 3),
-                            "p95_ms_worst": round(b["p95_ms_worst"] / max(s["p95_ms_worst"], 1e-9), 3),
-                            "cpu_per_wall": round(b["cpu_per_wall"] / max(s["cpu_per_wall"], 1e-9), 3)}
+            row["ratio"] = {
+                "fps_total": round(b["fps_total"] / max(s["fps_total"], 1e-9), 3),
+                "p95_ms_worst": round(b["p95_ms_worst"] / max(s["p95_ms_worst"], 1e-9), 3),
+                "cpu_per_wall": round(b["cpu_per_wall"] / max(s["cpu_per_wall"], 1e-9), 3),
+            }
             res["paced"][str(n)] = row
             for mode in ("batched", "separate"):
                 r = row[mode]
-                print(f"N={n:2d} {mode:<8s} at {args.fps} fps: {r['fps_per_stream_mean']:5.1f} fps per stream (min {r['fps_per_stream_min']:.1f}), "
-                      f"p50 {r['p50_ms_mean']:.1f} ms, worst p95 {r['p95_ms_worst']:.1f} ms, dropped {r['dropped']}, CPU {r['cpu_per_wall']:.2f} s/s", flush=True)
-            cap = {"batched": run_batched(model, shared, sources(n, 0, args.size), capacity_frames),
-                   "separate": run_separate(model, engines, sources(n, 0, args.size), capacity_frames)}
+                print(
+                    f"N={n:2d} {mode:<8s} at {args.fps} fps: {r['fps_per_stream_mean']:5.1f} fps per stream (min {r['fps_per_stream_min']:.1f}), "
+                    f"p50 {r['p50_ms_mean']:.1f} ms, worst p95 {r['p95_ms_worst']:.1f} ms, dropped {r['dropped']}, CPU {r['cpu_per_wall']:.2f} s/s",
+                    flush=True,
+                )
+            cap = {
+                "batched": run_batched(model, shared, sources(n, 0, args.size), capacity_frames),
+                "separate": run_separate(model, engines, sources(n, 0, args.size), capacity_frames),
+            }
             cap["ratio_fps_total"] = round(cap["batched"]["fps_total"] / max(cap["separate"]["fps_total"], 1e-9), 3)
             res["capacity"][str(n)] = cap
-            print(f"N={n:2d} as fast as possible: batched {cap['batched']['fps_total']:.1f} frames/s, separate {cap['separate']['fps_total']:.1f} "
-                  f"frames/s (x{cap['ratio_fps_total']:.2f})", flush=True)
+            print(
+                f"N={n:2d} as fast as possible: batched {cap['batched']['fps_total']:.1f} frames/s, separate {cap['separate']['fps_total']:.1f} "
+                f"frames/s (x{cap['ratio_fps_total']:.2f})",
+                flush=True,
+            )
     finally:
         for e in engines:
             e.close()
@@ -199,19 +234,28 @@ def table(res: dict) -> str:
         lines += [f"**{g['note']}.**", ""]
     elif "met" in g:
         lines += [f"GPU goal (16 sources at 30 fps, p95 < 33 ms): {'met' if g['met'] else 'NOT met'} on {res['machine']['gpu']}.", ""]
-    lines += ["| streams | serving | fps per stream, mean (min) | latency p50 (mean) / p95 / p99 (worst stream), ms | dropped | CPU s per s | mean batch |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "| streams | serving | fps per stream, mean (min) | latency p50 (mean) / p95 / p99 (worst stream), ms | dropped | CPU s per s | mean batch |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for n, row in res["paced"].items():
         for mode in ("batched", "separate"):
             r = row[mode]
-            lines.append(f"| {n} | {'one MultiPipeline' if mode == 'batched' else f'{n} Pipeline(s)'} | {r['fps_per_stream_mean']:.1f} ({r['fps_per_stream_min']:.1f}) | "
-                         f"{r['p50_ms_mean']:.1f} / {r['p95_ms_worst']:.1f} / {r['p99_ms_worst']:.1f} | {r['dropped']} | {r['cpu_per_wall']:.2f} | "
-                         f"{format(r['batch_size_mean'], '.2f') if 'batch_size_mean' in r else '-'} |")
-    lines += ["", "| streams | as fast as possible: batched frames/s | separate frames/s | batched / separate | paced: worst p95 batched / separate |",
-              "|---|---|---|---|---|"]
+            lines.append(
+                f"| {n} | {'one MultiPipeline' if mode == 'batched' else f'{n} Pipeline(s)'} | {r['fps_per_stream_mean']:.1f} ({r['fps_per_stream_min']:.1f}) | "
+                f"{r['p50_ms_mean']:.1f} / {r['p95_ms_worst']:.1f} / {r['p99_ms_worst']:.1f} | {r['dropped']} | {r['cpu_per_wall']:.2f} | "
+                f"{format(r['batch_size_mean'], '.2f') if 'batch_size_mean' in r else '-'} |"
+            )
+    lines += [
+        "",
+        "| streams | as fast as possible: batched frames/s | separate frames/s | batched / separate | paced: worst p95 batched / separate |",
+        "|---|---|---|---|---|",
+    ]
     for n, cap in res["capacity"].items():
-        lines.append(f"| {n} | {cap['batched']['fps_total']:.1f} | {cap['separate']['fps_total']:.1f} | {cap['ratio_fps_total']:.2f}x | "
-                     f"{res['paced'][n]['ratio']['p95_ms_worst']:.2f}x |")
+        lines.append(
+            f"| {n} | {cap['batched']['fps_total']:.1f} | {cap['separate']['fps_total']:.1f} | {cap['ratio_fps_total']:.2f}x | "
+            f"{res['paced'][n]['ratio']['p95_ms_worst']:.2f}x |"
+        )
     lines.append(busy_note(res["machine"]))
     return "\n".join(lines)
 

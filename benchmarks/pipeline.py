@@ -17,6 +17,7 @@ Measures, on the synthetic source with the default model (both nets every frame)
 Writes benchmarks/results/pipeline.json and pipeline.png and prints a markdown table (another engine
 or device writes pipeline-ENGINE-DEVICE.json etc. unless --out is given).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,14 @@ from realtime.stream.preprocess import centre_crop, flow_input, rgb_input, to_wo
 from realtime.io.synthetic import SyntheticSource  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NET_NAMES = {"torch": "eager", "torchscript": "TorchScript", "compile": "torch.compile", "tensorrt": "TensorRT", "onnxruntime": "ONNX Runtime",
-             "onnxruntime-int8": "ONNX Runtime (int8 where kept)"}
+NET_NAMES = {
+    "torch": "eager",
+    "torchscript": "TorchScript",
+    "compile": "torch.compile",
+    "tensorrt": "TensorRT",
+    "onnxruntime": "ONNX Runtime",
+    "onnxruntime-int8": "ONNX Runtime (int8 where kept)",
+}
 
 
 def cpu_seconds() -> float:
@@ -86,8 +93,11 @@ def reference_loop(model, frames: int, engine_name: str, device: str = "cpu", th
         lat.append(time.perf_counter() - ts)
     wall = time.perf_counter() - t0
     eng.close()
-    return {"fps": frames / wall, "cpu_per_wall": (cpu_seconds() - c0) / wall,
-            "latency_ms": dict(zip(("p50", "p95", "p99"), np.percentile(np.array(lat) * 1e3, [50, 95, 99]).round(3).tolist()))}
+    return {
+        "fps": frames / wall,
+        "cpu_per_wall": (cpu_seconds() - c0) / wall,
+        "latency_ms": dict(zip(("p50", "p95", "p99"), np.percentile(np.array(lat) * 1e3, [50, 95, 99]).round(3).tolist())),
+    }
 
 
 def pipeline_run(model, source: str, frames: int | None, engine: str = "torchscript", device: str = "cpu", file_batch: int = 8) -> dict:
@@ -97,9 +107,18 @@ def pipeline_run(model, source: str, frames: int | None, engine: str = "torchscr
             pass
     wall = time.perf_counter() - t0
     s = p.summary()
-    return {"fps": s["fps"], "frames": s["frames"], "captured": s["captured"], "dropped": sum(s["dropped"].values()),
-            "latency_ms": s["latency_ms"]["total"], "flow_latency_ms": s["latency_ms"]["flow"], "infer_latency_ms": s["latency_ms"]["infer"],
-            "compute_ms": s["compute_ms"], "cpu_per_wall": (cpu_seconds() - c0) / wall, "batch_size": s.get("batch_size")}
+    return {
+        "fps": s["fps"],
+        "frames": s["frames"],
+        "captured": s["captured"],
+        "dropped": sum(s["dropped"].values()),
+        "latency_ms": s["latency_ms"]["total"],
+        "flow_latency_ms": s["latency_ms"]["flow"],
+        "infer_latency_ms": s["latency_ms"]["infer"],
+        "compute_ms": s["compute_ms"],
+        "cpu_per_wall": (cpu_seconds() - c0) / wall,
+        "batch_size": s.get("batch_size"),
+    }
 
 
 def video_file(arg: str | None, frames: int) -> Path:
@@ -135,9 +154,13 @@ def file_rounds(model, path: Path, engine: str, device: str, rounds: int) -> dic
         for name, eng, batch in FILE_RUNS:
             runs[name].append(pipeline_run(model, str(path), None, eng or engine, device, file_batch=batch))
         print(f"file round {r + 1}: " + ", ".join(f"{n} {runs[n][-1]['fps']:.1f} fps" for n in runs), flush=True)
-    out: dict = {"path": path.name, "frames": runs["default"][0]["frames"], "engine": engine,
-                 "fps": {n: [round(x["fps"], 2) for x in v] for n, v in runs.items()},
-                 "batch_size": runs["default"][-1]["batch_size"]}
+    out: dict = {
+        "path": path.name,
+        "frames": runs["default"][0]["frames"],
+        "engine": engine,
+        "fps": {n: [round(x["fps"], 2) for x in v] for n, v in runs.items()},
+        "batch_size": runs["default"][-1]["batch_size"],
+    }
     for ref in ("torch", "torch_one_at_a_time"):
         ratios = [a["fps"] / b["fps"] for a, b in zip(runs["default"], runs[ref])]
         out[f"ratio_vs_{ref}"] = round(float(np.median(ratios)), 3)
@@ -148,13 +171,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", help="result file (default results/pipeline.json; pipeline-ENGINE-DEVICE.json for another engine or device)")
-    ap.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8"),
-                    help="engine of the pipeline and of the same-nets loop (default: what auto picks for the shipped model here)")
+    ap.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8"),
+        help="engine of the pipeline and of the same-nets loop (default: what auto picks for the shipped model here)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     ap.add_argument("--file", help="video file of the file rounds (default: the real sample clip in ../shared/data, else one written here)")
-    ap.add_argument("--contend", type=int, default=0, metavar="K",
-                    help="run K busy-looping processes beside every measurement (other software sharing the cores); "
-                         "default result file pipeline-contendK.json")
+    ap.add_argument(
+        "--contend",
+        type=int,
+        default=0,
+        metavar="K",
+        help="run K busy-looping processes beside every measurement (other software sharing the cores); default result file pipeline-contendK.json",
+    )
     args = ap.parse_args()
     default = args.engine == "auto" and args.device == "cpu"
     if args.engine == "auto":
@@ -167,12 +198,24 @@ def main() -> None:
     seconds = 4 if args.quick else 15
     model = default_model()
     cfg = model.config
-    res: dict = {"machine": machine(torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else None),
-                 "model": {"name": cfg.provenance.get("name"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}", "input_size": cfg.input_size,
-                           "L": cfg.clip_length, "flow": cfg.flow.to_dict()},
-                 "engine": args.engine, "device": args.device, "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    print(f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores; "
-          f"engine {args.engine} on {args.device}", flush=True)
+    res: dict = {
+        "machine": machine(torch.cuda.get_device_name(0) if args.device.startswith("cuda") and torch.cuda.is_available() else None),
+        "model": {
+            "name": cfg.provenance.get("name"),
+            "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
+            "input_size": cfg.input_size,
+            "L": cfg.clip_length,
+            "flow": cfg.flow.to_dict(),
+        },
+        "engine": args.engine,
+        "device": args.device,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    print(
+        f"model {cfg.spatial_arch}/{cfg.temporal_arch} at {cfg.input_size} px, L={cfg.clip_length}; {os.cpu_count()} cores; "
+        f"engine {args.engine} on {args.device}",
+        flush=True,
+    )
     create_engine(model, args.engine, args.device).close()  # a missing engine or GPU is said now, not after minutes of loops
     contenders = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.contend)]
     res["contention"] = args.contend
@@ -199,8 +242,9 @@ def measure(res: dict, model, args: argparse.Namespace, n_fast: int, seconds: fl
         loops.append(reference_loop(model, n_fast // rounds, args.engine, args.device))
         pipes.append(pipeline_run(model, "synthetic:demo?fps=0", n_fast // rounds, args.engine, args.device))
         print(f"round {r + 1}: loop ({args.engine} nets) {loops[-1]['fps']:.1f} fps, pipeline {pipes[-1]['fps']:.1f} fps", flush=True)
-    res["rounds"] = [{"loop_fps": round(lo["fps"], 2), "pipeline_fps": round(pi["fps"], 2), "ratio": round(pi["fps"] / lo["fps"], 3)}
-                     for lo, pi in zip(loops, pipes)]
+    res["rounds"] = [
+        {"loop_fps": round(lo["fps"], 2), "pipeline_fps": round(pi["fps"], 2), "ratio": round(pi["fps"] / lo["fps"], 3)} for lo, pi in zip(loops, pipes)
+    ]
     mid = int(np.argsort([r["ratio"] for r in res["rounds"]])[len(loops) // 2])
     # keys kept from when the pipeline's engine was always TorchScript: it holds the loop with the pipeline's nets
     res["reference_loop_torchscript"], res["pipeline_max"] = loops[mid], pipes[mid]
@@ -216,13 +260,17 @@ def measure(res: dict, model, args: argparse.Namespace, n_fast: int, seconds: fl
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     p30 = res["paced"]["30"]
     p60 = res["paced"]["60"]
-    res["bars"] = {"throughput_2x_loop": res["speedup_vs_loop_same_nets"] >= 2.0, "zero_drops_at_30fps": p30["dropped"] == 0,
-                   "p95_latency_at_30fps_le_33ms": p30["latency_ms"]["p95"] <= 33.0,
-                   # the CPU-engine issue's bars
-                   "pipeline_2x_eager_loop": res["speedup_vs_loop_eager"] >= 2.0, "pipeline_1_5x_same_nets_loop": res["speedup_vs_loop_same_nets"] >= 1.5,
-                   "live_30_and_60fps_0_drops_p95_le_20ms": all(r["dropped"] == 0 and r["latency_ms"]["p95"] <= 20.0 for r in (p30, p60)),
-                   "file_2x_engine_torch": res["file"]["ratio_vs_torch_one_at_a_time"] >= 2.0,
-                   "file_2x_engine_torch_batched": res["file"]["ratio_vs_torch"] >= 2.0}
+    res["bars"] = {
+        "throughput_2x_loop": res["speedup_vs_loop_same_nets"] >= 2.0,
+        "zero_drops_at_30fps": p30["dropped"] == 0,
+        "p95_latency_at_30fps_le_33ms": p30["latency_ms"]["p95"] <= 33.0,
+        # the CPU-engine issue's bars
+        "pipeline_2x_eager_loop": res["speedup_vs_loop_eager"] >= 2.0,
+        "pipeline_1_5x_same_nets_loop": res["speedup_vs_loop_same_nets"] >= 1.5,
+        "live_30_and_60fps_0_drops_p95_le_20ms": all(r["dropped"] == 0 and r["latency_ms"]["p95"] <= 20.0 for r in (p30, p60)),
+        "file_2x_engine_torch": res["file"]["ratio_vs_torch_one_at_a_time"] >= 2.0,
+        "file_2x_engine_torch_batched": res["file"]["ratio_vs_torch"] >= 2.0,
+    }
 
 
 def report(res: dict, args: argparse.Namespace) -> None:
@@ -238,44 +286,60 @@ def report(res: dict, args: argparse.Namespace) -> None:
         f"| pipeline, as fast as possible | {res['pipeline_max']['fps']:.1f} | {res['pipeline_max']['dropped']} | (lossless file mode: includes queueing) | {res['pipeline_max']['cpu_per_wall']:.2f} |",
     ]
     for fps, r in res["paced"].items():
-        table.append(f"| pipeline, live {fps} fps source | {r['fps']:.1f} | {r['dropped']} | {' / '.join(f'{v:.1f}' for v in r['latency_ms'].values())} | {r['cpu_per_wall']:.2f} |")
+        table.append(
+            f"| pipeline, live {fps} fps source | {r['fps']:.1f} | {r['dropped']} | {' / '.join(f'{v:.1f}' for v in r['latency_ms'].values())} | {r['cpu_per_wall']:.2f} |"
+        )
     f = res["file"]
     fps = {n: float(np.median(v)) for n, v in f["fps"].items()}
-    table.append(f"| file {f['path']} ({f['frames']} frames), as `twostream run FILE` | {fps['default']:.1f} | 0 | (batches of {f['batch_size']['mean']:.1f} frames on average) | - |")
+    table.append(
+        f"| file {f['path']} ({f['frames']} frames), as `twostream run FILE` | {fps['default']:.1f} | 0 | (batches of {f['batch_size']['mean']:.1f} frames on average) | - |"
+    )
     table.append(f"| the same file, `--engine torch` (batched alike) | {fps['torch']:.1f} | 0 | | - |")
     table.append(f"| the same file, `--engine torch`, one frame at a time | {fps['torch_one_at_a_time']:.1f} | 0 | | - |")
     rounds = ", ".join(f"{r['ratio']:.2f}x" for r in res["rounds"])
-    table.append(f"\nthroughput: pipeline / loop with the same nets = {res['speedup_vs_loop_same_nets']:.2f}x (median of {len(res['rounds'])} "
-                 f"alternating round(s): {rounds}); / eager loop = {res['speedup_vs_loop_eager']:.2f}x; / loop with torch on one thread = "
-                 f"{res['speedup_vs_loop_one_thread']:.2f}x; peak RSS {res['peak_rss_mb']:.0f} MB. Loops use torch's default threads (every core) "
-                 "unless the row says one thread.")
-    table.append(f"\nfile: default engine / `--engine torch` = {f['ratio_vs_torch']:.2f}x batched alike, {f['ratio_vs_torch_one_at_a_time']:.2f}x "
-                 f"against torch one frame at a time (medians of {len(f['fps']['default'])} alternating round(s)).")
+    table.append(
+        f"\nthroughput: pipeline / loop with the same nets = {res['speedup_vs_loop_same_nets']:.2f}x (median of {len(res['rounds'])} "
+        f"alternating round(s): {rounds}); / eager loop = {res['speedup_vs_loop_eager']:.2f}x; / loop with torch on one thread = "
+        f"{res['speedup_vs_loop_one_thread']:.2f}x; peak RSS {res['peak_rss_mb']:.0f} MB. Loops use torch's default threads (every core) "
+        "unless the row says one thread."
+    )
+    table.append(
+        f"\nfile: default engine / `--engine torch` = {f['ratio_vs_torch']:.2f}x batched alike, {f['ratio_vs_torch_one_at_a_time']:.2f}x "
+        f"against torch one frame at a time (medians of {len(f['fps']['default'])} alternating round(s))."
+    )
     infer = res["pipeline_max"]["compute_ms"]["infer"]["p50"]
     bars, p30 = res["bars"], res["paced"]["30"]
-    table.append(f"\nWhat bounds it: in the pipeline, one frame's share of the nets took {infer:.1f} ms (p50 of the infer stage's compute per frame, "
-                 f"batches of {res['pipeline_max']['batch_size']['mean'] if res['pipeline_max'].get('batch_size') else 1:.1f} frames on average), "
-                 f"so the nets cap it at {1e3 / infer:.0f} fps = {1e3 / infer / res['reference_loop_torchscript']['fps']:.2f}x the loop; "
-                 f"the pipeline reached {res['pipeline_max']['fps'] / (1e3 / infer):.0%} of that.")
+    table.append(
+        f"\nWhat bounds it: in the pipeline, one frame's share of the nets took {infer:.1f} ms (p50 of the infer stage's compute per frame, "
+        f"batches of {res['pipeline_max']['batch_size']['mean'] if res['pipeline_max'].get('batch_size') else 1:.1f} frames on average), "
+        f"so the nets cap it at {1e3 / infer:.0f} fps = {1e3 / infer / res['reference_loop_torchscript']['fps']:.2f}x the loop; "
+        f"the pipeline reached {res['pipeline_max']['fps'] / (1e3 / infer):.0%} of that."
+    )
     if not res["contention"]:
         b = bars
-        table.append(f"\nCPU-engine bars: pipeline >= 2x the eager loop **{'met' if b['pipeline_2x_eager_loop'] else 'NOT met'}** "
-                     f"({res['speedup_vs_loop_eager']:.2f}x); >= 1.5x the same-nets loop **{'met' if b['pipeline_1_5x_same_nets_loop'] else 'NOT met'}** "
-                     f"({res['speedup_vs_loop_same_nets']:.2f}x); live 30 and 60 fps with 0 drops and p95 <= 20 ms "
-                     f"**{'met' if b['live_30_and_60fps_0_drops_p95_le_20ms'] else 'NOT met'}** ({p30['dropped']} / {res['paced']['60']['dropped']} dropped, "
-                     f"p95 {p30['latency_ms']['p95']:.1f} / {res['paced']['60']['latency_ms']['p95']:.1f} ms); a file >= 2x `--engine torch` "
-                     f"**{'met' if b['file_2x_engine_torch'] else 'NOT met'}** against torch one frame at a time ({f['ratio_vs_torch_one_at_a_time']:.2f}x), "
-                     f"**{'met' if b['file_2x_engine_torch_batched'] else 'NOT met'}** against torch batched alike ({f['ratio_vs_torch']:.2f}x).")
-        table.append(f"\nBars (CPU): throughput at least 2x the loop with the same nets: **{'met' if bars['throughput_2x_loop'] else 'NOT met'}** "
-                     f"({res['speedup_vs_loop_same_nets']:.2f}x); p95 latency at 30 fps at most 33 ms: **{'met' if bars['p95_latency_at_30fps_le_33ms'] else 'NOT met'}** "
-                     f"({p30['latency_ms']['p95']:.1f} ms, {p30['dropped']} dropped).")
+        table.append(
+            f"\nCPU-engine bars: pipeline >= 2x the eager loop **{'met' if b['pipeline_2x_eager_loop'] else 'NOT met'}** "
+            f"({res['speedup_vs_loop_eager']:.2f}x); >= 1.5x the same-nets loop **{'met' if b['pipeline_1_5x_same_nets_loop'] else 'NOT met'}** "
+            f"({res['speedup_vs_loop_same_nets']:.2f}x); live 30 and 60 fps with 0 drops and p95 <= 20 ms "
+            f"**{'met' if b['live_30_and_60fps_0_drops_p95_le_20ms'] else 'NOT met'}** ({p30['dropped']} / {res['paced']['60']['dropped']} dropped, "
+            f"p95 {p30['latency_ms']['p95']:.1f} / {res['paced']['60']['latency_ms']['p95']:.1f} ms); a file >= 2x `--engine torch` "
+            f"**{'met' if b['file_2x_engine_torch'] else 'NOT met'}** against torch one frame at a time ({f['ratio_vs_torch_one_at_a_time']:.2f}x), "
+            f"**{'met' if b['file_2x_engine_torch_batched'] else 'NOT met'}** against torch batched alike ({f['ratio_vs_torch']:.2f}x)."
+        )
+        table.append(
+            f"\nBars (CPU): throughput at least 2x the loop with the same nets: **{'met' if bars['throughput_2x_loop'] else 'NOT met'}** "
+            f"({res['speedup_vs_loop_same_nets']:.2f}x); p95 latency at 30 fps at most 33 ms: **{'met' if bars['p95_latency_at_30fps_le_33ms'] else 'NOT met'}** "
+            f"({p30['latency_ms']['p95']:.1f} ms, {p30['dropped']} dropped)."
+        )
     else:
         loops = [r["loop_fps"] for r in res["rounds"]]
         pipes = [r["pipeline_fps"] for r in res["rounds"]]
-        table.append(f"\n**Contended on purpose** (`--contend {res['contention']}`): {res['contention']} busy-looping process(es) ran beside "
-                     f"every measurement, standing for other software sharing the cores. Across the rounds the loop did {min(loops):.1f}-{max(loops):.1f} fps "
-                     f"and the pipeline {min(pipes):.1f}-{max(pipes):.1f} fps: the spread, not one ratio, is the finding. The bars are judged "
-                     "on the uncontended run (pipeline.md).")
+        table.append(
+            f"\n**Contended on purpose** (`--contend {res['contention']}`): {res['contention']} busy-looping process(es) ran beside "
+            f"every measurement, standing for other software sharing the cores. Across the rounds the loop did {min(loops):.1f}-{max(loops):.1f} fps "
+            f"and the pipeline {min(pipes):.1f}-{max(pipes):.1f} fps: the spread, not one ratio, is the finding. The bars are judged "
+            "on the uncontended run (pipeline.md)."
+        )
     table.append(busy_note(res["machine"]))
     print("\n".join(table))
     (out.with_suffix(".md")).write_text("\n".join(table) + "\n")

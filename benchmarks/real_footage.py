@@ -18,6 +18,7 @@ step is a command a user runs, and the test split is never trained on:
 Flow caches and models go to a work folder outside the repository (`--work`, default a temp dir);
 the dataset folders are only read. Writes benchmarks/results/real_footage.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,11 @@ from common import busy_note, finish, machine, twostream  # noqa: E402
 
 def lists(data: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(train, test) as (class folder, clip path relative to data)."""
+
     def read(name: str) -> list[tuple[str, str]]:
         rows = [line.split()[0] for line in (data / name).read_text().splitlines() if line.strip()]
         return [(r.split("/")[0], r) for r in rows]
+
     return read("trainlist01.txt"), read("testlist01.txt")
 
 
@@ -49,9 +52,16 @@ def evaluate(model: Path, data: Path, cache: Path, work: Path, name: str) -> dic
     twostream("evaluate", "--model", str(model), "--data", str(data), "--cache", str(cache), "--json", str(out), "--no-progress")
     ev = json.loads(out.read_text())
     dep = ev.get("deployed", {})
-    return {"videos": ev["videos"], "spatial": ev.get("spatial", {}).get("top1"), "temporal": ev.get("temporal", {}).get("top1"),
-            "fused_avg": ev.get("fusion_avg", {}).get("top1"), "deployed": dep.get("top1"), "deployed_mode": dep.get("mode"),
-            "spatial_weight": dep.get("spatial_weight"), "min_score": dep.get("min_score")}
+    return {
+        "videos": ev["videos"],
+        "spatial": ev.get("spatial", {}).get("top1"),
+        "temporal": ev.get("temporal", {}).get("top1"),
+        "fused_avg": ev.get("fusion_avg", {}).get("top1"),
+        "deployed": dep.get("top1"),
+        "deployed_mode": dep.get("mode"),
+        "spatial_weight": dep.get("spatial_weight"),
+        "min_score": dep.get("min_score"),
+    }
 
 
 def live(model: Path, data: Path) -> dict:
@@ -64,8 +74,12 @@ def live(model: Path, data: Path) -> dict:
             if p["ready"]:
                 right, wrong, unknown = right + (p["label"] == cls), wrong + (p["label"] not in (None, cls)), unknown + (p["label"] is None)
     n = max(1, right + wrong + unknown)
-    return {"ready_frames": right + wrong + unknown, "named_right": round(right / n, 4), "named_wrong": round(wrong / n, 4),
-            "no_known_action": round(unknown / n, 4)}
+    return {
+        "ready_frames": right + wrong + unknown,
+        "named_right": round(right / n, 4),
+        "named_wrong": round(wrong / n, 4),
+        "no_known_action": round(unknown / n, 4),
+    }
 
 
 def row_train(data: Path, work: Path, cache: Path, extra: tuple[str, ...] = (), name: str = "train") -> dict:
@@ -74,8 +88,13 @@ def row_train(data: Path, work: Path, cache: Path, extra: tuple[str, ...] = (), 
     t0 = time.monotonic()
     twostream("train", "--data", str(data), "--cache", str(cache), "--stream", "both", "--out", str(out), "--no-progress", *extra)
     seconds = time.monotonic() - t0
-    return {**evaluate(out, data, cache, work, name), "seconds": round(seconds, 1), "train_args": list(extra), "live": live(out, data),
-            "fusion_choice": json.loads((out / "model.json").read_text())["provenance"].get("fusion_choice", {})}
+    return {
+        **evaluate(out, data, cache, work, name),
+        "seconds": round(seconds, 1),
+        "train_args": list(extra),
+        "live": live(out, data),
+        "fusion_choice": json.loads((out / "model.json").read_text())["provenance"].get("fusion_choice", {}),
+    }
 
 
 def row_teach(data: Path, work: Path, cache: Path) -> dict:
@@ -90,8 +109,12 @@ def row_teach(data: Path, work: Path, cache: Path) -> dict:
     twostream("train", "--data", str(rec), "--from", "default", "--out", str(out), "--no-progress")
     seconds = time.monotonic() - t0
     card = json.loads((out / "metrics.json").read_text())
-    return {**evaluate(out, data, cache, work, "teach"), "seconds": round(seconds, 1), "live": live(out, data),
-            "fusion_choice": card["cross_validation"].get("fusion_choice", {})}
+    return {
+        **evaluate(out, data, cache, work, "teach"),
+        "seconds": round(seconds, 1),
+        "live": live(out, data),
+        "fusion_choice": card["cross_validation"].get("fusion_choice", {}),
+    }
 
 
 def row_baseline(data: Path) -> dict:
@@ -122,7 +145,7 @@ def row_baseline(data: Path) -> dict:
             f = frames[i]
             h, w = f.shape[:2]
             s = min(h, w)
-            sq = f[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s, ::-1]
+            sq = f[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s, ::-1]
             sq = cv2.resize(np.ascontiguousarray(sq), (160, 160), interpolation=cv2.INTER_AREA)
             xs.append(((sq.astype(np.float32) - 127) / 128).transpose(2, 0, 1))
         return net.forward_features(torch.from_numpy(np.stack(xs))).numpy()
@@ -147,17 +170,20 @@ def row_shipped(data: Path, work: Path) -> dict:
         preds = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
         rd = [p for p in preds if p["ready"]]
         unk = sum(p["label"] is None for p in rd)
-        per_clip[clip.name] = {"ready_frames": len(rd), "no_known_action": unk,
-                               "top_named": max({p["label"] for p in rd if p["label"]} or {None},
-                                                key=lambda lab: sum(p["label"] == lab for p in rd) if lab else -1)}
+        per_clip[clip.name] = {
+            "ready_frames": len(rd),
+            "no_known_action": unk,
+            "top_named": max({p["label"] for p in rd if p["label"]} or {None}, key=lambda lab: sum(p["label"] == lab for p in rd) if lab else -1),
+        }
         ready, unknown = ready + len(rd), unknown + unk
-    return {"clips": len(clips), "ready_frames": ready, "no_known_action": unknown,
-            "share_unknown": round(unknown / max(1, ready), 4), "per_clip": per_clip}
+    return {"clips": len(clips), "ready_frames": ready, "no_known_action": unknown, "share_unknown": round(unknown / max(1, ready), 4), "per_clip": per_clip}
 
 
 def table(results: dict) -> str:
-    lines = ["| dataset | what the user does | spatial | temporal | deployed (what `run` shows) | mode | live frames: named and right / no known action | time |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | what the user does | spatial | temporal | deployed (what `run` shows) | mode | live frames: named and right / no known action | time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
 
     def f(v: object) -> str:
         return f"{v:.3f}" if isinstance(v, float) else "–" if v is None else str(v)
@@ -171,16 +197,22 @@ def table(results: dict) -> str:
                 mode = f"{x['deployed_mode']} (w={x['spatial_weight']:.1f})" if x.get("deployed_mode") else "–"
                 lv = x.get("live")
                 frames = f"{lv['named_right']:.0%} / {lv['no_known_action']:.0%} of {lv['ready_frames']}" if lv else "–"
-                lines.append(f"| {name} | {what} | {f(x['spatial'])} | {f(x['temporal'])} | **{f(x['deployed'])}** | {mode} | {frames} | {x['seconds']:.0f} s |")
+                lines.append(
+                    f"| {name} | {what} | {f(x['spatial'])} | {f(x['temporal'])} | **{f(x['deployed'])}** | {mode} | {frames} | {x['seconds']:.0f} s |"
+                )
             elif isinstance(x, dict):
                 lines.append(f"| {name} | {what} | failed: {x['error']} | | | | | |")
         b = r.get("baseline")
         if isinstance(b, dict) and "error" not in b:
-            lines.append(f"| {name} | reference: frozen ImageNet Lite0 features + logistic regression (spatial only) | {f(b['spatial'])} | – | – | – | – | {b['seconds']:.0f} s |")
+            lines.append(
+                f"| {name} | reference: frozen ImageNet Lite0 features + logistic regression (spatial only) | {f(b['spatial'])} | – | – | – | – | {b['seconds']:.0f} s |"
+            )
         s = r.get("shipped")
         if isinstance(s, dict) and "error" not in s:
-            lines.append(f"| {name} | shipped model on real footage of people ({s['clips']} clips): frames shown as \"no known action\" | "
-                         f"{s['no_known_action']}/{s['ready_frames']} = **{s['share_unknown']:.0%}** | | | | | |")
+            lines.append(
+                f'| {name} | shipped model on real footage of people ({s["clips"]} clips): frames shown as "no known action" | '
+                f"{s['no_known_action']}/{s['ready_frames']} = **{s['share_unknown']:.0%}** | | | | | |"
+            )
     return "\n".join(lines)
 
 
@@ -191,8 +223,13 @@ def main() -> int:
     ap.add_argument("--work", help="folder for flow caches and models (default: a temporary folder, removed after)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--quick", action="store_true", help="accepted for run_all.py; the rows are already minutes long")
-    ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
-                    help="also train with these extra train options, e.g. 'full-finetune=--finetune-fraction 1' (a measured choice)")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="also train with these extra train options, e.g. 'full-finetune=--finetune-fraction 1' (a measured choice)",
+    )
     args = ap.parse_args()
     m = machine()
     results: dict = {"machine": m, "datasets": {}}
@@ -210,8 +247,15 @@ def main() -> int:
             for key in args.only:
                 t0 = time.monotonic()
                 try:
-                    r[key] = (row_train(data, work, cache) if key == "train" else row_teach(data, work, cache) if key == "teach"
-                              else row_baseline(data) if key == "baseline" else row_shipped(data, work))
+                    r[key] = (
+                        row_train(data, work, cache)
+                        if key == "train"
+                        else row_teach(data, work, cache)
+                        if key == "teach"
+                        else row_baseline(data)
+                        if key == "baseline"
+                        else row_shipped(data, work)
+                    )
                 except Exception as e:  # one failing row is reported; the others still run
                     r[key] = {"error": str(e)[:300]}
                 print(f"{data.name} {key}: {json.dumps(r[key])[:400]} ({time.monotonic() - t0:.0f} s)", flush=True)
@@ -233,8 +277,13 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "real_footage.json").write_text(json.dumps(results, indent=2) + "\n")
     note = busy_note(m)
-    (out / "real_footage.md").write_text("# Real footage\n\n`python benchmarks/real_footage.py` on " + ", ".join(results["datasets"])
-                                         + f"; {m['cpu']}, {m['cores']} cores, torch {m['torch']}.\n{note}\n" + md + "\n")
+    (out / "real_footage.md").write_text(
+        "# Real footage\n\n`python benchmarks/real_footage.py` on "
+        + ", ".join(results["datasets"])
+        + f"; {m['cpu']}, {m['cores']} cores, torch {m['torch']}.\n{note}\n"
+        + md
+        + "\n"
+    )
     print(md)
     return 0
 

@@ -9,6 +9,7 @@ kernels carried from one to the next) and writes results/NAME.json, .md and .png
 says, next to each table, the machine and the time it came from, so figures from different
 machines are never mixed up silently. A benchmark that fails is reported and the others still run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,10 +83,14 @@ def main() -> int:
                 failed += 1
                 status[name] = f"the last run failed (exit {rc}); the figures below, if any, are from an earlier run"
             print(f"== {name}: exit {rc} after {time.perf_counter() - t0:.0f} s", flush=True)
-    lines = ["# Benchmark results", "",
-             "Written by `python benchmarks/run_all.py`; what each benchmark measures: benchmarks/README.md. "
-             "Each section names the machine its figures came from: compare figures only within one machine "
-             "and prefer the ratios measured in the same run.", ""]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `python benchmarks/run_all.py`; what each benchmark measures: benchmarks/README.md. "
+        "Each section names the machine its figures came from: compare figures only within one machine "
+        "and prefer the ratios measured in the same run.",
+        "",
+    ]
     for name, title in BENCHMARKS.items():
         lines += section(results, name, title, status.get(name))
     results.mkdir(parents=True, exist_ok=True)

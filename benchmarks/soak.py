@@ -12,6 +12,7 @@ tests/rtsp_server.py's GStreamer server on 127.0.0.1 (system python3 + gi needed
 kills it every N seconds and restarts it 2 s later, and the run also reports every reconnect.
 Writes benchmarks/results/soak.json (or --out) and prints a short report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,20 +73,22 @@ class Sampler:
                 window, self.latencies = self.latencies, []
             st = self.pipe.stats
             frames = st.predicted
-            self.samples.append({
-                "t_s": round(time.monotonic() - self._t0, 2),
-                "rss_mb": round(rss_mb(), 1),
-                "threads": threading.active_count(),
-                "fds": open_fds(),
-                "frames": frames,
-                "fps": round((frames - last_frames) / self.every, 2),
-                "dropped": sum(self.pipe.dropped.values()),
-                "latency_ms_p50": round(float(np.percentile(window, 50)), 1) if window else None,
-                "latency_ms_p95": round(float(np.percentile(window, 95)), 1) if window else None,
-                "status": self.pipe.status,
-                "reconnects": self.pipe.source.reconnects if self.pipe.source else 0,
-                "server_up": self.server is None or self.server.proc is not None,
-            })
+            self.samples.append(
+                {
+                    "t_s": round(time.monotonic() - self._t0, 2),
+                    "rss_mb": round(rss_mb(), 1),
+                    "threads": threading.active_count(),
+                    "fds": open_fds(),
+                    "frames": frames,
+                    "fps": round((frames - last_frames) / self.every, 2),
+                    "dropped": sum(self.pipe.dropped.values()),
+                    "latency_ms_p50": round(float(np.percentile(window, 50)), 1) if window else None,
+                    "latency_ms_p95": round(float(np.percentile(window, 95)), 1) if window else None,
+                    "status": self.pipe.status,
+                    "reconnects": self.pipe.source.reconnects if self.pipe.source else 0,
+                    "server_up": self.server is None or self.server.proc is not None,
+                }
+            )
             last_frames = frames
 
     def stop(self) -> None:
@@ -200,11 +203,15 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    print(f"soak: {result['frames']} frames from {result['source']} in {args.minutes:g} min, {result['fps']} fps, "
-          f"dropped {sum(result['dropped'].values())}, latency p50/p95/p99 {result['latency_ms']['p50']}/"
-          f"{result['latency_ms']['p95']}/{result['latency_ms']['p99']} ms")
-    print(f"  rss {base['rss_mb']} MB after {args.warmup:g} s warm-up -> {steady[-1]['rss_mb']} MB at the end "
-          f"({result['rss_growth_pct']:+.2f}%), threads {result['threads']}, fds {result['fds']}")
+    print(
+        f"soak: {result['frames']} frames from {result['source']} in {args.minutes:g} min, {result['fps']} fps, "
+        f"dropped {sum(result['dropped'].values())}, latency p50/p95/p99 {result['latency_ms']['p50']}/"
+        f"{result['latency_ms']['p95']}/{result['latency_ms']['p99']} ms"
+    )
+    print(
+        f"  rss {base['rss_mb']} MB after {args.warmup:g} s warm-up -> {steady[-1]['rss_mb']} MB at the end "
+        f"({result['rss_growth_pct']:+.2f}%), threads {result['threads']}, fds {result['fds']}"
+    )
     if outage_log:
         print(f"  {len(outage_log)} outages, {result['reconnects']} reconnects, resumed after {resumed} s")
     for name, ok in result["checks"].items():

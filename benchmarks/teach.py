@@ -13,6 +13,7 @@ clips: other objects, speeds, backgrounds), `twostream train --from default`, `t
 saving, held-out check: everything). Each trial uses fresh seeds. Writes benchmarks/results/teach.json
 teach.png and teach.md (the table it prints).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,19 @@ def trial(work: Path, seed: int, clips: int, test_clips: int, seconds: float, fi
     t0 = time.monotonic()
     for label in CLASSES:
         for root, n, s in ((rec, clips, 2 * seed + 1), (test, test_clips, 2 * seed + 2)):
-            twostream("record", f"synthetic:{label}?fps=0&seed={s}&clip={frames}", "--label", label, "--clips", str(n),
-                      "--seconds", str(seconds), "--to", str(root), "-q")
+            twostream(
+                "record",
+                f"synthetic:{label}?fps=0&seed={s}&clip={frames}",
+                "--label",
+                label,
+                "--clips",
+                str(n),
+                "--seconds",
+                str(seconds),
+                "--to",
+                str(root),
+                "-q",
+            )
     record_s = time.monotonic() - t0
     t0 = time.monotonic()
     twostream("train", "--data", str(rec), "--from", "default", "--out", str(model), "--finetune", finetune, "--no-progress")
@@ -45,10 +57,21 @@ def trial(work: Path, seed: int, clips: int, test_clips: int, seconds: float, fi
     twostream("evaluate", "--model", str(model), "--data", str(test), "--all-clips", "--json", str(work / "eval.json"), "--no-progress")
     ev = json.loads((work / "eval.json").read_text())
     taught = json.loads((model / "metrics.json").read_text())
-    return {"seed": seed, "train_s": round(train_s, 1), "record_s": round(record_s, 1), "train_parts_s": taught["seconds"],
-            "test_videos": ev["videos"], "test_top1": {"spatial": ev["spatial"]["top1"], "temporal": ev["temporal"]["top1"],
-                                                       "fused": ev["fusion_weighted"]["top1"], "fused_avg": ev["fusion_avg"]["top1"]},
-            "spatial_weight": ev["fusion_weighted"]["spatial_weight"], "held_out": taught["held_out"]}
+    return {
+        "seed": seed,
+        "train_s": round(train_s, 1),
+        "record_s": round(record_s, 1),
+        "train_parts_s": taught["seconds"],
+        "test_videos": ev["videos"],
+        "test_top1": {
+            "spatial": ev["spatial"]["top1"],
+            "temporal": ev["temporal"]["top1"],
+            "fused": ev["fusion_weighted"]["top1"],
+            "fused_avg": ev["fusion_avg"]["top1"],
+        },
+        "spatial_weight": ev["fusion_weighted"]["spatial_weight"],
+        "held_out": taught["held_out"],
+    }
 
 
 def main() -> int:
@@ -62,21 +85,31 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="JSON to write (default benchmarks/results/teach[-all].json)")
     args = ap.parse_args()
     trials = 1 if args.quick else args.trials
-    m = {"benchmark": "teach", "machine": machine(), "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-         "classes": list(CLASSES), "clips_per_class": args.clips, "test_clips_per_class": args.test_clips,
-         "clip_seconds": args.seconds, "finetune": args.finetune, "bar": {"train_s_max": BAR_SECONDS, "test_top1_min": BAR_TOP1}}
+    m = {
+        "benchmark": "teach",
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "classes": list(CLASSES),
+        "clips_per_class": args.clips,
+        "test_clips_per_class": args.test_clips,
+        "clip_seconds": args.seconds,
+        "finetune": args.finetune,
+        "bar": {"train_s_max": BAR_SECONDS, "test_top1_min": BAR_TOP1},
+    }
     runs = []
     for i in range(trials):
         with tempfile.TemporaryDirectory(prefix="twostream-teach-") as d:
             r = trial(Path(d), seed=100 + i, clips=args.clips, test_clips=args.test_clips, seconds=args.seconds, finetune=args.finetune)
         runs.append(r)
-        print(f"trial {i + 1}/{trials}: trained in {r['train_s']:.0f} s, test top-1 fused {r['test_top1']['fused']:.3f} "
-              f"(spatial {r['test_top1']['spatial']:.3f}, temporal {r['test_top1']['temporal']:.3f}) on {r['test_videos']} clips", flush=True)
+        print(
+            f"trial {i + 1}/{trials}: trained in {r['train_s']:.0f} s, test top-1 fused {r['test_top1']['fused']:.3f} "
+            f"(spatial {r['test_top1']['spatial']:.3f}, temporal {r['test_top1']['temporal']:.3f}) on {r['test_videos']} clips",
+            flush=True,
+        )
     m["trials"] = runs
     finish(m["machine"])
     worst_s, worst_acc = max(r["train_s"] for r in runs), min(r["test_top1"]["fused"] for r in runs)
-    m["verdict"] = {"worst_train_s": worst_s, "worst_test_top1": worst_acc,
-                    "met": bool(worst_s <= BAR_SECONDS and worst_acc >= BAR_TOP1)}
+    m["verdict"] = {"worst_train_s": worst_s, "worst_test_top1": worst_acc, "met": bool(worst_s <= BAR_SECONDS and worst_acc >= BAR_TOP1)}
     RESULTS.mkdir(exist_ok=True)
     out = args.out or RESULTS / f"teach{'' if args.finetune == 'heads' else '-' + args.finetune}.json"
     out.write_text(json.dumps(m, indent=2) + "\n")
@@ -88,17 +121,26 @@ def main() -> int:
 
 
 def table(m: dict) -> str:
-    rows = [f"Teach ({m['finetune']}): {len(m['classes'])} new classes x {m['clips_per_class']} clips of {m['clip_seconds']:g} s, "
-            f"tested on {m['test_clips_per_class']} other clips per class; {m['machine']['cores']} cores ({m['machine']['cpu']}), torch {m['machine']['torch']}", "",
-            "| trial | train wall time | flow / features (s) | test top-1 spatial | temporal | fused (model's weight) | fused avg |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        f"Teach ({m['finetune']}): {len(m['classes'])} new classes x {m['clips_per_class']} clips of {m['clip_seconds']:g} s, "
+        f"tested on {m['test_clips_per_class']} other clips per class; {m['machine']['cores']} cores ({m['machine']['cpu']}), torch {m['machine']['torch']}",
+        "",
+        "| trial | train wall time | flow / features (s) | test top-1 spatial | temporal | fused (model's weight) | fused avg |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for i, r in enumerate(m["trials"], 1):
         t = r["test_top1"]
-        rows.append(f"| {i} | {r['train_s']:.0f} s | {r['train_parts_s']['flow']:.0f} / {r['train_parts_s']['features']:.0f} | "
-                    f"{t['spatial']:.3f} | {t['temporal']:.3f} | **{t['fused']:.3f}** (w={r['spatial_weight']:.1f}) | {t['fused_avg']:.3f} |")
+        rows.append(
+            f"| {i} | {r['train_s']:.0f} s | {r['train_parts_s']['flow']:.0f} / {r['train_parts_s']['features']:.0f} | "
+            f"{t['spatial']:.3f} | {t['temporal']:.3f} | **{t['fused']:.3f}** (w={r['spatial_weight']:.1f}) | {t['fused_avg']:.3f} |"
+        )
     v = m["verdict"]
-    rows += ["", f"Bar: train ≤ {m['bar']['train_s_max']:.0f} s and test top-1 ≥ {m['bar']['test_top1_min']:.2f}: worst trial "
-             f"{v['worst_train_s']:.0f} s, {v['worst_test_top1']:.3f} — **{'met' if v['met'] else 'NOT met'}**.", busy_note(m["machine"])]
+    rows += [
+        "",
+        f"Bar: train ≤ {m['bar']['train_s_max']:.0f} s and test top-1 ≥ {m['bar']['test_top1_min']:.2f}: worst trial "
+        f"{v['worst_train_s']:.0f} s, {v['worst_test_top1']:.3f} — **{'met' if v['met'] else 'NOT met'}**.",
+        busy_note(m["machine"]),
+    ]
     return "\n".join(rows)
 
 

@@ -1,4 +1,5 @@
 """`python -m gui [SOURCE]`: the same as `twostream gui [SOURCE]`."""
+
 from realtime import main
 
 if __name__ == "__main__":

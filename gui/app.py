@@ -1,4 +1,5 @@
 """Start the desktop app: the QApplication, its look, and the main window."""
+
 from __future__ import annotations
 
 import logging
@@ -53,12 +54,22 @@ def create_app(argv: list[str] | None = None) -> QApplication:
 def apply_dark_theme(app: QApplication) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
-    colours = {QPalette.ColorRole.Window: "#1b1e23", QPalette.ColorRole.WindowText: "#e6e6e6", QPalette.ColorRole.Base: "#14161a",
-               QPalette.ColorRole.AlternateBase: "#22262c", QPalette.ColorRole.ToolTipBase: "#2a2f36",
-               QPalette.ColorRole.ToolTipText: "#f0f0f0", QPalette.ColorRole.Text: "#e6e6e6", QPalette.ColorRole.Button: "#2a2f36",
-               QPalette.ColorRole.ButtonText: "#e6e6e6", QPalette.ColorRole.BrightText: "#ff6b6b", QPalette.ColorRole.Link: "#4c9be8",
-               QPalette.ColorRole.Highlight: "#3d7bd9", QPalette.ColorRole.HighlightedText: "#ffffff",
-               QPalette.ColorRole.PlaceholderText: "#8a9099"}
+    colours = {
+        QPalette.ColorRole.Window: "#1b1e23",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#14161a",
+        QPalette.ColorRole.AlternateBase: "#22262c",
+        QPalette.ColorRole.ToolTipBase: "#2a2f36",
+        QPalette.ColorRole.ToolTipText: "#f0f0f0",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#2a2f36",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.BrightText: "#ff6b6b",
+        QPalette.ColorRole.Link: "#4c9be8",
+        QPalette.ColorRole.Highlight: "#3d7bd9",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.PlaceholderText: "#8a9099",
+    }
     for role, colour in colours.items():
         pal.setColor(role, QColor(colour))
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
@@ -73,12 +84,20 @@ def open_settings(path: str | Path | None = None) -> QSettings:
     return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
 
 
-def run(source: str | None = None, model: str | None = None, engine: str | None = None, device: str | None = None,
-        source_timeout: float = 5.0, settings_path: str | None = None, min_score: float | None = None) -> int:
+def run(
+    source: str | None = None,
+    model: str | None = None,
+    engine: str | None = None,
+    device: str | None = None,
+    source_timeout: float = 5.0,
+    settings_path: str | None = None,
+    min_score: float | None = None,
+) -> int:
     """Open the window and run until it closes. Returns the exit status."""
     app = create_app()
-    window = MainWindow(open_settings(settings_path), source=source, model=model, engine=engine, device=device,
-                        source_timeout=source_timeout, min_score=min_score)
+    window = MainWindow(
+        open_settings(settings_path), source=source, model=model, engine=engine, device=device, source_timeout=source_timeout, min_score=min_score
+    )
     lower_qt_thread_priority()
 
     def report(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:

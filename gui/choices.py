@@ -1,5 +1,6 @@
 """What the source and model choosers list: cameras found, the demo and recent sources; the default, shipped, taught
 and recently opened models. The window builds the two combo boxes; these fill them."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The Teach panel's list of recorded clips, class by class, read from the folder; delete (into .deleted/) and undo."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 A `realtime.Recorder` is fed from a frame tap on the running pipeline (the capture thread, before
 anything can be dropped), so a clip has every frame the source gave.
 """
+
 from __future__ import annotations
 
 import math
@@ -153,8 +154,16 @@ class ClipRecorder(QWidget):
             self.problem.emit("no source is running: open a camera, a file or synthetic:demo first")
             return False
         try:
-            rec = Recorder(self.library, label, self.clips_box.value(), self.seconds_box.value(), info.source_fps,
-                           countdown=self.countdown_box.value(), gap=self.gap_s, on_change=self._recorderChanged.emit)
+            rec = Recorder(
+                self.library,
+                label,
+                self.clips_box.value(),
+                self.seconds_box.value(),
+                info.source_fps,
+                countdown=self.countdown_box.value(),
+                gap=self.gap_s,
+                on_change=self._recorderChanged.emit,
+            )
         except UserError as e:
             self.problem.emit(str(e))
             return False
@@ -172,8 +181,7 @@ class ClipRecorder(QWidget):
         self.changed.emit()  # the class appears in the list at once, with its clips so far
         self._ticker.start()
         self._tick()
-        self.message.emit(f"recording {rec.state.clips} clip(s) of '{label}' ({rec.state.frames_per_clip} frames each) into "
-                          f"{self.library.root / label}")
+        self.message.emit(f"recording {rec.state.clips} clip(s) of '{label}' ({rec.state.frames_per_clip} frames each) into {self.library.root / label}")
         self._update_buttons()
         return True
 
@@ -253,4 +261,3 @@ class ClipRecorder(QWidget):
         self.record_status.setText(text)
         self.overlayChanged.emit(overlay)
         self._update_buttons()
-

@@ -1,4 +1,5 @@
 """The GUI's hold on an opened source: pausable, interruptible, counted, and kept open across pipelines."""
+
 from __future__ import annotations
 
 import threading

@@ -8,6 +8,7 @@ never holds up or backs up the pipeline.
 
 Every message that leaves this module has URL credentials removed.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,20 @@ from typing import Any, Callable
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from realtime import (CheckpointError, create_engine, Engine, open_source, parse_source, Pipeline, PipelineStats, Prediction, probe_cameras,
-                      resolve_model, TwoStreamModel, UserError)
+from realtime import (
+    CheckpointError,
+    create_engine,
+    Engine,
+    open_source,
+    parse_source,
+    Pipeline,
+    PipelineStats,
+    Prediction,
+    probe_cameras,
+    resolve_model,
+    TwoStreamModel,
+    UserError,
+)
 
 from .controlled_source import ControlledSource
 from .recording import AnnotatedRecording
@@ -85,8 +98,7 @@ class Controller(QObject):
         self._min_score: float | None = None  # the user's "no known action" threshold; None: each model's own
         self._latest: Prediction | None = None
         self._notified = False
-        self._recording = AnnotatedRecording(
-            lambda path, frames, error: self._event.emit(-1, "record-failed", (str(path), frames, self.safe_text(error))))
+        self._recording = AnnotatedRecording(lambda path, frames, error: self._event.emit(-1, "record-failed", (str(path), frames, self.safe_text(error))))
         self._probe: threading.Thread | None = None
         self._taps: list[Callable[[np.ndarray], object]] = []  # frame taps, attached to every pipeline this runs
         self._event.connect(self._on_event)
@@ -150,8 +162,12 @@ class Controller(QObject):
         s = self._session
         if s is not None:
             s.pipe.set_min_score(value)  # kept by the pipeline across live model swaps
-            s.info = replace(s.info, min_score=s.pipe.fusion.min_score, min_score_set=value is not None,
-                             familiarity=s.pipe.model.prototypes is not None and s.pipe.fusion.min_familiarity > 0)
+            s.info = replace(
+                s.info,
+                min_score=s.pipe.fusion.min_score,
+                min_score_set=value is not None,
+                familiarity=s.pipe.model.prototypes is not None and s.pipe.fusion.min_familiarity > 0,
+            )
         self._min_score = value
 
     @property
@@ -198,10 +214,17 @@ class Controller(QObject):
         st = s.pipe.stats
         dropped = s.pipe.dropped
         lat = np.array(tuple(s.latency_ms), np.float64)  # tuple(): one C call, so the reader cannot append mid-copy
-        p50, p95 = (np.percentile(lat, [50, 95]) if lat.size else (float("nan"), float("nan")))
-        return {"captured": s.source.frames, "flowed": max(0, st.captured - dropped["capture"]), "predicted": st.predicted,
-                "dropped": dropped, "latency_p50": float(p50), "latency_p95": float(p95), "info": s.info,
-                "status": "paused" if s.source.paused else s.pipe.status}
+        p50, p95 = np.percentile(lat, [50, 95]) if lat.size else (float("nan"), float("nan"))
+        return {
+            "captured": s.source.frames,
+            "flowed": max(0, st.captured - dropped["capture"]),
+            "predicted": st.predicted,
+            "dropped": dropped,
+            "latency_p50": float(p50),
+            "latency_p95": float(p95),
+            "info": s.info,
+            "status": "paused" if s.source.paused else s.pipe.status,
+        }
 
     @property
     def source(self) -> ControlledSource | None:
@@ -364,15 +387,28 @@ class Controller(QObject):
 
     def _session_info(self, source: ControlledSource, req: RunRequest, model: TwoStreamModel, engine: Engine, pipe: Pipeline) -> SessionInfo:
         cfg = model.config
-        return SessionInfo(source_name=self.safe_text(source.name), source_kind=source.spec.kind, source_fps=source.fps,
-                           model_key=req.model, model_name=str(cfg.provenance.get("name", "model")), trained=cfg.trained,
-                           labels=tuple(cfg.labels), clip_length=cfg.clip_length, engine=engine.name, device=str(engine.device),
-                           precision=engine.precision, fusion_mode=pipe.fusion.mode,
-                           spatial_weight=pipe.fusion.spatial_weight, has_svm=cfg.fusion.svm_weight is not None,
-                           smoothing=self._smoothing, accuracy=held_out_accuracy(cfg.metrics, pipe.fusion.mode),
-                           min_score=pipe.fusion.min_score, model_min_score=float(cfg.fusion.min_score),
-                           min_score_set=self._min_score is not None,
-                           familiarity=model.prototypes is not None and pipe.fusion.min_familiarity > 0)
+        return SessionInfo(
+            source_name=self.safe_text(source.name),
+            source_kind=source.spec.kind,
+            source_fps=source.fps,
+            model_key=req.model,
+            model_name=str(cfg.provenance.get("name", "model")),
+            trained=cfg.trained,
+            labels=tuple(cfg.labels),
+            clip_length=cfg.clip_length,
+            engine=engine.name,
+            device=str(engine.device),
+            precision=engine.precision,
+            fusion_mode=pipe.fusion.mode,
+            spatial_weight=pipe.fusion.spatial_weight,
+            has_svm=cfg.fusion.svm_weight is not None,
+            smoothing=self._smoothing,
+            accuracy=held_out_accuracy(cfg.metrics, pipe.fusion.mode),
+            min_score=pipe.fusion.min_score,
+            model_min_score=float(cfg.fusion.min_score),
+            min_score_set=self._min_score is not None,
+            familiarity=model.prototypes is not None and pipe.fusion.min_familiarity > 0,
+        )
 
     def _model(self, key: str, gen: int) -> TwoStreamModel:
         if key in self._models:
@@ -389,9 +425,11 @@ class Controller(QObject):
         if key in self._engines:
             self._engines.move_to_end(key)
             return self._engines[key]
-        slow = {"torchscript": " (TorchScript traces the nets: a few seconds)",
-                "onnxruntime": " (the nets are exported to ONNX once, then loaded from the cache)",
-                "auto": " (the first start exports the nets to ONNX: a few seconds)"}.get(key[1], "")
+        slow = {
+            "torchscript": " (TorchScript traces the nets: a few seconds)",
+            "onnxruntime": " (the nets are exported to ONNX once, then loaded from the cache)",
+            "auto": " (the first start exports the nets to ONNX: a few seconds)",
+        }.get(key[1], "")
         self._post(gen, "progress", f"building the {key[1]} engine on {key[2]}{slow}…")
         engine = create_engine(model, key[1], key[2])
         if self._closing:  # the window closed while it was being built
@@ -404,15 +442,15 @@ class Controller(QObject):
             self._engines.pop(old_key).close()
         return engine
 
-    def _start(self, gen: int, req: RunRequest, source: ControlledSource, source_text: str, model: TwoStreamModel,
-               engine: Engine, engine_key: tuple[str, str, str]) -> _Session:
+    def _start(
+        self, gen: int, req: RunRequest, source: ControlledSource, source_text: str, model: TwoStreamModel, engine: Engine, engine_key: tuple[str, str, str]
+    ) -> _Session:
         cfg = model.config
         mode, weight = self._fusion, self._spatial_weight
         if mode == "svm" and cfg.fusion.svm_weight is None:
             self._post(gen, "warning", f"{cfg.provenance.get('name', 'this model')} has no fitted SVM fusion: using {cfg.fusion.mode}")
             mode = None
-        pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing,
-                        min_score=self._min_score)
+        pipe = Pipeline(source, model, engine=engine, fusion=mode, spatial_weight=weight, smoothing=self._smoothing, min_score=self._min_score)
         for tap in self._taps:
             pipe.add_tap(tap)
         info = self._session_info(source, req, model, engine, pipe)

@@ -1,5 +1,6 @@
 """The display presenter: draws the newest Prediction on the window's views, no faster than the display rate, and
 fills the Performance panel with the rates, latency and counters of the running pipeline."""
+
 from __future__ import annotations
 
 import collections
@@ -24,8 +25,18 @@ class DisplayPresenter(QObject):
     """Takes the newest Prediction from the controller and shows it on the video, flow, bars and timeline; every
     STATS_INTERVAL_MS it fills the stats panel. The window builds and lays out the views; this only draws on them."""
 
-    def __init__(self, controller: Controller, video: VideoView, flow_view: FlowView, bars: ScoreBars, timeline: Timeline,
-                 stats: StatsPanel, banner: Banner, display_hz: float, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        video: VideoView,
+        flow_view: FlowView,
+        bars: ScoreBars,
+        timeline: Timeline,
+        stats: StatsPanel,
+        banner: Banner,
+        display_hz: float,
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
         self.video, self.flow_view, self.bars, self.timeline, self.stats, self.banner = video, flow_view, bars, timeline, stats, banner

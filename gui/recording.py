@@ -1,4 +1,5 @@
 """Recording the annotated view: started and stopped from the Qt thread, written by the controller's reader thread."""
+
 from __future__ import annotations
 
 import threading

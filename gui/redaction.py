@@ -1,5 +1,6 @@
 """What the window may show: text with URL credentials and secret query values removed, and a redactor that
 also knows the literal secrets of every source the window was given."""
+
 from __future__ import annotations
 
 import difflib
@@ -34,7 +35,7 @@ class Redactor:
         # The span redaction changed (from the first to the last difference), and each changed piece.
         head = len(os.path.commonprefix([source_text, shown]))
         tail = len(os.path.commonprefix([source_text[head:][::-1], shown[head:][::-1]]))
-        pieces = [source_text[head:len(source_text) - tail]]
+        pieces = [source_text[head : len(source_text) - tail]]
         for op, a0, a1, _, _ in difflib.SequenceMatcher(None, source_text, shown, autojunk=False).get_opcodes():
             if op in ("replace", "delete"):
                 pieces.append(source_text[a0:a1])

@@ -1,4 +1,5 @@
 """The recent fused scores behind the timeline: a ring written by the controller's reader thread, read by the Qt thread."""
+
 from __future__ import annotations
 
 import threading

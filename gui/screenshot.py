@@ -8,6 +8,7 @@ Renders offscreen (no display needed) with a throw-away settings file, so neithe
 settings nor their screen are touched. The default model is trained/default when it is shipped
 (or $TWOSTREAM_MODEL); otherwise the untrained fallback, and the window then says so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,19 +31,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default="synthetic:demo", help="source to run (default: synthetic:demo)")
     ap.add_argument("--model", help="checkpoint directory (default: the default model)")
     ap.add_argument("--engine", default="auto")
-    ap.add_argument("--seconds", type=float, default=9.0,
-                    help="seconds of live predictions before the picture (default 9: the demo is mid-way through circle_cw "
-                         "and the timeline is nearly full)")
+    ap.add_argument(
+        "--seconds",
+        type=float,
+        default=9.0,
+        help="seconds of live predictions before the picture (default 9: the demo is mid-way through circle_cw and the timeline is nearly full)",
+    )
     ap.add_argument("--size", default="1280x800", help="window size WxH (default 1280x800)")
     ap.add_argument("--arrows", action="store_true", help="show flow as arrows on the video instead of the colour image")
     ap.add_argument("--show", action="store_true", help="render on the real display instead of offscreen")
     ap.add_argument("--min-score", type=float, metavar="S", help="the no-known-action threshold (default: the model's own)")
-    ap.add_argument("--unknown", action="store_true",
-                    help="after --seconds, wait (up to 60 s more) for a moment of 'no known action' (the last half second of "
-                         "predictions all below the threshold) and take the picture then (default --out: docs/unknown.png)")
-    ap.add_argument("--teach", action="store_true",
-                    help="use the Teach panel first: record 5 clips each of spin, bounce and zigzag from the synthetic source, "
-                         "train in the background and swap the result in (models and clips go to a temporary folder)")
+    ap.add_argument(
+        "--unknown",
+        action="store_true",
+        help="after --seconds, wait (up to 60 s more) for a moment of 'no known action' (the last half second of "
+        "predictions all below the threshold) and take the picture then (default --out: docs/unknown.png)",
+    )
+    ap.add_argument(
+        "--teach",
+        action="store_true",
+        help="use the Teach panel first: record 5 clips each of spin, bounce and zigzag from the synthetic source, "
+        "train in the background and swap the result in (models and clips go to a temporary folder)",
+    )
     args = ap.parse_args(argv)
     if args.teach:
         os.environ["TWOSTREAM_HOME"] = tempfile.mkdtemp(prefix="twostream-teach-")
@@ -61,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app()
     settings = QSettings(str(Path(tempfile.mkdtemp(prefix="twostream-shot-")) / "settings.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(settings, source=args.source, model=args.model, engine=args.engine, probe_cameras=False,
-                        min_score=args.min_score)
+    window = MainWindow(settings, source=args.source, model=args.model, engine=args.engine, probe_cameras=False, min_score=args.min_score)
     window.resize(width, height)
     window.show()
     if args.arrows:
@@ -99,16 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         sys.stderr.write(f"screenshot: could not write {out}\n")
         return 1
-    print(f"wrote {out} ({width}x{height}; source {info.source_name if info else '?'}, model {info.model_name if info else '?'}"
-          f"{'' if info is None or info.trained else ', UNTRAINED'})")
+    print(
+        f"wrote {out} ({width}x{height}; source {info.source_name if info else '?'}, model {info.model_name if info else '?'}"
+        f"{'' if info is None or info.trained else ', UNTRAINED'})"
+    )
     return 0
 
 
 def unknown_now(window: MainWindow, hold_s: float = 0.5) -> bool:
     """The window shows "no known action" on the video, the bars and the timeline, and has for `hold_s`."""
     pred, spans = window.shown_prediction, window.timeline.unknown_spans
-    return (pred is not None and not pred.known and not window.bars.known and bool(spans)
-            and spans[-1][1] >= -0.15 and spans[-1][1] - spans[-1][0] >= hold_s)
+    return pred is not None and not pred.known and not window.bars.known and bool(spans) and spans[-1][1] >= -0.15 and spans[-1][1] - spans[-1][0] >= hold_s
 
 
 def teach(window: MainWindow, spin: Callable[..., bool], clips: int = 5, seconds: float = 1.0) -> bool:
@@ -137,8 +147,7 @@ def teach(window: MainWindow, spin: Callable[..., bool], clips: int = 5, seconds
     if not panel.train() or not spin(600, lambda: not panel.training) or panel.last_result is None:
         sys.stderr.write(f"screenshot: training failed: {panel.last_error}\n")
         return False
-    if not spin(60, lambda: pipe.swaps > 0 and window.shown_prediction is not None
-                and "zigzag" in window.shown_prediction.labels):
+    if not spin(60, lambda: pipe.swaps > 0 and window.shown_prediction is not None and "zigzag" in window.shown_prediction.labels):
         sys.stderr.write("screenshot: the taught model was not swapped in\n")
         return False
     panel.clip_list.select_clip(panel.root / "zigzag" / "zigzag_003.avi")

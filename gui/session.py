@@ -1,4 +1,5 @@
 """What the window asks the controller to run (RunRequest) and what it is told about the run (SessionInfo)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

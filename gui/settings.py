@@ -3,6 +3,7 @@
 Every value is checked on the way in (a hand-edited or old settings file gives the defaults, never
 an exception), and a source with credentials in it is never written (`remembered`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

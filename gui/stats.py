@@ -2,6 +2,7 @@
 
 `info` is the running session's `gui.session.SessionInfo` (read by attribute only).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,7 @@ def threshold_text(info: SessionInfo) -> str:
     return f"unlike its training frames ({whose}; score threshold 0)" if info.familiarity else f"never: threshold 0 ({whose})"
 
 
-def stats_rows(st: dict, rates: tuple[float, float, float], display_fps: float, unknown_fraction: float,
-               window_s: float) -> list[tuple[str, str, str | None]]:
+def stats_rows(st: dict, rates: tuple[float, float, float], display_fps: float, unknown_fraction: float, window_s: float) -> list[tuple[str, str, str | None]]:
     """(row, text, colour or None) for each Stats row, from the controller's stats `st`, the stage rates
     (captured, flowed, predicted frames per second), the display rate and the timeline's unknown share."""
     info = st["info"]

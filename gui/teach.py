@@ -8,6 +8,7 @@ When it is done the new checkpoint is swapped into the running pipeline (the win
 the source is never restarted). This panel holds the parts together: one folder, and no deleting or
 training while recording, no recording or deleting while training.
 """
+
 from __future__ import annotations
 
 import time
@@ -81,8 +82,10 @@ class TeachPanel(QWidget):
         self.train_button.setToolTip("Teach the running model these classes, in the background; the result is swapped in live")
         self.train_button.clicked.connect(self.train)
         self.whole_nets = QCheckBox("also fine-tune the whole nets (slower)")
-        self.whole_nets.setToolTip("After fitting new heads, train every layer for 3 epochs at a small learning rate "
-                                   "(twostream train --finetune all); the heads alone are usually enough")
+        self.whole_nets.setToolTip(
+            "After fitting new heads, train every layer for 3 epochs at a small learning rate "
+            "(twostream train --finetune all); the heads alone are usually enough"
+        )
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the training (nothing is saved)")
         self.cancel_button.clicked.connect(self.cancel_training)
@@ -211,15 +214,28 @@ class TeachPanel(QWidget):
             return False
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = user_models_dir() / f"{'-'.join(counts)[:48]}-{stamp}"
-        args = ["-m", "realtime.cli", "train", "--data", str(self.root), "--from", self.base_model(), "--out", str(out),
-                "--progress-json", "--nice", "10", "--finetune", "all" if self.whole_nets.isChecked() else "heads"]
+        args = [
+            "-m",
+            "realtime.cli",
+            "train",
+            "--data",
+            str(self.root),
+            "--from",
+            self.base_model(),
+            "--out",
+            str(out),
+            "--progress-json",
+            "--nice",
+            "10",
+            "--finetune",
+            "all" if self.whole_nets.isChecked() else "heads",
+        ]
         self.job = TrainingJob(self, args, out, PACKAGE_ROOT)
         self.job.progressed.connect(self._on_progress)
         self.job.ended.connect(self._on_job_ended)
         self._problem("")
         self.progress.setValue(0)
-        self.stage_label.setText(f"starting: {len(counts)} classes, {sum(counts.values())} clips, from "
-                                 f"{Path(self.base_model()).name}…")
+        self.stage_label.setText(f"starting: {len(counts)} classes, {sum(counts.values())} clips, from {Path(self.base_model()).name}…")
         self.accuracy_label.setText("")
         self.result_label.setText("")
         self._update_buttons()
@@ -242,8 +258,9 @@ class TeachPanel(QWidget):
         self.stage_label.setText(self.safe_text(event.message + (f"  ({elapsed:.0f} s)" if elapsed else "")))
         acc = event.accuracy
         if acc is not None and "fused" in acc:
-            self.accuracy_label.setText(f"held-out top-1: fused {acc['fused']:.0%} (spatial {acc.get('spatial', float('nan')):.0%}, "
-                                        f"temporal {acc.get('temporal', float('nan')):.0%})")
+            self.accuracy_label.setText(
+                f"held-out top-1: fused {acc['fused']:.0%} (spatial {acc.get('spatial', float('nan')):.0%}, temporal {acc.get('temporal', float('nan')):.0%})"
+            )
 
     def _on_job_ended(self, done: TrainEvent | None, why: str, cancelled: bool) -> None:
         self.job = None
@@ -268,8 +285,10 @@ class TeachPanel(QWidget):
         seconds = metrics.get("seconds", {}).get("total")
         self.stage_label.setText(f"Done{f' in {seconds:.0f} s' if seconds else ''}: {len(classes)} classes ({', '.join(classes)}).")
         if "fused" in held:
-            self.accuracy_label.setText(f"held-out top-1 on {held.get('videos', '?')} clips never used for fitting: "
-                                        f"fused {held['fused']:.0%} (spatial {held['spatial']:.0%}, temporal {held['temporal']:.0%})")
+            self.accuracy_label.setText(
+                f"held-out top-1 on {held.get('videos', '?')} clips never used for fitting: "
+                f"fused {held['fused']:.0%} (spatial {held['spatial']:.0%}, temporal {held['temporal']:.0%})"
+            )
         self.result_label.setText(self.safe_text(f"Saved to {done.out} — now running live."))
         self.message.emit(self.safe_text(f"taught model saved to {done.out}; swapping it in"))
 

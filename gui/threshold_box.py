@@ -1,4 +1,5 @@
 """The "no known action" threshold control: the user's number, or (its lowest step) the running model's own."""
+
 from __future__ import annotations
 
 from PyQt6.QtWidgets import QDoubleSpinBox
@@ -40,11 +41,16 @@ class ThresholdBox(QDoubleSpinBox):
             self.setValue(self.MODEL if mine is None else mine)
         self.blockSignals(False)
         value = model_value if mine is None else mine
-        whose = ("yours; the lowest step, 'model', goes back to the model's own" if mine is not None
-                 else "the model's own, calibrated on clips its nets did not train on")
-        self.setToolTip(f"No known action below {value:.2f} ({whose}).\nA frame whose fused top score is below this names "
-                        "no class; its scores stay visible.\nA value you set is kept for every model you open, and remembered. "
-                        "0 always names the top class.")
+        whose = (
+            "yours; the lowest step, 'model', goes back to the model's own"
+            if mine is not None
+            else "the model's own, calibrated on clips its nets did not train on"
+        )
+        self.setToolTip(
+            f"No known action below {value:.2f} ({whose}).\nA frame whose fused top score is below this names "
+            "no class; its scores stay visible.\nA value you set is kept for every model you open, and remembered. "
+            "0 always names the top class."
+        )
 
     def stepBy(self, steps: int) -> None:  # noqa: N802 (Qt name)
         if not self.mine and steps > 0:

@@ -1,5 +1,6 @@
 """A teach-mode training run: `twostream train --from MODEL --progress-json` in a child process, its typed
 progress (`realtime.TrainEvent`) as Qt signals. The panel (gui/teach.py) shows them; nothing here draws."""
+
 from __future__ import annotations
 
 import shutil

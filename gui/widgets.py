@@ -1,4 +1,5 @@
 """The window's panels. Each draws what it was last given and nothing else: no pipeline access, no waiting."""
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,7 @@ DIM_COLOUR = QColor("#8f959d")  # the top scores under "no known action", de-emp
 THRESHOLD_COLOUR = QColor("#e8e8e8")
 BARB = math.radians(28)  # arrowhead half-angle
 # Distinct, readable on a dark background; a class keeps its colour while it stays on the timeline.
-CLASS_PALETTE = ("#5cd65c", "#4c9be8", "#f5a142", "#e05cb8", "#f2e14c", "#4fd6d6", "#b58cff", "#ff6b6b", "#a3d977", "#ffa3c8",
-                 "#8fb3ff", "#d9b26f")
+CLASS_PALETTE = ("#5cd65c", "#4c9be8", "#f5a142", "#e05cb8", "#f2e14c", "#4fd6d6", "#b58cff", "#ff6b6b", "#a3d977", "#ffa3c8", "#8fb3ff", "#d9b26f")
 
 
 def class_colour(index: int) -> QColor:
@@ -62,8 +62,7 @@ class ScaledImage:
         self.rect = QRectF()
         self.aspect = (4, 3)
 
-    def set(self, array: np.ndarray, widget: QWidget, aspect: tuple[int, int] | None = None,
-            interpolation: int = cv2.INTER_LINEAR) -> None:
+    def set(self, array: np.ndarray, widget: QWidget, aspect: tuple[int, int] | None = None, interpolation: int = cv2.INTER_LINEAR) -> None:
         self.source = array
         self.aspect = aspect or (array.shape[1], array.shape[0])
         self.rect = fit_rect(QRectF(widget.rect()), *self.aspect)
@@ -203,8 +202,17 @@ class VideoView(QWidget):
     def has_image(self) -> bool:
         return self.frame.image is not None
 
-    def show_frame(self, frame: np.ndarray, top: list[tuple[str, float]], truth: str | None, ready: bool,
-                   arrows: Arrows | None = None, status: str = "ok", known: bool = True, min_score: float = 0.0) -> None:
+    def show_frame(
+        self,
+        frame: np.ndarray,
+        top: list[tuple[str, float]],
+        truth: str | None,
+        ready: bool,
+        arrows: Arrows | None = None,
+        status: str = "ok",
+        known: bool = True,
+        min_score: float = 0.0,
+    ) -> None:
         self.status, self.known, self.min_score = status, known, min_score
         self.frame.set(frame, self)
         if arrows and self.frame.scaled is not None:
@@ -234,8 +242,7 @@ class VideoView(QWidget):
             f = p.font()
             f.setPointSizeF(f.pointSizeF() * 1.2)
             p.setFont(f)
-            p.drawText(QRectF(self.rect()).adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                       self.placeholder)
+            p.drawText(QRectF(self.rect()).adjusted(20, 20, -20, -20), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self.placeholder)
             return
         target = self.frame.draw(p, self)
         self._paint_labels(p, target)
@@ -265,19 +272,24 @@ class VideoView(QWidget):
         bold.setBold(True)
         pad = size * 0.6
         if self.known:
-            lines = [(f"{label}  {score:.2f}", bold if i == 0 else base, LEADER_COLOUR if i == 0 else QColor("#e8e8e8"))
-                     for i, (label, score) in enumerate(self.top)]
+            lines = [
+                (f"{label}  {score:.2f}", bold if i == 0 else base, LEADER_COLOUR if i == 0 else QColor("#e8e8e8")) for i, (label, score) in enumerate(self.top)
+            ]
         else:  # the verdict first; what the nets think stays visible beneath it, dimmed
-            lines = [(NO_KNOWN_ACTION, bold, UNKNOWN_COLOUR)] * bool(self.top) + [
-                (f"{label}  {score:.2f}", base, DIM_COLOUR) for label, score in self.top]
+            lines = [(NO_KNOWN_ACTION, bold, UNKNOWN_COLOUR)] * bool(self.top) + [(f"{label}  {score:.2f}", base, DIM_COLOUR) for label, score in self.top]
             if self.top:
-                why = (f"top score below {self.min_score:.2f}" if self.top[0][1] < self.min_score
-                       else "unlike anything it was trained on")  # the familiarity check
+                why = (
+                    f"top score below {self.min_score:.2f}" if self.top[0][1] < self.min_score else "unlike anything it was trained on"
+                )  # the familiarity check
                 lines.insert(1, (why, base, DIM_COLOUR))
         if lines:
             metrics = [QFontMetrics(f) for _, f, _ in lines]
-            box = QRectF(target.x() + pad, target.y() + pad, max(m.horizontalAdvance(t) for m, (t, _, _) in zip(metrics, lines)) + 2.5 * pad,
-                         sum(m.height() for m in metrics) + pad)
+            box = QRectF(
+                target.x() + pad,
+                target.y() + pad,
+                max(m.horizontalAdvance(t) for m, (t, _, _) in zip(metrics, lines)) + 2.5 * pad,
+                sum(m.height() for m in metrics) + pad,
+            )
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(QColor(0, 0, 0, 160))
             p.drawRoundedRect(box, 6, 6)
@@ -304,8 +316,10 @@ class VideoView(QWidget):
         x = target.right() - pad
         for text in (self.recording_text, "❚❚ PAUSED" if self.paused else ""):
             if text:
-                x -= boxed_text(p, x, target.y() + pad + fm.ascent() + 3, text, QColor("#ff5555") if text.startswith("●") else QColor("white"),
-                                align_right=True) + pad / 2
+                x -= (
+                    boxed_text(p, x, target.y() + pad + fm.ascent() + 3, text, QColor("#ff5555") if text.startswith("●") else QColor("white"), align_right=True)
+                    + pad / 2
+                )
 
 
 def colour_wheel(size: int, rim: int = 3) -> QImage:
@@ -419,8 +433,9 @@ class ScoreBars(QWidget):
         familiar (True before any scores)."""
         return not self.rows or (self.rows[0][3] >= self.min_score and self._familiar)
 
-    def show_scores(self, labels: list[str], spatial: np.ndarray, temporal: np.ndarray | None, fused: np.ndarray,
-                    min_score: float = 0.0, known: bool | None = None) -> None:
+    def show_scores(
+        self, labels: list[str], spatial: np.ndarray, temporal: np.ndarray | None, fused: np.ndarray, min_score: float = 0.0, known: bool | None = None
+    ) -> None:
         self.min_score = min_score
         self._familiar = True if known is None else known or float(fused.max()) < min_score  # unknown for another reason
         order = np.argsort(fused)[::-1][: self.k]
@@ -528,8 +543,7 @@ class Timeline(pg.PlotWidget):
             item.getAxis(axis).setTextPen("#c8ccd2")
             item.getAxis(axis).setPen("#5a6068")
         # Top left: the newest values, at the right edge, stay in view.
-        self.legend = item.addLegend(offset=(6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt",
-                                     sampleType=_LegendSample)
+        self.legend = item.addLegend(offset=(6, 4), labelTextColor="#e0e0e0", brush=pg.mkBrush(0, 0, 0, 140), labelTextSize="8pt", sampleType=_LegendSample)
         # "No known action": the stretches whose fused top score was below the threshold are shaded grey over the
         # whole height, with a solid grey band in a lane of its own under the zero line; the threshold is a dashed line.
         self.unknown_shade = pg.PlotDataItem([], [], pen=None, fillLevel=LANE[0], brush=pg.mkBrush(170, 176, 186, 52))
@@ -539,9 +553,14 @@ class Timeline(pg.PlotWidget):
         for shade in (self.unknown_shade, self.unknown_band):
             shade.setZValue(-10)
             item.addItem(shade)
-        self.threshold_line = pg.InfiniteLine(pos=0.0, angle=0, movable=False, pen=pg.mkPen(230, 230, 230, 150, width=1,
-                                                                                           style=Qt.PenStyle.DashLine),
-                                              label="", labelOpts={"position": 0.55, "color": "#c8ccd2", "anchors": [(0.5, 1), (0.5, 1)]})
+        self.threshold_line = pg.InfiniteLine(
+            pos=0.0,
+            angle=0,
+            movable=False,
+            pen=pg.mkPen(230, 230, 230, 150, width=1, style=Qt.PenStyle.DashLine),
+            label="",
+            labelOpts={"position": 0.55, "color": "#c8ccd2", "anchors": [(0.5, 1), (0.5, 1)]},
+        )
         self.threshold_line.hide()
         item.addItem(self.threshold_line)
         self.curves = [item.plot([], [], pen=pg.mkPen(class_colour(i), width=1), antialias=True) for i in range(k)]
@@ -552,8 +571,9 @@ class Timeline(pg.PlotWidget):
         self._legend_unknown = False
         self.setMinimumHeight(150)
 
-    def show_history(self, ts: np.ndarray, scores: np.ndarray, labels: tuple[str, ...], now: float,
-                     min_scores: np.ndarray | None = None, known: np.ndarray | None = None) -> None:
+    def show_history(
+        self, ts: np.ndarray, scores: np.ndarray, labels: tuple[str, ...], now: float, min_scores: np.ndarray | None = None, known: np.ndarray | None = None
+    ) -> None:
         """`min_scores`: each prediction's "no known action" threshold (None: never unknown); `known`: each
         prediction's verdict when given (it also counts a frame unlike the training frames as unknown)."""
         if ts.size == 0 or scores.shape[1] == 0:
@@ -625,9 +645,19 @@ class Timeline(pg.PlotWidget):
 class StatsPanel(QFrame):
     """Rates, latency, drops and where inference runs."""
 
-    FIELDS = (("capture", "capture fps"), ("flow", "flow fps"), ("infer", "inference fps"), ("display", "display fps"),
-              ("latency", "latency p50 / p95"), ("dropped", "dropped frames"), ("engine", "engine"), ("device", "device"),
-              ("model", "model"), ("unknown", "no known action"), ("source", "source"))
+    FIELDS = (
+        ("capture", "capture fps"),
+        ("flow", "flow fps"),
+        ("infer", "inference fps"),
+        ("display", "display fps"),
+        ("latency", "latency p50 / p95"),
+        ("dropped", "dropped frames"),
+        ("engine", "engine"),
+        ("device", "device"),
+        ("model", "model"),
+        ("unknown", "no known action"),
+        ("source", "source"),
+    )
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

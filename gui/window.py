@@ -1,5 +1,6 @@
 """The main window: the layout of the controls and panels, and their wiring to the controller, the display presenter,
 the source and model choosers, the Teach panel, shortcuts and remembered settings."""
+
 from __future__ import annotations
 
 import time
@@ -9,8 +10,26 @@ from typing import Callable
 import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QStandardItemModel
-from PyQt6.QtWidgets import (QComboBox, QDockWidget, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QMainWindow, QMenu, QMessageBox,
-                             QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter, QToolBar, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from realtime import ENGINES, FUSION_MODES, parse_source, Prediction, trained_dir, UserError
 
@@ -26,12 +45,23 @@ from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoVie
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"
 TEACH_WIDTH = 330  # px, the Teach panel when it opens
-SHORTCUTS = (("Space", "pause / resume"), ("R", "start / stop recording the annotated view"), ("S", "save a snapshot PNG"),
-             ("F", "flow: colour image / arrows on the video"), ("[  ]", "spatial weight down / up (weighted fusion)"),
-             ("Ctrl+O", "open a video file"), ("Ctrl+L", "type a source: camera index, URL, file or synthetic:NAME"),
-             ("Ctrl+M", "open a model folder"), ("Ctrl+T", "show / hide the Teach panel"),
-             ("Ctrl+R", "Teach: record clips of the named class / stop"), ("Del", "Teach: delete the selected clips (in the list)"),
-             ("Ctrl+Z", "Teach: undo the last delete"), ("F11", "full screen"), ("F1", "this list"), ("Ctrl+Q", "quit"))
+SHORTCUTS = (
+    ("Space", "pause / resume"),
+    ("R", "start / stop recording the annotated view"),
+    ("S", "save a snapshot PNG"),
+    ("F", "flow: colour image / arrows on the video"),
+    ("[  ]", "spatial weight down / up (weighted fusion)"),
+    ("Ctrl+O", "open a video file"),
+    ("Ctrl+L", "type a source: camera index, URL, file or synthetic:NAME"),
+    ("Ctrl+M", "open a model folder"),
+    ("Ctrl+T", "show / hide the Teach panel"),
+    ("Ctrl+R", "Teach: record clips of the named class / stop"),
+    ("Del", "Teach: delete the selected clips (in the list)"),
+    ("Ctrl+Z", "Teach: undo the last delete"),
+    ("F11", "full screen"),
+    ("F1", "this list"),
+    ("Ctrl+Q", "quit"),
+)
 
 
 def _timestamp() -> str:
@@ -41,9 +71,19 @@ def _timestamp() -> str:
 class MainWindow(QMainWindow):
     """`twostream gui`: live video with labels, live flow, per-stream scores, a timeline and stats, all from one Pipeline."""
 
-    def __init__(self, settings: QSettings, source: str | None = None, model: str | None = None, engine: str | None = None,
-                 device: str | None = None, source_timeout: float = 5.0, probe_cameras: bool = True, display_hz: float | None = None,
-                 autostart: bool = True, min_score: float | None = None):
+    def __init__(
+        self,
+        settings: QSettings,
+        source: str | None = None,
+        model: str | None = None,
+        engine: str | None = None,
+        device: str | None = None,
+        source_timeout: float = 5.0,
+        probe_cameras: bool = True,
+        display_hz: float | None = None,
+        autostart: bool = True,
+        min_score: float | None = None,
+    ):
         super().__init__()
         self.settings = settings
         self.controller = Controller(source_timeout, self)
@@ -59,8 +99,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         screen = self.screen()
         display_hz = display_hz or min(240.0, max(30.0, screen.refreshRate() if screen is not None else 60.0))
-        self.display = DisplayPresenter(self.controller, self.video, self.flow_view, self.bars, self.timeline, self.stats, self.banner,
-                                        display_hz, self)
+        self.display = DisplayPresenter(self.controller, self.video, self.flow_view, self.bars, self.timeline, self.stats, self.banner, display_hz, self)
         self._load_settings(source, model, engine, device, min_score)
 
         c = self.controller
@@ -104,8 +143,10 @@ class MainWindow(QMainWindow):
         source_line = self.source_box.lineEdit()
         assert source_line is not None  # an editable QComboBox has a line edit (the stubs allow None)
         source_line.setPlaceholderText("0, /dev/video0, rtsp://…, a file, synthetic:demo")
-        self.source_box.setToolTip("A camera index or device, an rtsp:// or http(s):// URL, a video file, or synthetic:NAME.\n"
-                                   "Press Enter to open. Credentials in URLs are never shown or remembered.")
+        self.source_box.setToolTip(
+            "A camera index or device, an rtsp:// or http(s):// URL, a video file, or synthetic:NAME.\n"
+            "Press Enter to open. Credentials in URLs are never shown or remembered."
+        )
         self.source_box.activated.connect(self._on_source_activated)
         source_line.returnPressed.connect(self._on_source_return)
         self.source_choices = SourceChoices(self.source_box, self.controller.safe_text, [])
@@ -130,8 +171,7 @@ class MainWindow(QMainWindow):
         self.engine_box.setToolTip("Inference back end; auto picks the fastest that works here")
         self.engine_box.activated.connect(lambda _: self._rerun())
         self.device_box = QComboBox()
-        self.device_box.addItems(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-                                                     if torch.cuda.is_available() else []))
+        self.device_box.addItems(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []))
         self.device_box.activated.connect(lambda _: self._rerun())
 
         self.fusion_box = QComboBox()
@@ -177,15 +217,34 @@ class MainWindow(QMainWindow):
         widget: QWidget
         top = QHBoxLayout()
         top.setSpacing(6)
-        for widget, stretch in ((QLabel("Source"), 0), (self.source_box, 4), (self.open_button, 0), (self.file_button, 0),
-                                (QLabel("  Model"), 0), (self.model_box, 3), (self.model_button, 0),
-                                (QLabel("  Engine"), 0), (self.engine_box, 0), (QLabel("Device"), 0), (self.device_box, 0)):
+        for widget, stretch in (
+            (QLabel("Source"), 0),
+            (self.source_box, 4),
+            (self.open_button, 0),
+            (self.file_button, 0),
+            (QLabel("  Model"), 0),
+            (self.model_box, 3),
+            (self.model_button, 0),
+            (QLabel("  Engine"), 0),
+            (self.engine_box, 0),
+            (QLabel("Device"), 0),
+            (self.device_box, 0),
+        ):
             top.addWidget(widget, stretch)
         live = QHBoxLayout()
         live.setSpacing(6)
-        for widget, stretch in ((QLabel("Fusion"), 0), (self.fusion_box, 0), (self.weight_slider, 1), (self.weight_label, 0),
-                                (QLabel("  Smoothing"), 0), (self.smoothing_box, 0), (QLabel("  Unknown <"), 0),
-                                (self.min_score_box, 0), (QLabel("  Flow"), 0), (self.flow_box, 0)):
+        for widget, stretch in (
+            (QLabel("Fusion"), 0),
+            (self.fusion_box, 0),
+            (self.weight_slider, 1),
+            (self.weight_label, 0),
+            (QLabel("  Smoothing"), 0),
+            (self.smoothing_box, 0),
+            (QLabel("  Unknown <"), 0),
+            (self.min_score_box, 0),
+            (QLabel("  Flow"), 0),
+            (self.flow_box, 0),
+        ):
             live.addWidget(widget, stretch)
         live.addSpacing(12)
         for b in (self.pause_button, self.record_button, self.snapshot_button, self.teach_button):
@@ -314,8 +373,7 @@ class MainWindow(QMainWindow):
         undo = QShortcut(QKeySequence(QKeySequence.StandardKey.Undo), self.teach, clip_list.undo_delete)
         undo.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)  # the class-name field keeps its own Ctrl+Z
         m = menu("&View")
-        self.arrows_action = action(m, "Flow as arrows on the video", lambda on: self.set_flow_view("arrows" if on else "colour"),
-                                    "F", checkable=True)
+        self.arrows_action = action(m, "Flow as arrows on the video", lambda on: self.set_flow_view("arrows" if on else "colour"), "F", checkable=True)
         action(m, "Full screen", self._toggle_full_screen, "F11")
         action(m, "Reset layout", self._reset_layout)
         m = menu("&Help")
@@ -323,8 +381,7 @@ class MainWindow(QMainWindow):
         action(m, "About", self._about)
 
     # -- settings -------------------------------------------------------------------
-    def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None,
-                       min_score: float | None = None) -> None:
+    def _load_settings(self, source: str | None, model: str | None, engine: str | None, device: str | None, min_score: float | None = None) -> None:
         st = AppSettings.load(self.settings, tuple(self.splitters))
         self.source_choices.recent = st.recent_sources
         self.model_choices.recent = [x for x in st.recent_models if (Path(x) / "model.json").is_file()]
@@ -374,13 +431,25 @@ class MainWindow(QMainWindow):
         recorder = self.teach.clip_recorder
         return AppSettings(
             source=self.controller.source_text or "",  # the last source that opened, not a typo that did not
-            recent_sources=self.source_choices.recent, model=self.model_key, recent_models=self.model_choices.recent,
-            engine=self.engine_box.currentText(), device=self.device_box.currentText(), fusion=self.fusion_box.currentText(),
-            spatial_weight=self.weight_slider.value(), smoothing=self.smoothing_box.value(), min_score=self.controller.min_score,
-            flow_view=self.flow_mode, output_dir=str(self.output_dir), teach_folder=str(self.teach.root),
-            teach_clips=recorder.clips_box.value(), teach_seconds=recorder.seconds_box.value(), teach_countdown=recorder.countdown_box.value(),
+            recent_sources=self.source_choices.recent,
+            model=self.model_key,
+            recent_models=self.model_choices.recent,
+            engine=self.engine_box.currentText(),
+            device=self.device_box.currentText(),
+            fusion=self.fusion_box.currentText(),
+            spatial_weight=self.weight_slider.value(),
+            smoothing=self.smoothing_box.value(),
+            min_score=self.controller.min_score,
+            flow_view=self.flow_mode,
+            output_dir=str(self.output_dir),
+            teach_folder=str(self.teach.root),
+            teach_clips=recorder.clips_box.value(),
+            teach_seconds=recorder.seconds_box.value(),
+            teach_countdown=recorder.countdown_box.value(),
             teach_visible=not self.teach_dock.isHidden(),
-            geometry=self.saveGeometry(), splitters={k: sp.saveState() for k, sp in self.splitters.items()})
+            geometry=self.saveGeometry(),
+            splitters={k: sp.saveState() for k, sp in self.splitters.items()},
+        )
 
     def save_settings(self) -> None:
         self.current_settings().save(self.settings)
@@ -515,7 +584,7 @@ class MainWindow(QMainWindow):
 
     @property
     def flow_mode(self) -> str:
-        """"colour" (an image beside the video) or "arrows" (on the video)."""
+        """ "colour" (an image beside the video) or "arrows" (on the video)."""
         return self.display.flow_mode
 
     def set_flow_view(self, mode: str) -> None:
@@ -633,8 +702,11 @@ class MainWindow(QMainWindow):
     def _about(self) -> None:
         from realtime import __version__
 
-        QMessageBox.about(self, "About twostream", f"<b>twostream {__version__}</b><br>Live two-stream (RGB + optical flow) action "
-                          "recognition after Simonyan &amp; Zisserman, NIPS 2014.")
+        QMessageBox.about(
+            self,
+            "About twostream",
+            f"<b>twostream {__version__}</b><br>Live two-stream (RGB + optical flow) action recognition after Simonyan &amp; Zisserman, NIPS 2014.",
+        )
 
     def _toggle_full_screen(self) -> None:
         self.showNormal() if self.isFullScreen() else self.showFullScreen()
@@ -685,8 +757,10 @@ class MainWindow(QMainWindow):
             self.model_banner.hide()
         else:
             named = "" if "untrained" in info.model_name.lower() else f" ({info.model_name})"
-            self.model_banner.show_message("warning", f"UNTRAINED MODEL{named}: random weights, so the labels are meaningless. "
-                                           "Train one with 'twostream train', or open a trained model (Ctrl+M).")
+            self.model_banner.show_message(
+                "warning",
+                f"UNTRAINED MODEL{named}: random weights, so the labels are meaningless. Train one with 'twostream train', or open a trained model (Ctrl+M).",
+            )
         self._update_title()
         self._status(f"running {info.source_name} with {model_title(info)} on {info.engine} / {info.device}")
         self.save_settings()
@@ -694,8 +768,10 @@ class MainWindow(QMainWindow):
     def _on_model_swapped(self, info: SessionInfo) -> None:
         """A taught (or other) model now runs in the same pipeline: everything that shows labels follows it."""
         self._on_session_started(info, swapped=True)
-        self._status(f"now recognising {', '.join(info.labels)} with {model_title(info)}"
-                     f"{f' ({info.accuracy})' if info.accuracy else ''}: swapped in live, the source kept running")
+        self._status(
+            f"now recognising {', '.join(info.labels)} with {model_title(info)}"
+            f"{f' ({info.accuracy})' if info.accuracy else ''}: swapped in live, the source kept running"
+        )
 
     def _on_session_ended(self, why: str) -> None:
         self._status(f"{why}: press Enter in the source field or Open to start it again")

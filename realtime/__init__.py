@@ -11,6 +11,7 @@ Inside, one package per part of the data flow:
     realtime/train/   datasets, the flow cache, the trainer, evaluation, teach mode
     realtime/cli.py, bench.py, info.py, options.py, errors.py, logs.py: the command line and what every part shares
 """
+
 from __future__ import annotations
 
 import importlib

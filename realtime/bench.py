@@ -13,6 +13,7 @@ Reports, for one engine, device, precision and model:
 - each net's latency at batch 1 (p50 / p95), both nets as the pipeline runs them at batch 1, and
   both nets at `--batch` (ms per batch and frames per second).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,22 +51,37 @@ def _start(model: TwoStreamModel, engine: str, device: str, half: bool | None) -
     start = {"seconds": round(time.perf_counter() - t0, 3), "engine": eng.describe()}
     if eng.name == "tensorrt":  # what the disk cache did
         build_s, load_s = getattr(eng, "build_s", 0.0), getattr(eng, "load_s", 0.0)
-        start.update(tensorrt_build_s=round(build_s, 3), tensorrt_load_s=round(load_s, 3),
-                     cache="built" if build_s > 0 else "loaded", cache_dir=str(getattr(eng, "cache_dir", "")))
+        start.update(
+            tensorrt_build_s=round(build_s, 3),
+            tensorrt_load_s=round(load_s, 3),
+            cache="built" if build_s > 0 else "loaded",
+            cache_dir=str(getattr(eng, "cache_dir", "")),
+        )
     elif eng.name == "onnxruntime":  # exported now, or loaded from the disk cache
         export_s, load_s = getattr(eng, "export_s", 0.0), getattr(eng, "load_s", 0.0)
-        start.update(onnx_export_s=round(export_s, 3), onnx_load_s=round(load_s, 3), cache="built" if export_s > 0 else "loaded",
-                     cache_dir=str(getattr(eng, "cache_dir", "")), max_abs_diff=getattr(eng, "max_abs_diff", None))
+        start.update(
+            onnx_export_s=round(export_s, 3),
+            onnx_load_s=round(load_s, 3),
+            cache="built" if export_s > 0 else "loaded",
+            cache_dir=str(getattr(eng, "cache_dir", "")),
+            max_abs_diff=getattr(eng, "max_abs_diff", None),
+        )
     return eng, start
 
 
 def _cache_note(f: dict, hint: bool = False) -> str:
     if "tensorrt_build_s" in f:
-        return (f"; TensorRT engines built in {f['tensorrt_build_s']:.1f} s" if f["cache"] == "built"
-                else f"; TensorRT engines loaded from the cache in {f['tensorrt_load_s']:.1f} s{' (--cold-cache times a build)' if hint else ''}")
+        return (
+            f"; TensorRT engines built in {f['tensorrt_build_s']:.1f} s"
+            if f["cache"] == "built"
+            else f"; TensorRT engines loaded from the cache in {f['tensorrt_load_s']:.1f} s{' (--cold-cache times a build)' if hint else ''}"
+        )
     if "onnx_export_s" in f:
-        return (f"; both nets exported to ONNX and checked in {f['onnx_export_s']:.2f} s" if f["cache"] == "built"
-                else f"; ONNX files loaded from the cache and checked in {f['onnx_load_s']:.2f} s{' (--cold-cache times an export)' if hint else ''}")
+        return (
+            f"; both nets exported to ONNX and checked in {f['onnx_export_s']:.2f} s"
+            if f["cache"] == "built"
+            else f"; ONNX files loaded from the cache and checked in {f['onnx_load_s']:.2f} s{' (--cold-cache times an export)' if hint else ''}"
+        )
     return ""
 
 
@@ -117,16 +133,16 @@ def measure(eng: Engine, iterations: int, batch: int) -> dict:
         warm = time.perf_counter() - t0
         times = _time(lambda: eng(xs, xt), max(3, iterations // 4), lambda: None)
         per_batch = _percentiles(times)
-        res["batched"] = {"batch": batch, "warmup_s": round(warm, 3), "ms_per_batch": per_batch,
-                          "frames_per_s": round(batch * 1e3 / per_batch["p50"], 1)}
+        res["batched"] = {"batch": batch, "warmup_s": round(warm, 3), "ms_per_batch": per_batch, "frames_per_s": round(batch * 1e3 / per_batch["p50"], 1)}
     except Exception as e:  # e.g. an engine built for batch 1 only: report it, keep the rest
         res["batched"] = {"batch": batch, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"}
     return res
 
 
 def _second_start(args: argparse.Namespace, engine: str, env: dict) -> dict:
-    cmd = [sys.executable, "-m", "realtime.bench", "--start-only", "--engine", engine, "--device", args.device,
-           "--precision", args.precision] + (["--model", args.model] if args.model else [])
+    cmd = [sys.executable, "-m", "realtime.bench", "--start-only", "--engine", engine, "--device", args.device, "--precision", args.precision] + (
+        ["--model", args.model] if args.model else []
+    )
     t0 = time.perf_counter()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
@@ -158,9 +174,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         try:
             cfg = model.config
             report: dict = {
-                "engine": eng.name, "asked": args.engine, "device": str(eng.device), "precision": "fp16" if eng.half else "fp32",
-                "model": {"name": cfg.provenance.get("name", args.model or "default"), "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
-                          "input_size": cfg.input_size, "L": cfg.clip_length, "load_s": round(load_s, 3)},
+                "engine": eng.name,
+                "asked": args.engine,
+                "device": str(eng.device),
+                "precision": "fp16" if eng.half else "fp32",
+                "model": {
+                    "name": cfg.provenance.get("name", args.model or "default"),
+                    "arch": f"{cfg.spatial_arch}/{cfg.temporal_arch}",
+                    "input_size": cfg.input_size,
+                    "L": cfg.clip_length,
+                    "load_s": round(load_s, 3),
+                },
                 "machine": _machine(eng.device),
                 "cold_cache": bool(cold),
                 "first_start": first,
@@ -195,8 +219,10 @@ def _machine(device: torch.device) -> dict:
 def format_report(r: dict) -> str:
     m = r["model"]
     where = r["machine"]["gpu"] or f"{r['machine']['cores']} CPU cores"
-    lines = [f"bench: {r['first_start']['engine']} ({where}, torch {r['machine']['torch']}); model {m['name']} "
-             f"({m['arch']} at {m['input_size']} px, L={m['L']}), loaded in {m['load_s']:.2f} s"]
+    lines = [
+        f"bench: {r['first_start']['engine']} ({where}, torch {r['machine']['torch']}); model {m['name']} "
+        f"({m['arch']} at {m['input_size']} px, L={m['L']}), loaded in {m['load_s']:.2f} s"
+    ]
     if r.get("auto_not"):
         lines.append(f"  auto did not pick: {'; '.join(r['auto_not'])}")
     f = r["first_start"]
@@ -217,8 +243,10 @@ def format_report(r: dict) -> str:
     if "error" in b:
         lines.append(f"  batch {b['batch']}: not run: {b['error']}")
     else:
-        lines.append(f"  batch {b['batch']}: both nets p50 {b['ms_per_batch']['p50']:.2f} ms per batch = {b['frames_per_s']:.1f} frames/s "
-                     f"(p95 {b['ms_per_batch']['p95']:.2f} ms; first calls at this size {b['warmup_s']:.2f} s)")
+        lines.append(
+            f"  batch {b['batch']}: both nets p50 {b['ms_per_batch']['p50']:.2f} ms per batch = {b['frames_per_s']:.1f} frames/s "
+            f"(p95 {b['ms_per_batch']['p95']:.2f} ms; first calls at this size {b['warmup_s']:.2f} s)"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,5 @@
 """The `twostream` command line. User errors print one line and exit 2; nothing prints a traceback for them."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
     writer = AnnotatedWriter(args.out, 30.0) if args.out else None  # validated before the model loads
-    pipe = Pipeline(args.source, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
-                    spatial_weight=args.spatial_weight, smoothing=args.smoothing, realtime=args.realtime,
-                    max_frames=args.max_frames, source_timeout=args.timeout, min_score=args.min_score)
+    pipe = Pipeline(
+        args.source,
+        args.model,
+        engine=args.engine,
+        device=args.device,
+        half=half(args),
+        fusion=args.fusion,
+        spatial_weight=args.spatial_weight,
+        smoothing=args.smoothing,
+        realtime=args.realtime,
+        max_frames=args.max_frames,
+        source_timeout=args.timeout,
+        min_score=args.min_score,
+    )
     untrained = pipe.announce(args.model)
     out = sys.stdout
 
@@ -36,11 +48,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
         elif not args.quiet:
-            mark = "" if pred.ready else (f"  ({pred.status}: spatial only while the temporal stream rebuilds)" if pred.status in ("reconnected", "resized")
-                                          else "  (warming up: spatial only)")
+            mark = (
+                ""
+                if pred.ready
+                else (
+                    f"  ({pred.status}: spatial only while the temporal stream rebuilds)"
+                    if pred.status in ("reconnected", "resized")
+                    else "  (warming up: spatial only)"
+                )
+            )
             t = pred.top(1, "temporal")
-            out.write(f"frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
-                      f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n")
+            out.write(
+                f"frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}   spatial {pred.top(1, 'spatial')[0][0]:<14s} "
+                f"temporal {(t[0][0] if t else '-'):<14s} {pred.latency_ms:6.1f} ms{mark}{untrained if pred.index == 0 else ''}\n"
+            )
         if writer is not None:
             writer.write(annotate(pred, args.top_k))
 
@@ -87,8 +108,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-MIN_SCORE_HELP = ("a frame whose fused top score is below S is 'no known action' (label null in --json); "
-                  "default: the threshold the model calibrated at training time; 0 always names the top class")
+MIN_SCORE_HELP = (
+    "a frame whose fused top score is below S is 'no known action' (label null in --json); "
+    "default: the threshold the model calibrated at training time; 0 always names the top class"
+)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "info": cmd_info}
 
@@ -102,8 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="recognise actions on a source, one prediction per frame")
-    run.add_argument("source", nargs="?", default="synthetic:demo",
-                     help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME (default: synthetic:demo)")
+    run.add_argument(
+        "source",
+        nargs="?",
+        default="synthetic:demo",
+        help="0 or /dev/video0 (camera), rtsp://..., http(s)://..., a video file, or synthetic:NAME (default: synthetic:demo)",
+    )
     add_model_options(run)
     add_fusion_option(run)
     run.add_argument("--spatial-weight", type=float, help="weight of the spatial stream for --fusion weighted (0..1)")
@@ -112,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object per prediction on stdout; the summary goes to stderr")
     run.add_argument("--out", metavar="FILE", help="write the annotated video (labels + flow inset) to FILE (.mp4 or .avi)")
     run.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
-    run.add_argument("--realtime", action="store_true", help="pace a file at its own fps (and drop frames like a camera) instead of reading it as fast as possible")
+    run.add_argument(
+        "--realtime", action="store_true", help="pace a file at its own fps (and drop frames like a camera) instead of reading it as fast as possible"
+    )
     run.add_argument("--top-k", type=int, default=5, help="labels per prediction in --json and on the video")
     run.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines, only the summary")
@@ -128,8 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # The trainer and the GUI add their sub-commands through a `register(subparsers, commands)` function;
 # their modules import nothing heavy at load time, so `twostream --help` stays fast.
-SUBCOMMAND_MODULES = ("realtime.train.cli", "realtime.nets.export", "realtime.io.record", "realtime.stream.multistream", "realtime.bench",
-                      "realtime.nets.quantize")
+SUBCOMMAND_MODULES = (
+    "realtime.train.cli",
+    "realtime.nets.export",
+    "realtime.io.record",
+    "realtime.stream.multistream",
+    "realtime.bench",
+    "realtime.nets.quantize",
+)
 ENTRY_POINTS = "twostream.commands"  # other packages add commands here: the desktop app (gui/, pyproject.toml) registers `gui`
 
 

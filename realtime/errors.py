@@ -1,4 +1,5 @@
 """Errors a user can act on: the CLI prints their message as one line, no traceback."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """`twostream info`: what this machine offers, the first thing to run when a camera or GPU is not found."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -54,10 +55,15 @@ def gather_info(probe_cameras: bool = True) -> dict:
         "twostream": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "packages": {d: _version(d) for d in ("torch", "opencv-python-headless", "opencv-python", "numpy", "safetensors", "PyQt6", "pyqtgraph", "torch-tensorrt")},
+        "packages": {
+            d: _version(d) for d in ("torch", "opencv-python-headless", "opencv-python", "numpy", "safetensors", "PyQt6", "pyqtgraph", "torch-tensorrt")
+        },
         "cpu_threads": torch.get_num_threads(),
-        "cuda": {"available": cuda, "torch_cuda": torch.version.cuda,
-                 "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []},
+        "cuda": {
+            "available": cuda,
+            "torch_cuda": torch.version.cuda,
+            "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        },
         "tensorrt": trt,
         "video": _video_backends(),
         "cameras": probe() if probe_cameras else "not probed",
@@ -77,11 +83,15 @@ def format_info(info: dict) -> str:
     for k, v in info["packages"].items():
         out.append(f"  {k:<24s} {v or '-'}")
     cuda = info["cuda"]
-    out.append(f"CUDA: {'yes, ' + ', '.join(cuda['devices']) if cuda['available'] else 'no GPU visible to torch'}"
-               f" (torch built for CUDA {cuda['torch_cuda'] or 'none: CPU build'})")
+    out.append(
+        f"CUDA: {'yes, ' + ', '.join(cuda['devices']) if cuda['available'] else 'no GPU visible to torch'}"
+        f" (torch built for CUDA {cuda['torch_cuda'] or 'none: CPU build'})"
+    )
     trt = info["tensorrt"]
-    out.append(f"TensorRT: {'torch-tensorrt ' + str(trt.get('version')) if trt.get('installed') else 'not installed'}"
-               f"{'' if trt.get('usable') else ' (not usable here)'}")
+    out.append(
+        f"TensorRT: {'torch-tensorrt ' + str(trt.get('version')) if trt.get('installed') else 'not installed'}"
+        f"{'' if trt.get('usable') else ' (not usable here)'}"
+    )
     v = info["video"]
     built = ", ".join(f"{k} {'yes' if on else 'no'}" for k, on in v["built_with"].items())
     out.append(f"OpenCV video I/O: {built}; stream back ends: {', '.join(v['stream_backends']) or '?'}")

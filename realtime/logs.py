@@ -1,4 +1,5 @@
 """Logging for the CLI and GUI: one line per message, URL credentials always redacted."""
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Imports nothing heavy (no torch), so `twostream --help` stays fast; `engines`, `checkpoint` and the
 GUI take the names from here, so a new engine or fusion mode is added in one place.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -10,17 +11,16 @@ import argparse
 ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8")
 FUSION_MODES = ("avg", "weighted", "svm")
 PRECISIONS = ("auto", "fp32", "fp16")
-MODEL_HELP = ("a checkpoint directory, 'default' (the shipped model, or $TWOSTREAM_MODEL), or the name of a model you taught "
-              "(train --from); default: default")
+MODEL_HELP = "a checkpoint directory, 'default' (the shipped model, or $TWOSTREAM_MODEL), or the name of a model you taught (train --from); default: default"
 
 
-def add_model_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, model_help: str = MODEL_HELP,
-                      remembered: bool = False) -> None:
+def add_model_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, model_help: str = MODEL_HELP, remembered: bool = False) -> None:
     """--model, --engine, --device, --precision. `remembered` (the GUI): no defaults here, the last ones used apply."""
     last = "the last one used, else " if remembered else ""
     p.add_argument("--model", help=model_help)
-    p.add_argument("--engine", default=None if remembered else "auto", choices=ENGINES,
-                   help=f"inference back end (default: {last}auto, the fastest that works here)")
+    p.add_argument(
+        "--engine", default=None if remembered else "auto", choices=ENGINES, help=f"inference back end (default: {last}auto, the fastest that works here)"
+    )
     p.add_argument("--device", default=None if remembered else "auto", help=f"auto, cpu, cuda or cuda:N (default: {last}auto)")
     if not remembered:
         p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")

@@ -1,4 +1,5 @@
 """Shared test fixtures: real video files written with OpenCV, small models, offscreen Qt."""
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,16 @@ def tiny_model() -> TwoStreamModel:
     """An untrained small model (4 labels, L=3, 64 px): fast enough for many pipeline tests."""
     from realtime.stream.flow import FlowSettings
 
-    cfg = ModelConfig(labels=["a", "b", "c", "d"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035",
-                      input_size=64, clip_length=3, flow=FlowSettings(width=72, height=72), trained=False,
-                      provenance={"name": "tiny-test"})
+    cfg = ModelConfig(
+        labels=["a", "b", "c", "d"],
+        spatial_arch="mobilenet_v2_035",
+        temporal_arch="mobilenet_v2_035",
+        input_size=64,
+        clip_length=3,
+        flow=FlowSettings(width=72, height=72),
+        trained=False,
+        provenance={"name": "tiny-test"},
+    )
     return TwoStreamModel.create(cfg, seed=0)
 
 

@@ -12,6 +12,7 @@ The server appsrc -> x264enc (zerolatency) -> rtph264pay on 127.0.0.1 only, prin
 to track. Options let a test change the resolution mid-stream (--resize-after N --size2 WxH) or
 require a user name and password (--user/--password), like a real camera.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,7 @@ def free_port() -> int:
 class RtspServer:
     """Runs this file's server as a subprocess on 127.0.0.1; `kill()` and `start()` simulate an outage."""
 
-    def __init__(self, path: str = "/cam", port: int | None = None, user: str = "", password: str = "",
-                 lifetime: float = 120.0, **options: object):
+    def __init__(self, path: str = "/cam", port: int | None = None, user: str = "", password: str = "", lifetime: float = 120.0, **options: object):
         self.port = port or free_port()
         self.path = path
         self.user, self.password = user, password
@@ -75,8 +75,7 @@ class RtspServer:
         return f"rtsp://{auth}127.0.0.1:{self.port}{self.path}"
 
     def start(self, timeout: float = 15.0) -> "RtspServer":
-        cmd = [SYSTEM_PYTHON, str(Path(__file__).resolve()), "--port", str(self.port), "--path", self.path,
-               "--lifetime", str(self.lifetime)]
+        cmd = [SYSTEM_PYTHON, str(Path(__file__).resolve()), "--port", str(self.port), "--path", self.path, "--lifetime", str(self.lifetime)]
         if self.user:
             cmd += ["--user", self.user, "--password", self.password]
         for k, v in self.options.items():
@@ -175,7 +174,7 @@ def stamp_row(width: int) -> bytes:
     row = bytearray(width * 3)
     for bit in range(min(STAMP_BITS, width // STAMP_BLOCK)):
         if ms >> (STAMP_BITS - 1 - bit) & 1:
-            row[bit * STAMP_BLOCK * 3:(bit + 1) * STAMP_BLOCK * 3] = b"\xff" * (STAMP_BLOCK * 3)
+            row[bit * STAMP_BLOCK * 3 : (bit + 1) * STAMP_BLOCK * 3] = b"\xff" * (STAMP_BLOCK * 3)
     return bytes(row)
 
 
@@ -221,7 +220,7 @@ class Feeder:
         w, h = self.size  # type: ignore[misc]
         stride = 2 * w * 3
         off = (2 * self.t) % w * 3
-        rows = [self.pattern[y * stride + off:y * stride + off + w * 3] for y in range(h)]
+        rows = [self.pattern[y * stride + off : y * stride + off + w * 3] for y in range(h)]
         rows[:STAMP_BLOCK] = [stamp_row(w)] * STAMP_BLOCK
         data = b"".join(rows)
         buf = Gst.Buffer.new_wrapped(data)

@@ -1,4 +1,5 @@
 """`twostream bench` on a CPU: start-up times, per-net latency and batched throughput, or one clear error line."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.cli", "bench", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "bench", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=os.environ.copy()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +53,16 @@ def test_bench_text_says_what_ran_and_skips_the_second_start_on_request(tiny_mod
     assert all(name in out for name in ("spatial net", "temporal net", "both nets")) and "batch 2: both nets p50" in out
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--engine", "tensorrt"], "engine 'tensorrt' needs torch-tensorrt, which is not installed"),
-    (["--device", "cuda"], "no CUDA GPU"),
-    (["--precision", "fp16", "--device", "cpu"], "fp16 inference needs a CUDA device"),
-    (["--batch", "0"], "--batch and --iterations must be at least 1"),
-    (["--model", "/no/such/model"], "no such model directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--engine", "tensorrt"], "engine 'tensorrt' needs torch-tensorrt, which is not installed"),
+        (["--device", "cuda"], "no CUDA GPU"),
+        (["--precision", "fp16", "--device", "cpu"], "fp16 inference needs a CUDA device"),
+        (["--batch", "0"], "--batch and --iterations must be at least 1"),
+        (["--model", "/no/such/model"], "no such model directory"),
+    ],
+)
 def test_bench_bad_input_is_one_line_exit_2_no_traceback(args: list[str], message: str) -> None:
     r = bench(*args, timeout=60)
     assert r.returncode == 2, (r.stdout, r.stderr)

@@ -1,4 +1,5 @@
 """The `twostream` command as a user runs it: per-frame output, JSON lines, annotated video, one-line errors."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def twostream(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +57,21 @@ def test_out_writes_an_annotated_video_with_every_frame(tmp_path, video_file, ti
     assert n == 40 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 160
 
 
-@pytest.mark.parametrize("args,message", [
-    (["run", "/no/such/clip.mp4"], "no such file"),
-    (["run", "gopher://x/y"], "unknown source scheme"),
-    (["run", "97"], "camera could not be opened"),
-    (["run", "--model", "/no/such/model"], "no such model directory"),
-    (["run", "--engine", "tensorrt"], "torch-tensorrt"),
-    (["run", "--device", "cuda"], "no CUDA GPU"),
-    (["run", "--max-frames", "0"], "--max-frames must be at least 1"),
-    (["run", "--out", "/no/such/dir/x.mp4"], "does not exist"),
-    (["run", "--out", "video.xyz"], "unsupported video extension"),
-    (["run", "synthetic:moonwalk"], "unknown synthetic source"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["run", "/no/such/clip.mp4"], "no such file"),
+        (["run", "gopher://x/y"], "unknown source scheme"),
+        (["run", "97"], "camera could not be opened"),
+        (["run", "--model", "/no/such/model"], "no such model directory"),
+        (["run", "--engine", "tensorrt"], "torch-tensorrt"),
+        (["run", "--device", "cuda"], "no CUDA GPU"),
+        (["run", "--max-frames", "0"], "--max-frames must be at least 1"),
+        (["run", "--out", "/no/such/dir/x.mp4"], "does not exist"),
+        (["run", "--out", "video.xyz"], "unsupported video extension"),
+        (["run", "synthetic:moonwalk"], "unknown synthetic source"),
+    ],
+)
 def test_user_errors_are_one_line_exit_2_no_traceback(args, message) -> None:
     r = twostream(*args, timeout=60)
     assert r.returncode == 2, (r.stdout, r.stderr)
@@ -117,7 +122,6 @@ def test_model_means_the_same_in_every_command_a_directory_default_or_a_taught_n
     with pytest.raises(UserError, match="no such model directory.*models here: .*waves-2026"):
         model_path("wavez")
     # the same name through the command line, as `train --from` takes it
-    r = twostream("run", "synthetic:wave?fps=0", "--model", "waves-2026", "--max-frames", "3", "--json", "--engine", "torch",
-                  env={"TWOSTREAM_HOME": str(home)})
+    r = twostream("run", "synthetic:wave?fps=0", "--model", "waves-2026", "--max-frames", "3", "--json", "--engine", "torch", env={"TWOSTREAM_HOME": str(home)})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1])["summary"]["model"] == tiny_model.config.provenance["name"]

@@ -3,6 +3,7 @@
 Bound: the max abs difference of fp32 softmax scores from eager's is at most 1e-4 (measured
 at most ~7e-6 on the benchmark's nets; fused or reordered float arithmetic, not different maths).
 """
+
 from __future__ import annotations
 
 import shutil

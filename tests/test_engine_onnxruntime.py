@@ -4,6 +4,7 @@ Bound: the max abs difference of fp32 softmax scores from eager's is at most 1e-
 engine itself checks at start (OnnxRuntimeEngine.TOLERANCE) and tests/test_engine_agreement.py
 asserts for the other engines.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,8 +61,7 @@ def test_scores_agree_with_eager_at_every_batch_size(tiny_model: TwoStreamModel,
         ort.close()
 
 
-def test_second_start_loads_the_cached_export_and_a_corrupt_file_is_rebuilt(tiny_model: TwoStreamModel, cache: Path,
-                                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_second_start_loads_the_cached_export_and_a_corrupt_file_is_rebuilt(tiny_model: TwoStreamModel, cache: Path, caplog: pytest.LogCaptureFixture) -> None:
     first = create_engine(tiny_model, "onnxruntime", "cpu")
     first.close()
     files = sorted(cache.glob("*.onnx"))
@@ -154,8 +154,7 @@ def test_auto_order_for_several_streams_follows_the_measured_batches() -> None:
     assert any(r.startswith("onnxruntime: eager torch runs batches") for r in reasons)
 
 
-def test_a_net_the_exporter_cannot_express_is_refused_and_auto_falls_back(tiny_model: TwoStreamModel, cache: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_net_the_exporter_cannot_express_is_refused_and_auto_falls_back(tiny_model: TwoStreamModel, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import realtime.nets.export as export
 
     def refuse(*_a: object, **_k: object) -> None:
@@ -189,7 +188,8 @@ def test_a_pipeline_and_a_server_run_on_it(tiny_model: TwoStreamModel, cache: Pa
     with Pipeline("synthetic:wave?fps=0&frames=6&size=96x72", tiny_model, engine="onnxruntime", device="cpu") as p:
         preds = list(p)
     assert len(preds) == 6 and preds[-1].ready
-    with MultiPipeline(["synthetic:wave?fps=0&frames=5&size=96x72", "synthetic:push?fps=0&frames=5&size=96x72"], tiny_model,
-                       engine="onnxruntime", device="cpu") as mp:
+    with MultiPipeline(
+        ["synthetic:wave?fps=0&frames=5&size=96x72", "synthetic:push?fps=0&frames=5&size=96x72"], tiny_model, engine="onnxruntime", device="cpu"
+    ) as mp:
         preds = list(mp)
     assert mp.engine.name == "onnxruntime" and sorted(q.stream for q in preds) == [0] * 5 + [1] * 5

@@ -1,4 +1,5 @@
 """`twostream export --onnx`: files ONNX Runtime runs with the torch nets' scores, and a sidecar that describes them."""
+
 from __future__ import annotations
 
 import copy
@@ -79,8 +80,15 @@ def test_sidecar_describes_inputs_flow_and_fusion(exported: tuple[TwoStreamModel
 
 
 def test_default_model_is_exported_when_model_is_omitted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    cfg = ModelConfig(labels=["x", "y"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=32, clip_length=1,
-                      flow=FlowSettings(width=32, height=32), provenance={"name": "smallest-default"})
+    cfg = ModelConfig(
+        labels=["x", "y"],
+        spatial_arch="mobilenet_v2_035",
+        temporal_arch="mobilenet_v2_035",
+        input_size=32,
+        clip_length=1,
+        flow=FlowSettings(width=32, height=32),
+        provenance={"name": "smallest-default"},
+    )
     TwoStreamModel.create(cfg, seed=0).save(tmp_path / "default")
     monkeypatch.setenv("TWOSTREAM_MODEL", str(tmp_path / "default"))  # what realtime.nets.models_store.default_model loads
     assert main(["export", "--onnx", str(tmp_path / "onnx"), "--no-check"]) == 0
@@ -89,8 +97,9 @@ def test_default_model_is_exported_when_model_is_omitted(tmp_path: Path, monkeyp
     assert meta["nets"]["temporal"]["input"]["shape"] == ["batch", 2, 32, 32]
 
 
-@pytest.mark.parametrize("args", [["--model", "{tmp}/no-such-model"], ["--model", "{tmp}/model", "--onnx-is-a-file"],
-                                  ["--model", "{tmp}/model", "--opset", "9"]])
+@pytest.mark.parametrize(
+    "args", [["--model", "{tmp}/no-such-model"], ["--model", "{tmp}/model", "--onnx-is-a-file"], ["--model", "{tmp}/model", "--opset", "9"]]
+)
 def test_user_errors_print_one_line_and_exit_2(tiny_model: TwoStreamModel, tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str]) -> None:
     tiny_model.save(tmp_path / "model")
     (tmp_path / "a-file").write_text("x")

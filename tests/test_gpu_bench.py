@@ -3,6 +3,7 @@
 The script is the one prepared command for a lent GPU machine; running it here, on a CPU, means a
 device call meets only the problems that need a GPU.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ NO_CUDA = "no CUDA device"
 def test_gpu_bench_cpu_quick(tmp_path: Path) -> None:
     out = tmp_path / "gpu"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick", "--budget-s", "150",
-                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick", "--budget-s", "150", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads((out / "gpu.json").read_text())
     md = (out / "gpu.md").read_text()
@@ -38,8 +45,12 @@ def test_gpu_bench_cpu_quick(tmp_path: Path) -> None:
 
     # 1. correctness: the CPU rows ran and pass their bound; every fp16 (CUDA) row says there is no CUDA device
     rows = res["sections"]["correctness"]["rows"]
-    assert {(r["model"], r["engine"], r["precision"]) for r in rows} >= {("fast", "torch", "fp32"), ("paper", "torch", "fp32"),
-                                                                         ("fast", "torch", "fp16"), ("fast", "compile", "fp16")}
+    assert {(r["model"], r["engine"], r["precision"]) for r in rows} >= {
+        ("fast", "torch", "fp32"),
+        ("paper", "torch", "fp32"),
+        ("fast", "torch", "fp16"),
+        ("fast", "compile", "fp16"),
+    }
     for r in rows:
         if r["precision"] == "fp16":
             assert r["status"] == NO_CUDA, r

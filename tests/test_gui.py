@@ -1,4 +1,5 @@
 """The desktop app, offscreen: a real window on a real pipeline (synthetic source, tiny untrained models, CPU)."""
+
 from __future__ import annotations
 
 import copy
@@ -42,9 +43,16 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model: TwoStreamMod
 @pytest.fixture(scope="session")
 def other_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second tiny model with other labels and another clip length, to see a model switch on screen."""
-    cfg = ModelConfig(labels=["walk", "run", "jump"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035",
-                      input_size=64, clip_length=2, flow=FlowSettings(width=72, height=72), trained=False,
-                      provenance={"name": "tiny-wrj"})
+    cfg = ModelConfig(
+        labels=["walk", "run", "jump"],
+        spatial_arch="mobilenet_v2_035",
+        temporal_arch="mobilenet_v2_035",
+        input_size=64,
+        clip_length=2,
+        flow=FlowSettings(width=72, height=72),
+        trained=False,
+        provenance={"name": "tiny-wrj"},
+    )
     return TwoStreamModel.create(cfg, seed=1).save(tmp_path_factory.mktemp("models") / "tiny-wrj")
 
 
@@ -68,8 +76,16 @@ def open_window(qtbot, settings_file: Path, model_dir: Path):  # type: ignore[no
     windows: list[MainWindow] = []
 
     def make(source: str | None = SOURCE, model: Path | None = model_dir, timeout: float = 2.0, min_score: float | None = None) -> MainWindow:
-        w = MainWindow(QSettings(str(settings_file), QSettings.Format.IniFormat), source=source, model=str(model) if model else None,
-                       engine="torch", device="cpu", source_timeout=timeout, probe_cameras=False, min_score=min_score)
+        w = MainWindow(
+            QSettings(str(settings_file), QSettings.Format.IniFormat),
+            source=source,
+            model=str(model) if model else None,
+            engine="torch",
+            device="cpu",
+            source_timeout=timeout,
+            probe_cameras=False,
+            min_score=min_score,
+        )
         qtbot.addWidget(w)
         w.resize(1100, 720)
         w.show()
@@ -162,8 +178,7 @@ def test_a_refused_model_is_reported_and_the_running_one_keeps_going(qtbot, open
 
 
 @pytest.mark.parametrize("url", [SECRET_URL, "rtsp://admin:a secret@pw/?#@127.0.0.1:1/x?token=secret2"])
-def test_a_bad_url_shows_an_error_keeps_the_app_usable_and_never_shows_the_secret(qtbot, open_window, settings_file: Path,
-                                                                                  url: str) -> None:
+def test_a_bad_url_shows_an_error_keeps_the_app_usable_and_never_shows_the_secret(qtbot, open_window, settings_file: Path, url: str) -> None:
     w = open_window(timeout=1.0)
     wait_for_frames(qtbot, w)
     w.source_box.setEditText(url)
@@ -174,8 +189,15 @@ def test_a_bad_url_shows_an_error_keeps_the_app_usable_and_never_shows_the_secre
     assert w.controller.info.source_kind == "synthetic"
 
     w.close()  # settings are written on close
-    shown = [w.windowTitle(), w.status_text, w.banner.text, w.source_box.currentText(), w.video.placeholder,
-             *(w.source_box.itemText(i) for i in range(w.source_box.count())), *(v.text() for v in w.stats.values.values())]
+    shown = [
+        w.windowTitle(),
+        w.status_text,
+        w.banner.text,
+        w.source_box.currentText(),
+        w.video.placeholder,
+        *(w.source_box.itemText(i) for i in range(w.source_box.count())),
+        *(v.text() for v in w.stats.values.values()),
+    ]
     assert not [s for s in shown if "secret" in s]
     assert "secret" not in settings_file.read_text()
 
@@ -356,8 +378,7 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, settings_file:
 
     again = open_window(source=None)  # no source given: the last one comes back, with every setting
     assert again.source_text == "synthetic:wave?fps=30&size=96x72"
-    assert (again.fusion_box.currentText(), again.weight_slider.value(), again.smoothing_box.value(), again.flow_mode) == \
-        ("weighted", 70, 3, "arrows")
+    assert (again.fusion_box.currentText(), again.weight_slider.value(), again.smoothing_box.value(), again.flow_mode) == ("weighted", 70, 3, "arrows")
     qtbot.waitUntil(lambda: again.controller.info is not None, timeout=WAIT_MS)
     info = again.controller.info
     assert (info.fusion_mode, info.spatial_weight, info.smoothing) == ("weighted", 0.7, 3)  # and the pipeline uses them
@@ -378,8 +399,7 @@ def test_closing_stops_every_thread_and_releases_the_source_within_a_second(qtbo
 
 
 def test_gui_cli_is_light_and_says_how_to_install_pyqt() -> None:
-    code = ("import sys, realtime.cli as c; p = c.build_parser(); assert 'gui' in c.COMMANDS; "
-            "print('PyQt6' in sys.modules, 'pyqtgraph' in sys.modules)")
+    code = "import sys, realtime.cli as c; p = c.build_parser(); assert 'gui' in c.COMMANDS; print('PyQt6' in sys.modules, 'pyqtgraph' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]  # `twostream --help` does not load Qt
     # Without PyQt6 installed, the command prints one line saying what to install.
@@ -423,7 +443,8 @@ def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_
 
 
 def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_remembered(
-        qtbot, open_window, model_dir: Path, calibrated_model_dir: Path, other_model_dir: Path, settings_file: Path) -> None:
+    qtbot, open_window, model_dir: Path, calibrated_model_dir: Path, other_model_dir: Path, settings_file: Path
+) -> None:
     w = open_window(model=calibrated_model_dir)
     qtbot.waitUntil(lambda: w.controller.info is not None and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)  # the window shows the started session
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.6)  # the checkpoint's calibrated threshold
@@ -445,8 +466,7 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
 
     w.min_score_box.setValue(0.3)  # the user's threshold: kept for every model from now on
     w.open_model(str(calibrated_model_dir))  # a new pipeline (other inputs than tiny-wrj)
-    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.threshold == pytest.approx(0.3),
-                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.threshold == pytest.approx(0.3), timeout=WAIT_MS)
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3) and w.controller.info.min_score_set
     w.set_fusion_mode("weighted")  # changing fusion keeps it
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3)
@@ -457,8 +477,7 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
     w.set_min_score(None)  # reset: the running model's own
     assert pipe.fusion.min_score == 0.0
     w.open_taught_model(str(calibrated_model_dir))  # swapped in live, no override: the new model's own
-    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated"
-                    and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)
     assert pipe.fusion.min_score == pytest.approx(0.6)
 
     w.min_score_box.setValue(0.45)

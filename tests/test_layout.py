@@ -1,5 +1,6 @@
 """The import contract of the house: gui/ uses only realtime's public API, realtime/ never imports gui/, and
 realtime's modules import each other without cycles (at module level: what runs at import time)."""
+
 from __future__ import annotations
 
 import ast
@@ -87,7 +88,7 @@ def test_no_import_cycles_inside_realtime() -> None:
         stack.append(m)
         for d in sorted(graph.get(m, ())):
             if seen.get(d) == 1:
-                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+                cycles.append(" -> ".join(stack[stack.index(d) :] + [d]))
             elif d not in seen:
                 visit(d)
         stack.pop()

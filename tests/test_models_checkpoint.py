@@ -1,4 +1,5 @@
 """Architectures, and checkpoints that round-trip exactly and refuse what does not fit."""
+
 from __future__ import annotations
 
 import json

@@ -3,6 +3,7 @@
 Agreement bound: batched nets may sum in another order than batch-1 nets, so scores are compared
 within 1e-4 (max abs difference of fp32 softmax scores, the bound tests/test_engine_agreement.py uses).
 """
+
 from __future__ import annotations
 
 import json
@@ -117,7 +118,7 @@ def test_batched_scores_equal_each_items_own_batch_1_scores(model: TwoStreamMode
         assert sp.shape == (4, 4) and tp is not None and tp.shape == (3, 4)
         j = 0
         for i, has_t in enumerate(has_temporal):
-            ref_s, ref_t = eng(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            ref_s, ref_t = eng(rgb[i : i + 1], temporal[j : j + 1] if has_t else None)
             np.testing.assert_allclose(sp[i], ref_s[0], atol=BOUND, rtol=0)
             if has_t:
                 np.testing.assert_allclose(tp[j], ref_t[0], atol=BOUND, rtol=0)
@@ -154,7 +155,7 @@ def test_each_stream_scores_as_its_own_single_stream_pipeline(tmp_path: Path, mo
             np.testing.assert_allclose(g.fused, r.fused, atol=BOUND, rtol=0)
     resized = streams[2]
     L = model.config.clip_length
-    assert [q.status for q in resized[9:9 + L]] == ["resized"] * L and all(q.temporal is None for q in resized[9:9 + L])
+    assert [q.status for q in resized[9 : 9 + L]] == ["resized"] * L and all(q.temporal is None for q in resized[9 : 9 + L])
     assert max(float(q.spatial.max()) for q in streams[0]) > 0.4
 
 
@@ -239,8 +240,8 @@ def test_a_reconnecting_stream_rebuilds_its_flow_while_the_others_go_on(model: T
     # the other stream is live (30 fps): on a loaded machine it may drop a frame, and then it must count it
     seen = [q.index for q in other]
     assert seen == sorted(set(seen)) and set(seen) <= set(range(45)) and seen[-1] == 44
-    assert [q.status for q in cam[5:5 + L]] == ["reconnected"] * L and all(q.temporal is None for q in cam[5:5 + L])
-    assert all(q.ready for q in cam[5 + L:])  # flow never spans the gap: the stack is rebuilt from new frames
+    assert [q.status for q in cam[5 : 5 + L]] == ["reconnected"] * L and all(q.temporal is None for q in cam[5 : 5 + L])
+    assert all(q.ready for q in cam[5 + L :])  # flow never spans the gap: the stack is rebuilt from new frames
     assert np.abs(cam[4].fused - cam[4].spatial).max() > 1e-3  # smoothing mixes frames...
     np.testing.assert_allclose(cam[5].fused, cam[5].spatial, atol=1e-6)  # ...but forgot the ones before the gap
     gap = (cam[4].infer_ts, cam[5].capture_ts)
@@ -302,8 +303,9 @@ def test_stop_joins_every_thread_and_releases_every_source(tiny_model: TwoStream
 
 
 def serve(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "realtime.cli", "serve", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "serve", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=os.environ.copy()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -331,15 +333,18 @@ def test_serve_json_lines_carry_the_stream_and_the_summary_goes_to_stderr(tiny_m
     assert [s["frames"] for s in summary["streams"]] == [5, 7] and summary["engine"].startswith("torch")
 
 
-@pytest.mark.parametrize("args,message", [
-    (["synthetic:demo", "gopher://x/y"], "unknown source scheme"),
-    (["synthetic:demo", "/no/such/clip.mp4"], "stream 1: /no/such/clip.mp4: no such file"),
-    (["synthetic:moonwalk"], "unknown synthetic source"),
-    (["synthetic:demo", "--max-frames", "0"], "--max-frames must be at least 1"),
-    (["synthetic:demo", "--engine", "tensorrt"], "torch-tensorrt"),
-    (["synthetic:demo", "--device", "cuda"], "no CUDA GPU"),
-    (["synthetic:demo", "--model", "/no/such/model"], "no such model directory"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["synthetic:demo", "gopher://x/y"], "unknown source scheme"),
+        (["synthetic:demo", "/no/such/clip.mp4"], "stream 1: /no/such/clip.mp4: no such file"),
+        (["synthetic:moonwalk"], "unknown synthetic source"),
+        (["synthetic:demo", "--max-frames", "0"], "--max-frames must be at least 1"),
+        (["synthetic:demo", "--engine", "tensorrt"], "torch-tensorrt"),
+        (["synthetic:demo", "--device", "cuda"], "no CUDA GPU"),
+        (["synthetic:demo", "--model", "/no/such/model"], "no such model directory"),
+    ],
+)
 def test_serve_bad_input_is_one_line_exit_2_no_traceback(args: list[str], message: str) -> None:
     r = serve(*args, timeout=60)
     assert r.returncode == 2, (r.stdout, r.stderr)
@@ -351,8 +356,9 @@ def test_serve_never_prints_stream_credentials(tiny_model_dir: Path) -> None:
     url = "rtsp://admin:s3cr3tpw@127.0.0.1:9/cam?token=t0ps3cret"
     r = serve("synthetic:wave?fps=0&frames=4", url, "--model", str(tiny_model_dir), "--timeout", "1", "--engine", "torch", timeout=60)
     assert r.returncode == 2 and "rtsp://***@127.0.0.1:9/cam" in r.stderr
-    kept = serve("synthetic:wave?fps=0&frames=4", url, "--model", str(tiny_model_dir), "--timeout", "1", "--engine", "torch",
-                 "--keep-going", "--json", timeout=60)
+    kept = serve(
+        "synthetic:wave?fps=0&frames=4", url, "--model", str(tiny_model_dir), "--timeout", "1", "--engine", "torch", "--keep-going", "--json", timeout=60
+    )
     assert kept.returncode == 1, kept.stderr  # served what it could; a stream failed
     for out in (r.stdout + r.stderr, kept.stdout + kept.stderr):
         assert "s3cr3tpw" not in out and "t0ps3cret" not in out

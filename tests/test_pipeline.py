@@ -1,4 +1,5 @@
 """The live pipeline end to end: every frame predicted, timestamps in order, bounded under overload, clean stop."""
+
 from __future__ import annotations
 
 import threading
@@ -79,7 +80,7 @@ def test_overload_drops_frames_instead_of_growing_latency(tiny_model) -> None:
     summary = p.summary()
     dropped = sum(summary["dropped"].values())
     assert dropped > 0 and len(preds) + dropped >= 590
-    late = [q.latency_ms for q in preds[len(preds) // 2:]]
+    late = [q.latency_ms for q in preds[len(preds) // 2 :]]
     # Bounded: a queue growing with the 600 frames would put the median near a second by the end.
     # (The median, not p95: on a starved CPU single frames wait for the scheduler, not for a queue.)
     assert np.median(late) < 150

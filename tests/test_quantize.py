@@ -1,5 +1,6 @@
 """int8 nets: `twostream quantize` writes them into the checkpoint, the onnxruntime-int8 engine runs them, auto
 takes them only when they kept the accuracy, and a model retrained since never runs stale ones."""
+
 from __future__ import annotations
 
 import copy
@@ -29,8 +30,16 @@ CLASSES = ["swipe_left", "swipe_right", "circle_cw"]
 def quantized(tmp_path_factory) -> tuple[Path, Path, dict]:
     tmp = tmp_path_factory.mktemp("int8")
     data = make_dataset(tmp / "data", train_clips=3, test_clips=2, frames=10, size=(96, 72), classes=CLASSES, workers=1, progress=False)
-    cfg = ModelConfig(labels=CLASSES, spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=64, clip_length=3,
-                      flow=FlowSettings(width=72, height=72), trained=True, provenance={"name": "int8-test"})
+    cfg = ModelConfig(
+        labels=CLASSES,
+        spatial_arch="mobilenet_v2_035",
+        temporal_arch="mobilenet_v2_035",
+        input_size=64,
+        clip_length=3,
+        flow=FlowSettings(width=72, height=72),
+        trained=True,
+        provenance={"name": "int8-test"},
+    )
     model = informative(TwoStreamModel.create(cfg, seed=0))
     dim = classifier_layer(model.spatial).in_features
     model.prototypes = torch.nn.functional.normalize(torch.randn(3, dim), dim=1)  # a familiarity column too, as the shipped model has
@@ -116,11 +125,34 @@ def test_a_model_retrained_since_never_runs_stale_int8_nets(quantized, tmp_path)
 
 def test_quantize_cli_reports_the_figures_and_refuses_bad_input_in_one_line(quantized, tmp_path) -> None:
     model_dir, data, _ = quantized
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "quantize", "--model", str(model_dir), "--data", str(tmp_path / "nothing")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "quantize", "--model", str(model_dir), "--data", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and "no such dataset directory" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0&size=96x72", "--model", str(model_dir),
-                        "--engine", "onnxruntime-int8", "--max-frames", "6", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "run",
+            "synthetic:demo?fps=0&size=96x72",
+            "--model",
+            str(model_dir),
+            "--engine",
+            "onnxruntime-int8",
+            "--max-frames",
+            "6",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stderr.strip().splitlines()[-1])["summary"]["engine"].startswith("onnxruntime-int8 on cpu (int8")
 

@@ -1,5 +1,6 @@
 """The training recipe for real footage: ImageNet init, the validation slice, fusion that never hurts,
 and the calibrated "no known action" threshold from training to `--json`."""
+
 from __future__ import annotations
 
 import json
@@ -69,7 +70,9 @@ def test_familiarity_threshold_sits_between_held_out_frames_and_another_world() 
     from realtime.nets.familiarity import calibrate
 
     held_out = np.linspace(0.55, 0.8, 200)
-    assert calibrate(held_out, np.linspace(0.1, 0.2, 50)) == pytest.approx((np.quantile(held_out, 0.01) + np.quantile(np.linspace(0.1, 0.2, 50), 0.95)) / 2, abs=1e-4)
+    assert calibrate(held_out, np.linspace(0.1, 0.2, 50)) == pytest.approx(
+        (np.quantile(held_out, 0.01) + np.quantile(np.linspace(0.1, 0.2, 50), 0.95)) / 2, abs=1e-4
+    )
     assert calibrate(held_out, np.linspace(0.5, 0.9, 50)) == pytest.approx(np.quantile(held_out, 0.01), abs=1e-4)  # trained on that world
 
 
@@ -85,14 +88,39 @@ def test_validation_slice_is_stratified_keeps_ucf_groups_together_and_skips_tiny
 
 
 def test_unknown_threshold_round_trips_through_the_checkpoint_and_shows_in_json(tmp_path: Path) -> None:
-    cfg = ModelConfig(labels=["a", "b", "c"], spatial_arch="mobilenet_v2_035", temporal_arch="mobilenet_v2_035", input_size=48,
-                      clip_length=3, flow=FlowSettings(width=56, height=56), fusion=FusionConfig("weighted", 0.5, min_score=0.99))
+    cfg = ModelConfig(
+        labels=["a", "b", "c"],
+        spatial_arch="mobilenet_v2_035",
+        temporal_arch="mobilenet_v2_035",
+        input_size=48,
+        clip_length=3,
+        flow=FlowSettings(width=56, height=56),
+        fusion=FusionConfig("weighted", 0.5, min_score=0.99),
+    )
     informative(TwoStreamModel.create(cfg, seed=0)).save(tmp_path / "m")  # input-dependent scores: no ties for the top class
     assert load_checkpoint(tmp_path / "m").config.fusion.min_score == 0.99
 
     def run(*extra: str) -> list[dict]:
-        r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "synthetic:wave?fps=0&size=96x72", "--model", str(tmp_path / "m"),
-                            "--max-frames", "6", "--json", "--engine", "torch", *extra], capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "realtime.cli",
+                "run",
+                "synthetic:wave?fps=0&size=96x72",
+                "--model",
+                str(tmp_path / "m"),
+                "--max-frames",
+                "6",
+                "--json",
+                "--engine",
+                "torch",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert r.returncode == 0, r.stderr
         return [json.loads(line) for line in r.stdout.splitlines()]
 
@@ -100,8 +128,12 @@ def test_unknown_threshold_round_trips_through_the_checkpoint_and_shows_in_json(
     assert len(preds) == 6 and all(p["label"] is None and p["known"] is False and p["min_score"] == 0.99 for p in preds)
     assert all(p["top"] and p["top"][0]["score"] < 0.99 for p in preds)  # the scores stay available
     assert all(p["label"] == p["top"][0]["label"] and p["known"] for p in run("--min-score", "0"))
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "synthetic:wave", "--model", str(tmp_path / "m"), "--min-score", "1.5"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "run", "synthetic:wave", "--model", str(tmp_path / "m"), "--min-score", "1.5"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "outside 0..1" in r.stderr and "Traceback" not in r.stderr
     raw = json.loads((tmp_path / "m" / "model.json").read_text())
     raw["fusion"]["min_score"] = 2
@@ -113,13 +145,25 @@ def test_unknown_threshold_round_trips_through_the_checkpoint_and_shows_in_json(
 @pytest.fixture(scope="module")
 def still_shapes(tmp_path_factory) -> Path:
     """Generated clips of three still objects that differ only in shape: what a spatial stream must see."""
-    return make_dataset(tmp_path_factory.mktemp("still"), train_clips=6, test_clips=4, frames=8, size=(96, 72), classes=STILL,
-                        workers=1, progress=False)
+    return make_dataset(tmp_path_factory.mktemp("still"), train_clips=6, test_clips=4, frames=8, size=(96, 72), classes=STILL, workers=1, progress=False)
 
 
 def test_imagenet_init_beats_the_same_short_run_from_scratch(still_shapes: Path, tmp_path: Path) -> None:
-    opts = dict(data=str(still_shapes), stream="spatial", spatial_arch="efficientnet_lite0", size=64, work_size=72, clip_length=3,
-                batch=8, steps=24, workers=1, progress=False, eval_samples=5, cache=str(tmp_path / "cache"), val_fraction=0.0)
+    opts = dict(
+        data=str(still_shapes),
+        stream="spatial",
+        spatial_arch="efficientnet_lite0",
+        size=64,
+        work_size=72,
+        clip_length=3,
+        batch=8,
+        steps=24,
+        workers=1,
+        progress=False,
+        eval_samples=5,
+        cache=str(tmp_path / "cache"),
+        val_fraction=0.0,
+    )
     scratch = train(TrainOptions(**opts, out=str(tmp_path / "scratch"), init="none"))
     imagenet = train(TrainOptions(**opts, out=str(tmp_path / "imagenet"), init="imagenet"))
     assert imagenet["spatial"]["top1"] > scratch["spatial"]["top1"] + 0.2, (imagenet["spatial"], scratch["spatial"])
@@ -131,9 +175,25 @@ def test_imagenet_init_beats_the_same_short_run_from_scratch(still_shapes: Path,
 
 def test_both_streams_deploy_what_validation_chose_and_evaluate_reports_it(still_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    metrics = train(TrainOptions(data=str(still_shapes), out=str(out), stream="both", spatial_arch="efficientnet_lite0",
-                                 temporal_arch="mobilenet_v2_035", size=64, work_size=72, clip_length=3, batch=8, steps=16, workers=1,
-                                 progress=False, eval_samples=5, svm_samples=2, cache=str(tmp_path / "cache")))
+    metrics = train(
+        TrainOptions(
+            data=str(still_shapes),
+            out=str(out),
+            stream="both",
+            spatial_arch="efficientnet_lite0",
+            temporal_arch="mobilenet_v2_035",
+            size=64,
+            work_size=72,
+            clip_length=3,
+            batch=8,
+            steps=16,
+            workers=1,
+            progress=False,
+            eval_samples=5,
+            svm_samples=2,
+            cache=str(tmp_path / "cache"),
+        )
+    )
     cfg = load_checkpoint(out).config
     choice = cfg.provenance["fusion_choice"]
     assert cfg.fusion.mode == "weighted" and cfg.fusion.spatial_weight == choice["spatial_weight"]
@@ -141,9 +201,28 @@ def test_both_streams_deploy_what_validation_chose_and_evaluate_reports_it(still
     assert cfg.provenance["validation_clips"] == 6  # 2 of each class: one validation clip per class decides nothing
     dep = metrics["deployed"]
     assert dep["mode"] == choice["chosen"] and dep["spatial_weight"] == cfg.fusion.spatial_weight and dep["min_score"] == cfg.fusion.min_score
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(out), "--data", str(still_shapes), "--cache",
-                        str(tmp_path / "cache"), "--json", str(tmp_path / "e.json"), "--no-progress", "--samples", "5"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "evaluate",
+            "--model",
+            str(out),
+            "--data",
+            str(still_shapes),
+            "--cache",
+            str(tmp_path / "cache"),
+            "--json",
+            str(tmp_path / "e.json"),
+            "--no-progress",
+            "--samples",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
     ev = json.loads((tmp_path / "e.json").read_text())
     assert ev["deployed"] == dep and "deployed" in r.stderr

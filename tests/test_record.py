@@ -1,4 +1,5 @@
 """Recording labelled clips: `twostream record`, the Recorder schedule, the clip library, pipeline taps."""
+
 from __future__ import annotations
 
 import subprocess
@@ -61,9 +62,11 @@ def test_clips_from_a_file_use_its_frame_rate_and_a_short_file_keeps_only_whole_
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    for args, words in ((["synthetic:spin", "--label", "no good", "--to", str(tmp_path)], "class name"),
-                        (["synthetic:spin", "--label", "ok", "--seconds", "0", "--to", str(tmp_path)], "more than 0 seconds"),
-                        ([str(tmp_path / "missing.mp4"), "--label", "ok", "--to", str(tmp_path)], "missing.mp4")):
+    for args, words in (
+        (["synthetic:spin", "--label", "no good", "--to", str(tmp_path)], "class name"),
+        (["synthetic:spin", "--label", "ok", "--seconds", "0", "--to", str(tmp_path)], "more than 0 seconds"),
+        ([str(tmp_path / "missing.mp4"), "--label", "ok", "--to", str(tmp_path)], "missing.mp4"),
+    ):
         r = twostream("record", *args)
         assert r.returncode == 2, r.stderr
         assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1
@@ -98,8 +101,7 @@ def test_recorder_waits_out_the_countdown_and_gaps() -> None:
     with tempfile.TemporaryDirectory() as d:
         lib = ClipLibrary(d)
         phases = []
-        rec = Recorder(lib, "a", clips=2, seconds=0.5, fps=10, countdown=3, gap=1, on_change=lambda s: phases.append(s.phase),
-                       clock=lambda: now[0]).start()
+        rec = Recorder(lib, "a", clips=2, seconds=0.5, fps=10, countdown=3, gap=1, on_change=lambda s: phases.append(s.phase), clock=lambda: now[0]).start()
         fed = 0
         while rec.active:
             rec.feed(frames[fed])

@@ -3,6 +3,7 @@
 Every video file here is written by the test itself with OpenCV. The RTSP faults are in test_rtsp.py,
 hostile model files in test_reliability_models.py.
 """
+
 from __future__ import annotations
 
 import logging
@@ -120,8 +121,8 @@ def test_after_a_reconnect_flow_and_smoothing_restart_so_nothing_spans_the_gap(t
     gap = preds[8]
     assert gap.status == "reconnected" and gap.flow is None and gap.temporal is None
     np.testing.assert_allclose(gap.fused, gap.spatial, atol=1e-6)  # the smoother forgot the frames before the gap
-    assert all(q.flow is not None and not q.ready and q.status == "reconnected" for q in preds[9:8 + L])
-    assert all(q.ready and q.status == "ok" for q in preds[8 + L:])
+    assert all(q.flow is not None and not q.ready and q.status == "reconnected" for q in preds[9 : 8 + L])
+    assert all(q.ready and q.status == "ok" for q in preds[8 + L :])
     assert p.summary()["reconnects"] == 1
 
 
@@ -179,10 +180,19 @@ def _odd_frames() -> list[tuple[str, np.ndarray]]:
     f[0, :4] = np.array([np.nan, np.inf, -np.inf, 2.0])[:, None]
     y, x = np.mgrid[0:4320, 0:7680]
     eight_k = np.dstack([(x // 30 % 256), (y // 17 % 256), ((x + y) // 50 % 256)]).astype(np.uint8)
-    return [("bgr", base), ("grey", cv2.cvtColor(base, cv2.COLOR_BGR2GRAY)), ("grey 1-channel", base[..., :1]),
-            ("bgra", cv2.cvtColor(base, cv2.COLOR_BGR2BGRA)), ("16-bit", base.astype(np.uint16) * 257),
-            ("float with NaN/inf", f), ("mirrored view", base[:, ::-1]), ("one pixel", base[:1, :1]),
-            ("8K", eight_k), ("7x3000 strip", np.ascontiguousarray(eight_k[:7, :3000])), ("bgr again", base)]
+    return [
+        ("bgr", base),
+        ("grey", cv2.cvtColor(base, cv2.COLOR_BGR2GRAY)),
+        ("grey 1-channel", base[..., :1]),
+        ("bgra", cv2.cvtColor(base, cv2.COLOR_BGR2BGRA)),
+        ("16-bit", base.astype(np.uint16) * 257),
+        ("float with NaN/inf", f),
+        ("mirrored view", base[:, ::-1]),
+        ("one pixel", base[:1, :1]),
+        ("8K", eight_k),
+        ("7x3000 strip", np.ascontiguousarray(eight_k[:7, :3000])),
+        ("bgr again", base),
+    ]
 
 
 def test_odd_frames_are_converted_and_size_changes_restart_the_flow(tiny_model) -> None:
@@ -201,15 +211,18 @@ def test_odd_frames_are_converted_and_size_changes_restart_the_flow(tiny_model) 
     assert preds[5].frame[0, :4].tolist() == [[0, 0, 0], [255, 255, 255], [0, 0, 0], [255, 255, 255]]
 
 
-@pytest.mark.parametrize("what,frame,message", [
-    ("2 channels", np.zeros((48, 64, 2), np.uint8), r"shape \(48, 64, 2\)"),
-    ("5 channels", np.zeros((48, 64, 5), np.uint8), r"shape \(48, 64, 5\)"),
-    ("4-D", np.zeros((1, 48, 64, 3), np.uint8), r"shape \(1, 48, 64, 3\)"),
-    ("bool", np.zeros((48, 64, 3), bool), "bool values"),
-    ("complex", np.zeros((48, 64, 3), np.complex64), "complex64 values"),
-    ("empty", np.zeros((0, 64, 3), np.uint8), "empty 64x0 frame"),
-    ("a list", [[0, 1], [2, 3]], "gave a list, not an image"),
-])
+@pytest.mark.parametrize(
+    "what,frame,message",
+    [
+        ("2 channels", np.zeros((48, 64, 2), np.uint8), r"shape \(48, 64, 2\)"),
+        ("5 channels", np.zeros((48, 64, 5), np.uint8), r"shape \(48, 64, 5\)"),
+        ("4-D", np.zeros((1, 48, 64, 3), np.uint8), r"shape \(1, 48, 64, 3\)"),
+        ("bool", np.zeros((48, 64, 3), bool), "bool values"),
+        ("complex", np.zeros((48, 64, 3), np.complex64), "complex64 values"),
+        ("empty", np.zeros((0, 64, 3), np.uint8), "empty 64x0 frame"),
+        ("a list", [[0, 1], [2, 3]], "gave a list, not an image"),
+    ],
+)
 def test_unusable_frames_stop_the_run_with_a_message_naming_the_source(tiny_model, what, frame, message) -> None:
     good = np.zeros((48, 64, 3), np.uint8)
     with pytest.raises(SourceError, match=message) as e:
@@ -393,7 +406,7 @@ def test_a_source_far_faster_than_inference_keeps_latency_bounded_and_counts_eve
     assert s["captured"] > 10 * len(preds) and dropped > 0.8 * s["captured"]
     in_flight = s["captured"] - s["frames"] - dropped  # in the hand-over slots or a stage when stopped
     assert 0 <= in_flight <= 4, s
-    late = [q.latency_ms for q in preds[len(preds) // 3:]]
+    late = [q.latency_ms for q in preds[len(preds) // 3 :]]
     assert np.percentile(late, 95) < 200, late  # one inference plus a frame or two, never a growing queue
     assert preds[-1].dropped > preds[0].dropped  # every Prediction carries the running count
 
@@ -446,9 +459,26 @@ def test_short_soak_memory_threads_and_descriptors_stay_flat(tiny_model) -> None
 
 
 def test_nothing_listens_on_a_port_while_running(tmp_path, video_file) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=30", "--engine", "torch",
-                             "--max-frames", "150", "-q", "--out", str(tmp_path / "out.avi")], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "run",
+            "synthetic:demo?fps=30",
+            "--engine",
+            "torch",
+            "--max-frames",
+            "150",
+            "-q",
+            "--out",
+            str(tmp_path / "out.avi"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen = []
     try:
         for line in proc.stderr:  # type: ignore[union-attr]  # wait for the event, not for a guessed time
@@ -465,10 +495,19 @@ def test_nothing_listens_on_a_port_while_running(tmp_path, video_file) -> None:
 
 
 # -- credentials --------------------------------------------------------------------------------
-@pytest.mark.parametrize("url", [
-    "rtsp://admin:S3cret@10.1.2.3:554/live", "rtsp://admin:S3/cret@10.1.2.3/live", "rtsp://admin:S3#cret@10.1.2.3/live",
-    "rtsp://admin:S3?cret@10.1.2.3/live", "rtsp://admin:S3@cret@10.1.2.3/live", "rtsp://10.1.2.3/live?token=S3cret&ch=1",
-    "http://10.1.2.3/video.mjpg?user=admin&password=S3cret", "rtsp://admin:S3cret@[fe80::1]:554/live"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rtsp://admin:S3cret@10.1.2.3:554/live",
+        "rtsp://admin:S3/cret@10.1.2.3/live",
+        "rtsp://admin:S3#cret@10.1.2.3/live",
+        "rtsp://admin:S3?cret@10.1.2.3/live",
+        "rtsp://admin:S3@cret@10.1.2.3/live",
+        "rtsp://10.1.2.3/live?token=S3cret&ch=1",
+        "http://10.1.2.3/video.mjpg?user=admin&password=S3cret",
+        "rtsp://admin:S3cret@[fe80::1]:554/live",
+    ],
+)
 def test_credentials_are_redacted_from_names_and_free_text(url) -> None:
     for text in (redact(url), scrub(f"cannot open {url}: refused")):
         assert "S3" not in text and "cret" not in text and "admin" not in text, text

@@ -1,6 +1,7 @@
 """Hostile or broken model files: each is refused with a message naming what is wrong, and nothing in
 them ever runs. Through `load_checkpoint` (the Python API) and through `twostream run --model DIR`
 (exit 2, one line, no traceback)."""
+
 from __future__ import annotations
 
 import json
@@ -79,19 +80,27 @@ def _cases(good: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         "random bytes": (_variant(good, tmp / "random", weights=os.urandom(len(data))), "weights.safetensors is corrupt or truncated"),
         "truncated": (_variant(good, tmp / "truncated", weights=data[: len(data) // 2]), "weights.safetensors is corrupt or truncated"),
         "empty weights": (_variant(good, tmp / "empty", weights=b""), "weights.safetensors is corrupt or truncated"),
-        "wrong tensor shape": (_variant(good, tmp / "shape", weights=_safetensors(wrong_shape, tmp / "s.st")),
-                               rf"spatial weights do not fit mobilenet_v2_035: {conv.removeprefix('spatial.')} is \(3, 3, 3, 3\)"),
-        "labels not matching the head": (_variant(good, tmp / "labels", edit=lambda c: c.update(labels=["a", "b", "c", "d", "e"])),
-                                         "spatial head has 4 outputs for 5 labels"),
+        "wrong tensor shape": (
+            _variant(good, tmp / "shape", weights=_safetensors(wrong_shape, tmp / "s.st")),
+            rf"spatial weights do not fit mobilenet_v2_035: {conv.removeprefix('spatial.')} is \(3, 3, 3, 3\)",
+        ),
+        "labels not matching the head": (
+            _variant(good, tmp / "labels", edit=lambda c: c.update(labels=["a", "b", "c", "d", "e"])),
+            "spatial head has 4 outputs for 5 labels",
+        ),
         "NaN weights": (_variant(good, tmp / "nan", weights=_safetensors(nan, tmp / "n.st")), "temporal weights hold NaN or infinite values"),
-        "model.json not JSON": (_variant(good, tmp / "notjson", config_text="{\"format\": "), "model.json is corrupt"),
+        "model.json not JSON": (_variant(good, tmp / "notjson", config_text='{"format": '), "model.json is corrupt"),
         "model.json too deep": (_variant(good, tmp / "deep", config_text="[" * 100_000 + "]" * 100_000), "model.json is corrupt"),
         "a number as text": (_variant(good, tmp / "text", edit=lambda c: c.update(clip_length="3")), "'clip_length' is a JSON str"),
         "labels as one string": (_variant(good, tmp / "labelstr", edit=lambda c: c.update(labels="abcd")), "'labels' is a JSON str"),
-        "huge flow size": (_variant(good, tmp / "hugeflow", edit=lambda c: c["flow"].update(width=10**6, height=10**6)),
-                           "flow working size 1000000x1000000 is outside 16..2048"),
-        "a million labels": (_variant(good, tmp / "manylabels", edit=lambda c: c.update(labels=[f"c{i}" for i in range(10**6)])),
-                             "1000000 labels is more than the 10000 twostream supports"),
+        "huge flow size": (
+            _variant(good, tmp / "hugeflow", edit=lambda c: c["flow"].update(width=10**6, height=10**6)),
+            "flow working size 1000000x1000000 is outside 16..2048",
+        ),
+        "a million labels": (
+            _variant(good, tmp / "manylabels", edit=lambda c: c.update(labels=[f"c{i}" for i in range(10**6)])),
+            "1000000 labels is more than the 10000 twostream supports",
+        ),
     }
 
 
@@ -125,8 +134,14 @@ def _pickles(tmp: Path, marker: Path) -> dict[str, Path]:
     as_config = tmp / "evil-config"
     shutil.copytree(tmp / "good-copy", as_config)
     (as_config / "model.json").write_bytes(pickle.dumps(_Payload(marker)))
-    return {"pickle as weights": plain, "torch.save zip as weights": zipped, "pickles beside a checkpoint": extra,
-            "model.json pointing at a pickle": pointing, "a .pt file": pt_file, "pickle as model.json": as_config}
+    return {
+        "pickle as weights": plain,
+        "torch.save zip as weights": zipped,
+        "pickles beside a checkpoint": extra,
+        "model.json pointing at a pickle": pointing,
+        "a .pt file": pt_file,
+        "pickle as model.json": as_config,
+    }
 
 
 @pytest.mark.slow
@@ -149,16 +164,25 @@ def test_a_pickle_never_runs_its_payload(good, tmp_path) -> None:
                 load_checkpoint(path)
         assert not marker.exists(), f"{name}: the payload ran"
     for path in cases.values():  # and through the command line
-        subprocess.run([sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0", "--model", str(path),
-                        "--max-frames", "2", "--engine", "torch", "-q"], cwd=ROOT, capture_output=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0", "--model", str(path), "--max-frames", "2", "--engine", "torch", "-q"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+        )
     assert not marker.exists(), "the payload ran in the CLI"
 
 
 @pytest.mark.parametrize("case", ["random bytes", "truncated", "wrong tensor shape", "labels not matching the head", "a number as text"])
 def test_the_cli_refuses_a_bad_model_in_one_line_with_exit_2(good, tmp_path, case) -> None:
     directory, message = _cases(good, tmp_path)[case]
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0", "--model", str(directory),
-                        "--max-frames", "2", "--engine", "torch"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0", "--model", str(directory), "--max-frames", "2", "--engine", "torch"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"twostream run: error: {directory}: "), r.stderr
@@ -169,7 +193,6 @@ def test_the_cli_refuses_a_pickle_file_given_as_the_model(tmp_path) -> None:
     marker = tmp_path / "PAYLOAD-RAN"
     evil = tmp_path / "model.pt"
     torch.save(_Payload(marker), evil)
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "--model", str(evil)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", "--model", str(evil)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "never unpickles .pt/.pth files" in r.stderr and not marker.exists()

@@ -4,6 +4,7 @@ The faults a camera on a flaky network produces: the server dies and comes back,
 without closing, it changes resolution; and a stream URL's credentials must not leak anywhere.
 Each test skips, saying why, where the server cannot start; under CI (CI set) it fails instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -219,13 +220,37 @@ def test_cli_survives_an_outage_and_never_shows_credentials(rtsp, tiny_model, tm
     url = server.url + f"?token={TOKEN}"
     model_dir = tiny_model.save(tmp_path / "tiny")
     video = tmp_path / "annotated.avi"
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "-v", "run", url, "--model", str(model_dir), "--engine", "torch",
-                             "--json", "--max-frames", "150", "--timeout", "2", "--out", str(video)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "-v",
+            "run",
+            url,
+            "--model",
+            str(model_dir),
+            "--engine",
+            "torch",
+            "--json",
+            "--max-frames",
+            "150",
+            "--timeout",
+            "2",
+            "--out",
+            str(video),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: list[str] = []
     errs: list[str] = []
-    readers = [threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
-               threading.Thread(target=lambda: errs.extend(proc.stderr), daemon=True)]  # type: ignore[arg-type]
+    readers = [
+        threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True),  # type: ignore[arg-type]
+        threading.Thread(target=lambda: errs.extend(proc.stderr), daemon=True),
+    ]  # type: ignore[arg-type]
     for r in readers:
         r.start()
     sockets = None
@@ -265,8 +290,7 @@ def test_cli_survives_an_outage_and_never_shows_credentials(rtsp, tiny_model, tm
 def test_a_wrong_password_is_refused_in_one_line_without_echoing_it(rtsp) -> None:
     server = rtsp(user="admin", password=SECRET)
     wrong = server.url.replace(SECRET, "Wr0ngPassw0rd")
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", wrong, "--timeout", "2"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", wrong, "--timeout", "2"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("twostream run: error:")]
     assert len(errors) == 1 and f"rtsp://***@127.0.0.1:{server.port}/cam" in errors[0]

@@ -1,4 +1,5 @@
 """Sources (one parser for every input, credentials redacted) and flow (accuracy, encoding, flips)."""
+
 from __future__ import annotations
 
 import time
@@ -15,10 +16,20 @@ from realtime.io.sources import open_source, parse_source, redact
 from realtime.io.synthetic import CLASSES, MOTION_CLASSES, SyntheticClip, SyntheticSource
 
 
-@pytest.mark.parametrize("text,kind", [("0", "camera"), ("/dev/video2", "camera"), ("rtsp://cam/1", "stream"),
-                                       ("http://host/x.mjpg", "stream"), ("https://host/live.m3u8", "stream"),
-                                       ("clip.mp4", "file"), ("file:///tmp/a.avi", "file"), ("synthetic:wave", "synthetic"),
-                                       ("synthetic:demo?fps=0&seed=3", "synthetic")])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("0", "camera"),
+        ("/dev/video2", "camera"),
+        ("rtsp://cam/1", "stream"),
+        ("http://host/x.mjpg", "stream"),
+        ("https://host/live.m3u8", "stream"),
+        ("clip.mp4", "file"),
+        ("file:///tmp/a.avi", "file"),
+        ("synthetic:wave", "synthetic"),
+        ("synthetic:demo?fps=0&seed=3", "synthetic"),
+    ],
+)
 def test_one_parser_names_every_kind_of_source(text: str, kind: str) -> None:
     assert parse_source(text).kind == kind
 
@@ -198,5 +209,5 @@ def test_the_training_cache_and_the_live_pipeline_feed_the_nets_identical_inputs
         if i < L:
             assert xt is None
         else:  # the flow fields between frames i-L..i, oldest first
-            np.testing.assert_array_equal(xt[0], flow_input(codes[i - L:i], cfg, top, left))
+            np.testing.assert_array_equal(xt[0], flow_input(codes[i - L : i], cfg, top, left))
     engine.close()

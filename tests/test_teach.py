@@ -1,4 +1,5 @@
 """Teaching new classes: `train --from MODEL` on recorded clips, too-few-clips refusal, live model swap."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,19 @@ def twostream(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def record(root: Path, label: str, clips: int, seed: int, seconds: float = 1.5) -> None:
-    r = twostream("record", f"synthetic:{label}?fps=0&seed={seed}&clip={round(seconds * 30)}", "--label", label,
-                  "--clips", str(clips), "--seconds", str(seconds), "--to", str(root), "-q")
+    r = twostream(
+        "record",
+        f"synthetic:{label}?fps=0&seed={seed}&clip={round(seconds * 30)}",
+        "--label",
+        label,
+        "--clips",
+        str(clips),
+        "--seconds",
+        str(seconds),
+        "--to",
+        str(root),
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -158,8 +170,12 @@ def test_a_killed_training_leaves_no_flow_worker_behind(tmp_path: Path) -> None:
     rec = tmp_path / "rec"
     for label in ("spin", "bounce"):
         record(rec, label, 6, seed=3, seconds=2)
-    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "train", "--data", str(rec), "--from", "default",
-                             "--out", str(tmp_path / "m"), "--progress-json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "realtime.cli", "train", "--data", str(rec), "--from", "default", "--out", str(tmp_path / "m"), "--progress-json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     workers: list[int] = []
     assert proc.stdout is not None  # stdout=PIPE
     try:

@@ -1,4 +1,5 @@
 """The trainer: dataset readers and splits, flow cache, real (small) training runs, resume, evaluation, DDP."""
+
 from __future__ import annotations
 
 import csv
@@ -27,16 +28,14 @@ from realtime.train.trainer import TrainOptions, load_init, train
 
 ROOT = Path(__file__).resolve().parent.parent
 EASY = ["swipe_left", "swipe_right"]  # differ only in motion: the temporal stream's job
-SMALL = dict(arch="mobilenet_v2_035", size=48, work_size=56, clip_length=3, batch=8, workers=1, progress=False,
-             eval_samples=5, svm_samples=2, lr=0.01)
+SMALL = dict(arch="mobilenet_v2_035", size=48, work_size=56, clip_length=3, batch=8, workers=1, progress=False, eval_samples=5, svm_samples=2, lr=0.01)
 
 
 @pytest.fixture(scope="module")
 def ucf_tree(tmp_path_factory) -> Path:
     """A UCF-101-style tree (classInd.txt, trainlist01.txt, testlist01.txt) of real synthetic clips."""
     root = tmp_path_factory.mktemp("ucf")
-    return make_dataset(root, train_clips=8, test_clips=4, frames=12, size=(96, 72), classes=EASY + ["hold_ring", "hold_cross"],
-                        workers=1, progress=False)
+    return make_dataset(root, train_clips=8, test_clips=4, frames=12, size=(96, 72), classes=EASY + ["hold_ring", "hold_cross"], workers=1, progress=False)
 
 
 def test_ucf_lists_give_classes_and_splits(ucf_tree) -> None:
@@ -146,9 +145,29 @@ def test_temporal_training_learns_motion_and_resume_continues(ucf_tree, tmp_path
 def _evaluate_cli(model: Path, data: Path, tmp_path: Path) -> tuple[subprocess.CompletedProcess, dict]:
     """`twostream evaluate` as a user runs it (3 stacks per video, the tests' flow cache); its process and JSON."""
     js = tmp_path / "eval.json"
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "evaluate", "--model", str(model), "--data", str(data),
-                        "--json", str(js), "--samples", "3", "--cache", str(tmp_path / "c"), "--no-progress"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime.cli",
+            "evaluate",
+            "--model",
+            str(model),
+            "--data",
+            str(data),
+            "--json",
+            str(js),
+            "--samples",
+            "3",
+            "--cache",
+            str(tmp_path / "c"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     return r, json.loads(js.read_text())
 
@@ -182,17 +201,20 @@ def test_both_streams_then_fusion_and_evaluate_json(ucf_tree, tmp_path) -> None:
     assert result["videos"] == 16
     for key in ("spatial", "temporal", "fusion_avg", "fusion_svm"):
         assert 0.0 <= result[key]["top1"] <= 1.0
-    r = subprocess.run([sys.executable, "-m", "realtime.cli", "run", str(ucf_tree / "swipe_left" / "swipe_left_test_0000.avi"),
-                        "--model", str(out), "--json", "-q"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "realtime.cli", "run", str(ucf_tree / "swipe_left" / "swipe_left_test_0000.avi"), "--model", str(out), "--json", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 12  # the trained checkpoint runs live
 
 
 def test_multitask_two_datasets_share_a_trunk_with_a_head_each(ucf_tree, tmp_path) -> None:
-    second = make_dataset(tmp_path / "d2", train_clips=3, test_clips=1, frames=8, size=(96, 72), classes=["push", "pull", "wave"],
-                          workers=1, progress=False)
+    second = make_dataset(tmp_path / "d2", train_clips=3, test_clips=1, frames=8, size=(96, 72), classes=["push", "pull", "wave"], workers=1, progress=False)
     out = tmp_path / "mt"
-    train(TrainOptions(**SMALL, data=str(ucf_tree), data2=str(second), out=str(out), stream="temporal", epochs=1, evaluate=False,
-                       cache=str(tmp_path / "c")))
+    train(TrainOptions(**SMALL, data=str(ucf_tree), data2=str(second), out=str(out), stream="temporal", epochs=1, evaluate=False, cache=str(tmp_path / "c")))
     first, task2 = load_checkpoint(out), load_checkpoint(out / "task2")
     assert task2.config.labels == ["push", "pull", "wave"] and len(first.config.labels) == 4
     a, b = first.temporal.state_dict(), task2.temporal.state_dict()
@@ -216,11 +238,49 @@ def test_ddp_with_two_gloo_processes_runs_a_step(ucf_tree, tmp_path) -> None:
     cache = tmp_path / "c"
     FlowCache(cache, FlowSettings(width=56, height=56)).build(open_dataset(ucf_tree).train + open_dataset(ucf_tree).test, ucf_tree, 1, False)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "realtime.cli",
-                        "train", "--data", str(ucf_tree), "--stream", "spatial", "--out", str(tmp_path / "ddp"), "--arch", "mobilenet_v2_035",
-                        "--size", "48", "--work-size", "56", "--L", "3", "--batch", "4", "--epochs", "1", "--max-steps", "1",
-                        "--no-eval", "--no-progress", "--cache", str(cache), "--workers", "1"],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "realtime.cli",
+            "train",
+            "--data",
+            str(ucf_tree),
+            "--stream",
+            "spatial",
+            "--out",
+            str(tmp_path / "ddp"),
+            "--arch",
+            "mobilenet_v2_035",
+            "--size",
+            "48",
+            "--work-size",
+            "56",
+            "--L",
+            "3",
+            "--batch",
+            "4",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "1",
+            "--no-eval",
+            "--no-progress",
+            "--cache",
+            str(cache),
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     rows = _log(tmp_path / "ddp" / "train_log_spatial.csv")
     assert len(rows) == 1 and rows[0]["step"] == "1"
@@ -266,8 +326,9 @@ def test_train_command_line_defaults_are_train_options_defaults() -> None:
 
 def _tiny_net() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2)
+    )
 
 
 def _tiny_batches(n: int, pulled: list[int]) -> Iterator[Batch]:
@@ -294,8 +355,15 @@ def test_sgd_loop_with_frozen_batchnorm_keeps_its_statistics_and_clipping_bounds
     net = _tiny_net()
     bn = net[1]
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    loop = SGDLoop(net, torch.optim.SGD(net.parameters(), lr=1.0), torch.device("cpu"), torch.nn.functional.cross_entropy,
-                   clip_norm=0.01, frozen_batchnorm=True, channels_last=True)
+    loop = SGDLoop(
+        net,
+        torch.optim.SGD(net.parameters(), lr=1.0),
+        torch.device("cpu"),
+        torch.nn.functional.cross_entropy,
+        clip_norm=0.01,
+        frozen_batchnorm=True,
+        channels_last=True,
+    )
     loop.run(_tiny_batches(1, []))
     assert torch.equal(bn.running_mean, before["1.running_mean"]) and torch.equal(bn.running_var, before["1.running_var"])
     assert int(bn.num_batches_tracked) == 0 and not bn.training and net.training

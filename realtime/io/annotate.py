@@ -1,4 +1,5 @@
 """Draw Predictions onto frames, and write the annotated video (`twostream run --out FILE`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,7 +42,7 @@ def annotate(pred: Prediction, k: int = 3) -> np.ndarray:
         iw = max(32, w // 4)
         ih = max(32, int(iw * pred.flow.shape[0] / pred.flow.shape[1]))
         inset = cv2.resize(flow_to_colour(pred.flow), (iw, ih), interpolation=cv2.INTER_NEAREST)
-        img[h - ih - 4:h - 4, w - iw - 4:w - 4] = inset
+        img[h - ih - 4 : h - 4, w - iw - 4 : w - 4] = inset
         cv2.rectangle(img, (w - iw - 5, h - ih - 5), (w - 4, h - 4), (255, 255, 255), 1)
     return img
 

@@ -11,6 +11,7 @@ recording never leaves a short clip among the good ones. Deleting moves a clip t
 `Recorder` is the same schedule (countdown, clip, gap, next clip) for the command line and the
 desktop app: it is fed frames as they arrive, from whatever thread reads the source.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -129,8 +130,11 @@ class ClipLibrary:
     def next_path(self, label: str) -> Path:
         """The next free `<label>_NNN.avi` (numbers are never reused, even after a delete)."""
         d = self.root / check_label(label)
-        used = [int(m["n"]) for p in [*d.glob(f"*{CLIP_SUFFIX}"), *(self.root / DELETED / label).glob(f"*{CLIP_SUFFIX}")]
-                if (m := _CLIP_NAME.match(p.stem.split("~")[0])) and m["label"] == label]
+        used = [
+            int(m["n"])
+            for p in [*d.glob(f"*{CLIP_SUFFIX}"), *(self.root / DELETED / label).glob(f"*{CLIP_SUFFIX}")]
+            if (m := _CLIP_NAME.match(p.stem.split("~")[0])) and m["label"] == label
+        ]
         return d / f"{label}_{max(used, default=0) + 1:03d}{CLIP_SUFFIX}"
 
     def delete(self, clip: str | Path) -> Path:
@@ -195,9 +199,18 @@ class Recorder:
     `on_change(state)` is called after each phase change and each saved clip, with the (live) state object.
     """
 
-    def __init__(self, library: ClipLibrary, label: str, clips: int, seconds: float, fps: float | None,
-                 countdown: float = 3.0, gap: float = 1.0, on_change: Callable[[RecorderState], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        library: ClipLibrary,
+        label: str,
+        clips: int,
+        seconds: float,
+        fps: float | None,
+        countdown: float = 3.0,
+        gap: float = 1.0,
+        on_change: Callable[[RecorderState], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         if clips < 1:
             raise UserError(f"--clips must be at least 1 (got {clips})")
         if countdown < 0 or gap < 0:
@@ -318,8 +331,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         last.phase = st.phase
 
     rec = Recorder(library, label, args.clips, args.seconds, src.fps, countdown, gap, on_change)
-    say(f"recording {args.clips} clip(s) of '{label}' from {name} ({rec.state.frames_per_clip} frames each at "
-        f"{rec.fps:g} fps) into {library.root / label}")
+    say(f"recording {args.clips} clip(s) of '{label}' from {name} ({rec.state.frames_per_clip} frames each at {rec.fps:g} fps) into {library.root / label}")
     rec.start()
     try:
         while rec.active:
@@ -346,8 +358,9 @@ def cmd_record(args: argparse.Namespace) -> int:
     counts = library.counts()
     total = ", ".join(f"{k} {v}" for k, v in counts.items())
     if len(st.saved) < st.clips:
-        sys.stderr.write(f"twostream record: error: {name} ended after {len(st.saved)} of {st.clips} clips "
-                         f"(the unfinished one discarded); clips per class now: {total}\n")
+        sys.stderr.write(
+            f"twostream record: error: {name} ended after {len(st.saved)} of {st.clips} clips (the unfinished one discarded); clips per class now: {total}\n"
+        )
         return 1
     say(f"done: {len(st.saved)} clip(s) of '{label}'; clips per class in {library.root}: {total}")
     return 0

@@ -9,6 +9,7 @@ a source that stops delivering without closing is noticed after `timeout_s`. A c
 stream that is lost is re-opened with backoff (status "reconnecting" meanwhile); a file that
 stalls raises SourceError. docs/reliability.md lists the faults tested and what a user sees.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -94,11 +95,8 @@ def parse_source(text: str | int) -> SourceSpec:
     if scheme in STREAM_SCHEMES:
         return SourceSpec("stream", text, redact(text))
     if scheme and scheme != "file":
-        raise UserError(
-            f"unknown source scheme '{scheme}://' in {redact(text)}: use rtsp://, http(s)://, a file path, "
-            "a camera index or synthetic:NAME"
-        )
-    path = text[len("file://"):] if scheme == "file" else text
+        raise UserError(f"unknown source scheme '{scheme}://' in {redact(text)}: use rtsp://, http(s)://, a file path, a camera index or synthetic:NAME")
+    path = text[len("file://") :] if scheme == "file" else text
     return SourceSpec("file", path, path)
 
 
@@ -302,8 +300,7 @@ class OpenCVSource(FrameSource):
             if e.cancelled:
                 raise SourceError(f"{self.name}: opening was cancelled") from None
             what = "stream" if spec.kind == "stream" else spec.kind
-            hint = " (a pipe with no writer, or a stalled disk or network share?)" if spec.kind == "file" else \
-                " (check the address and that the server is up)"
+            hint = " (a pipe with no writer, or a stalled disk or network share?)" if spec.kind == "file" else " (check the address and that the server is up)"
             raise SourceError(f"{self.name}: {what} could not be opened within {time.monotonic() - started:.1f} s{hint}") from None
         except BaseException:
             conn.close(wait=0)
@@ -316,6 +313,7 @@ class OpenCVSource(FrameSource):
 
     def _grab(self, conn: _CaptureThread) -> np.ndarray | None:
         """The next frame from `conn`, None at its end; _Overrun when none came within timeout_s."""
+
         def job() -> np.ndarray | None:
             assert conn.cap is not None
             ok, frame = conn.cap.read()
@@ -332,8 +330,10 @@ class OpenCVSource(FrameSource):
             if e.cancelled:
                 return None
             if not self.reconnect_when_lost:
-                raise SourceError(f"{self.name}: no frame for {self.timeout_s:.1f} s; it stopped delivering frames "
-                                  "without ending (is the file still being written, or on a stalled share?)") from None
+                raise SourceError(
+                    f"{self.name}: no frame for {self.timeout_s:.1f} s; it stopped delivering frames "
+                    "without ending (is the file still being written, or on a stalled share?)"
+                ) from None
             frame = self._reconnect(f"no frame for {self.timeout_s:.1f} s")
         else:
             if frame is None:
@@ -386,8 +386,13 @@ class OpenCVSource(FrameSource):
                 conn, _, _ = self._connect()
             except SourceError as e:
                 if _worth_logging(attempt):
-                    log.warning("%s: reconnect attempt %d failed: %s; next try in %.1f s", self.name, attempt,
-                                str(e).removeprefix(self.name + ": "), self.backoff.delay(attempt + 1))
+                    log.warning(
+                        "%s: reconnect attempt %d failed: %s; next try in %.1f s",
+                        self.name,
+                        attempt,
+                        str(e).removeprefix(self.name + ": "),
+                        self.backoff.delay(attempt + 1),
+                    )
                 continue
             try:
                 frame = self._grab(conn)
@@ -466,10 +471,10 @@ def _open_capture(spec: SourceSpec, timeout_s: float) -> cv2.VideoCapture:
             return cap
         cap.release()
         if time.monotonic() - started > timeout_s / 2:  # it timed out: a second try would only wait again
-            raise SourceError(f"{spec.name}: stream could not be opened within {timeout_s:.1f} s "
-                              "(no answer: check the address and that the server is up)")
-    raise SourceError(f"{spec.name}: stream could not be opened (refused, not found or not authorised: "
-                      "check the address, user name and password, and that the server is up)")
+            raise SourceError(f"{spec.name}: stream could not be opened within {timeout_s:.1f} s (no answer: check the address and that the server is up)")
+    raise SourceError(
+        f"{spec.name}: stream could not be opened (refused, not found or not authorised: check the address, user name and password, and that the server is up)"
+    )
 
 
 def _ffmpeg_open(spec: SourceSpec, options: str, timeouts: list[int], timeout_s: float) -> cv2.VideoCapture:
@@ -525,8 +530,7 @@ def as_frame(frame: object, name: str) -> np.ndarray:
     return np.ascontiguousarray(to_bgr(np.ascontiguousarray(frame)))
 
 
-def open_source(source: str | int | SourceSpec, realtime: bool = False, timeout_s: float = 5.0,
-                backoff: Backoff | None = None) -> FrameSource:
+def open_source(source: str | int | SourceSpec, realtime: bool = False, timeout_s: float = 5.0, backoff: Backoff | None = None) -> FrameSource:
     """Open any input a user can name. Raises SourceError (a UserError) with a one-line reason.
 
     A camera or live stream that is lost later is re-opened by `read()` with `backoff`; one that

@@ -9,6 +9,7 @@ in the shipped model's training set: they are what a user teaches it (`synthetic
 
 Everything is a pure function of (label, seed, t), so clips are reproducible frame by frame.
 """
+
 from __future__ import annotations
 
 import math
@@ -201,7 +202,7 @@ class SyntheticClip:
         if self._noise is not None:
             # A window of a per-clip noise field, offset per frame: fresh-looking noise at no per-frame cost.
             oy, ox = (t * 7919) % h, (t * 104729) % w
-            img = cv2.add(img, self._noise[oy:oy + h, ox:ox + w], dtype=cv2.CV_8U)
+            img = cv2.add(img, self._noise[oy : oy + h, ox : ox + w], dtype=cv2.CV_8U)
         return img
 
     def flow(self, t: int) -> np.ndarray:
@@ -227,8 +228,9 @@ class SyntheticSource(FrameSource):
     clip, default 60), frames (stop after this many; default endless).
     """
 
-    def __init__(self, name: str = "demo", fps: float = 30.0, size: tuple[int, int] = (320, 240), seed: int = 0,
-                 clip_frames: int = 60, max_frames: int | None = None):
+    def __init__(
+        self, name: str = "demo", fps: float = 30.0, size: tuple[int, int] = (320, 240), seed: int = 0, clip_frames: int = 60, max_frames: int | None = None
+    ):
         if name != "demo" and name not in ALL_CLASSES:
             raise UserError(f"unknown synthetic source '{name}': use synthetic:demo or one of {', '.join(ALL_CLASSES)}")
         self.name = f"synthetic:{name}"
@@ -251,11 +253,18 @@ class SyntheticSource(FrameSource):
             size = tuple(int(v) for v in o.get("size", "320x240").lower().split("x"))
             if len(size) != 2 or min(size) < 16:
                 raise ValueError
-            return cls(spec.target, fps=float(o.get("fps", 30)), size=size, seed=int(o.get("seed", 0)),
-                       clip_frames=max(2, int(o.get("clip", 60))), max_frames=int(o["frames"]) if "frames" in o else None)
+            return cls(
+                spec.target,
+                fps=float(o.get("fps", 30)),
+                size=size,
+                seed=int(o.get("seed", 0)),
+                clip_frames=max(2, int(o.get("clip", 60))),
+                max_frames=int(o["frames"]) if "frames" in o else None,
+            )
         except ValueError:
-            raise UserError(f"{spec.name}: bad option in '?{'&'.join(f'{k}={v}' for k, v in o.items())}' "
-                            "(expected fps=N, size=WxH, seed=N, clip=N, frames=N)") from None
+            raise UserError(
+                f"{spec.name}: bad option in '?{'&'.join(f'{k}={v}' for k, v in o.items())}' (expected fps=N, size=WxH, seed=N, clip=N, frames=N)"
+            ) from None
 
     def _clip_at(self, index: int) -> tuple[SyntheticClip, int]:
         n = index // self.clip_frames

@@ -4,6 +4,7 @@
 normalisation, flow settings, L, fusion, metrics); the weights are plain tensors in safetensors,
 which cannot carry code, so loading a checkpoint never runs anything from it.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,22 @@ MAX_LABELS = 10_000
 PROTOTYPES_KEY = "familiarity.prototypes"
 # JSON types of model.json's fields: a hostile or hand-edited file must fail with a message, not a TypeError.
 _JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "labels": list, "spatial_arch": str, "temporal_arch": str, "input_size": int, "clip_length": int,
-    "subtract_mean_flow": bool, "flow": dict, "rgb_mean": list, "rgb_std": list, "flow_scale": (int, float),
-    "fusion": dict, "trained": bool, "metrics": dict, "provenance": dict}
-_FLOW_TYPES: dict[str, type | tuple[type, ...]] = {"algorithm": str, "preset": str, "width": int, "height": int,
-                                                   "bound": (int, float), "levels": int}
+    "labels": list,
+    "spatial_arch": str,
+    "temporal_arch": str,
+    "input_size": int,
+    "clip_length": int,
+    "subtract_mean_flow": bool,
+    "flow": dict,
+    "rgb_mean": list,
+    "rgb_std": list,
+    "flow_scale": (int, float),
+    "fusion": dict,
+    "trained": bool,
+    "metrics": dict,
+    "provenance": dict,
+}
+_FLOW_TYPES: dict[str, type | tuple[type, ...]] = {"algorithm": str, "preset": str, "width": int, "height": int, "bound": (int, float), "levels": int}
 
 
 @dataclass
@@ -97,7 +109,7 @@ class ModelConfig:
     @classmethod
     def from_json(cls, d: dict[str, Any], where: str) -> "ModelConfig":
         if d.get("format") != FORMAT:
-            raise CheckpointError(f"{where}: not a twostream checkpoint (no '\"format\": \"{FORMAT}\"' in {CONFIG_FILE})")
+            raise CheckpointError(f'{where}: not a twostream checkpoint (no \'"format": "{FORMAT}"\' in {CONFIG_FILE})')
         if not isinstance(d.get("version", 0), int):
             raise CheckpointError(f"{where}: {CONFIG_FILE} does not describe a model ('version' is not a number)")
         if d.get("version", 0) > VERSION:
@@ -208,8 +220,10 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
     if not directory.exists():
         raise CheckpointError(f"{where}: no such model directory (give a directory holding {CONFIG_FILE} and {WEIGHTS_FILE})")
     if directory.is_file():
-        raise CheckpointError(f"{where}: is a file, not a checkpoint directory (one holding {CONFIG_FILE} and {WEIGHTS_FILE}); "
-                              "twostream never unpickles .pt/.pth files, which can run code")
+        raise CheckpointError(
+            f"{where}: is a file, not a checkpoint directory (one holding {CONFIG_FILE} and {WEIGHTS_FILE}); "
+            "twostream never unpickles .pt/.pth files, which can run code"
+        )
     if not (directory / CONFIG_FILE).is_file():
         raise CheckpointError(f"{where}: not a twostream checkpoint ({CONFIG_FILE} is missing)")
     try:
@@ -220,11 +234,15 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
         raise CheckpointError(f"{where}: {CONFIG_FILE} is corrupt ({e.__class__.__name__}); re-export or re-train the model") from None
     config = ModelConfig.from_json(raw, where)
     if flow is not None and flow != config.flow:
-        raise CheckpointError(f"{where}: trained with flow {_describe_flow(config.flow)} but asked to run with {_describe_flow(flow)}; "
-                              "a temporal net degrades on flow made another way: use the model's settings or retrain")
+        raise CheckpointError(
+            f"{where}: trained with flow {_describe_flow(config.flow)} but asked to run with {_describe_flow(flow)}; "
+            "a temporal net degrades on flow made another way: use the model's settings or retrain"
+        )
     if labels is not None and list(labels) != list(config.labels):
-        raise CheckpointError(f"{where}: labels do not fit: the model has {len(config.labels)} ({', '.join(config.labels[:5])}...), "
-                              f"expected {len(labels)} ({', '.join(list(labels)[:5])}...)")
+        raise CheckpointError(
+            f"{where}: labels do not fit: the model has {len(config.labels)} ({', '.join(config.labels[:5])}...), "
+            f"expected {len(labels)} ({', '.join(list(labels)[:5])}...)"
+        )
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise CheckpointError(f"{where}: {WEIGHTS_FILE} is missing")
@@ -234,7 +252,7 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
         raise CheckpointError(f"{where}: {WEIGHTS_FILE} is corrupt or truncated ({str(e).splitlines()[0][:120]})") from None
     model = TwoStreamModel.create(config)
     for role, net, chans in (("spatial", model.spatial, 3), ("temporal", model.temporal, config.temporal_channels)):
-        state = {k[len(role) + 1:]: v for k, v in tensors.items() if k.startswith(role + ".")}
+        state = {k[len(role) + 1 :]: v for k, v in tensors.items() if k.startswith(role + ".")}
         expected = net.state_dict()
         missing = sorted(set(expected) - set(state))
         if missing:
@@ -254,8 +272,9 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
             raise CheckpointError(f"{where}: {role} weights hold NaN or infinite values ({broken}); the training run diverged or the file is damaged")
         if wrong:
             k = wrong[0]
-            raise CheckpointError(f"{where}: {role} weights do not fit {getattr(config, role + '_arch')}: "
-                                  f"{k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}")
+            raise CheckpointError(
+                f"{where}: {role} weights do not fit {getattr(config, role + '_arch')}: {k} is {tuple(state[k].shape)}, expected {tuple(expected[k].shape)}"
+            )
         net.load_state_dict({k: state[k].to(v.dtype) for k, v in expected.items()})
         net.eval()
     protos = tensors.get(PROTOTYPES_KEY)
@@ -278,6 +297,7 @@ def load_checkpoint(path: str | Path, flow: FlowSettings | None = None, labels: 
 
 def _check_json_types(d: dict[str, Any]) -> None:
     """Raise TypeError naming the first field of model.json whose JSON type is wrong."""
+
     def check(table: dict[str, type | tuple[type, ...]], values: dict[str, Any], prefix: str = "") -> None:
         for key, kind in table.items():
             if key in values:

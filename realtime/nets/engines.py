@@ -11,6 +11,7 @@
   per net with its own threads; the fastest CPU path measured here (see `auto_candidates`).
 - `auto`: the fastest that is installed and works here; says which and why not the others.
 """
+
 from __future__ import annotations
 
 import copy
@@ -216,8 +217,7 @@ class TensorRTEngine(TorchEngine):
 
     name = "tensorrt"
 
-    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,
-                 max_batch: int = 1):
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None, max_batch: int = 1):
         try:
             import torch_tensorrt  # noqa: F401
         except ImportError:
@@ -234,6 +234,7 @@ class TensorRTEngine(TorchEngine):
 
         try:
             import tensorrt
+
             trt_version = tensorrt.__version__
         except ImportError:  # torch-tensorrt brings it; a key without it is still a valid key
             trt_version = None
@@ -241,8 +242,17 @@ class TensorRTEngine(TorchEngine):
         for k, v in net.state_dict().items():
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
-        meta = (type(net).__name__, shape, str(self.dtype), torch.__version__, torch_tensorrt.__version__, trt_version,
-                torch.cuda.get_device_name(self.device), torch.cuda.get_device_capability(self.device), torch.version.cuda)
+        meta = (
+            type(net).__name__,
+            shape,
+            str(self.dtype),
+            torch.__version__,
+            torch_tensorrt.__version__,
+            trt_version,
+            torch.cuda.get_device_name(self.device),
+            torch.cuda.get_device_capability(self.device),
+            torch.version.cuda,
+        )
         h.update(repr(meta).encode())
         return h.hexdigest()[:24]
 
@@ -274,8 +284,11 @@ class TensorRTEngine(TorchEngine):
             try:
                 return self._build_or_load(net, chans, self.max_batch)
             except Exception as e:
-                log.warning("tensorrt: engines for batches 1-%d did not build (%s); building batch-1 engines, "
-                            "so a multi-stream batch runs row by row", self.max_batch, str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+                log.warning(
+                    "tensorrt: engines for batches 1-%d did not build (%s); building batch-1 engines, so a multi-stream batch runs row by row",
+                    self.max_batch,
+                    str(e).splitlines()[0][:200] if str(e) else type(e).__name__,
+                )
                 self.max_batch = 1
         return self._build_or_load(net, chans, 1)
 
@@ -399,14 +412,13 @@ class OnnxRuntimeEngine(Engine[np.ndarray]):
     TOLERANCE = 1e-4  # max abs difference of softmax scores from eager torch (as realtime/nets/export.py checks)
     FORMAT = 1  # bump when what is written to the cache changes
 
-    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,
-                 max_batch: int = 1):
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None, max_batch: int = 1):
         try:
             import onnxruntime as ort
+
             _onnx_version()  # torch.onnx writes the graphs through `onnx`; imported only to export (1 s here)
         except ImportError as e:
-            raise EngineUnavailable(f"engine 'onnxruntime' needs the onnx and onnxruntime packages ({_first_line(e)}): "
-                                    "pip install onnx onnxruntime") from None
+            raise EngineUnavailable(f"engine 'onnxruntime' needs the onnx and onnxruntime packages ({_first_line(e)}): pip install onnx onnxruntime") from None
         if half and device.type == "cuda":
             raise EngineUnavailable("engine 'onnxruntime' runs fp32 only: use --precision fp32, or --engine tensorrt for fp16 on a GPU")
         self._ort = ort
@@ -441,8 +453,18 @@ class OnnxRuntimeEngine(Engine[np.ndarray]):
             t = v.detach().cpu().contiguous()
             h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
             h.update(t.numpy().tobytes())
-        meta = (self.FORMAT, type(net).__module__, type(net).__qualname__, repr(net), shape, OPSET, "torchscript-exporter",
-                torch.__version__, _onnx_version(), self._ort.__version__)
+        meta = (
+            self.FORMAT,
+            type(net).__module__,
+            type(net).__qualname__,
+            repr(net),
+            shape,
+            OPSET,
+            "torchscript-exporter",
+            torch.__version__,
+            _onnx_version(),
+            self._ort.__version__,
+        )
         h.update(repr(meta).encode())
         return h.hexdigest()[:24]
 
@@ -527,8 +549,10 @@ class OnnxRuntimeEngine(Engine[np.ndarray]):
                 raise EngineUnavailable(f"engine 'onnxruntime': the {role} net gives shape {got.shape} for a batch of {b}, torch {expected[:b].shape}")
             worst = max(worst, float(np.abs(got - expected[:b]).max()))
         if not worst <= self.TOLERANCE:  # (NaN fails too)
-            raise EngineUnavailable(f"engine 'onnxruntime': the {role} net's scores differ from eager torch's by {worst:.1e} "
-                                    f"(bound {self.TOLERANCE:g}); use --engine torchscript or torch")
+            raise EngineUnavailable(
+                f"engine 'onnxruntime': the {role} net's scores differ from eager torch's by {worst:.1e} "
+                f"(bound {self.TOLERANCE:g}); use --engine torchscript or torch"
+            )
         self.max_abs_diff = max(self.max_abs_diff, worst)
 
     def _to_device(self, x: torch.Tensor) -> np.ndarray:
@@ -568,11 +592,12 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
 
     name = "onnxruntime-int8"
 
-    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None,
-                 max_batch: int = 1):
+    def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None, max_batch: int = 1):
         if model.int8 is None:
-            raise EngineUnavailable("engine 'onnxruntime-int8': this model has no int8 nets made from its weights; "
-                                    "make them with: twostream quantize --model MODEL --data TRAINING_DATA")
+            raise EngineUnavailable(
+                "engine 'onnxruntime-int8': this model has no int8 nets made from its weights; "
+                "make them with: twostream quantize --model MODEL --data TRAINING_DATA"
+            )
         if device.type != "cpu":
             raise EngineUnavailable("engine 'onnxruntime-int8' runs on the CPU only (use --device cpu)")
         self._int8 = model.int8
@@ -592,16 +617,18 @@ class OnnxRuntimeInt8Engine(OnnxRuntimeEngine):
         try:
             runner = _OrtNet(self._session(self._int8[role], ["CPUExecutionProvider"]), INPUT_NAMES[role])
         except Exception as e:  # a damaged file, an operator this onnxruntime lacks
-            raise EngineUnavailable(f"engine 'onnxruntime-int8': ONNX Runtime cannot load the model's int8 {role} net ({_first_line(e)}); "
-                                    "run twostream quantize again") from None
+            raise EngineUnavailable(
+                f"engine 'onnxruntime-int8': ONNX Runtime cannot load the model's int8 {role} net ({_first_line(e)}); run twostream quantize again"
+            ) from None
         chans = 3 if role == "spatial" else self.config.temporal_channels
         s = self.config.input_size
         for b in (1, max(2, self.max_batch)):
             got = runner(np.zeros((b, chans, s, s), np.float32))
             want = self.config.num_classes + (1 if role == "spatial" and self.has_familiarity else 0)
             if got.shape != (b, want) or not np.isfinite(got).all():
-                raise EngineUnavailable(f"engine 'onnxruntime-int8': the int8 {role} net gives {got.shape} for a batch of {b}, "
-                                        f"expected {(b, want)}; run twostream quantize again")
+                raise EngineUnavailable(
+                    f"engine 'onnxruntime-int8': the int8 {role} net gives {got.shape} for a batch of {b}, expected {(b, want)}; run twostream quantize again"
+                )
         self.load_s += time.perf_counter() - t0
         return runner
 
@@ -633,8 +660,7 @@ def batch_mode(engine: Engine) -> str:
     return {"compile": "padded"}.get(engine.name, "ready")
 
 
-def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool],
-                   mode: str | None = None) -> Scores:
+def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, has_temporal: Sequence[bool], mode: str | None = None) -> Scores:
     """Both nets on a batch of k = len(has_temporal) items (frames of different streams, or consecutive frames of one file).
 
     Item i's RGB input is row i of `rgb`; the items that have a flow stack (has_temporal[i]) have it
@@ -652,7 +678,7 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
         fam: list[np.ndarray] = []
         j = 0
         for i, has_t in enumerate(has_temporal):
-            out = engine(rgb[i:i + 1], temporal[j:j + 1] if has_t else None)
+            out = engine(rgb[i : i + 1], temporal[j : j + 1] if has_t else None)
             s, t = out
             sp.append(s)
             if out.familiarity is not None:
@@ -669,13 +695,17 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
     return engine(rgb[:k], temporal[:m] if m else None)
 
 
+ENGINE_CLASSES: dict[str, type[Engine]] = {
+    "torch": TorchEngine,
+    "torchscript": TorchScriptEngine,
+    "compile": CompileEngine,
+    "tensorrt": TensorRTEngine,
+    "onnxruntime": OnnxRuntimeEngine,
+    "onnxruntime-int8": OnnxRuntimeInt8Engine,
+}
 
-ENGINE_CLASSES: dict[str, type[Engine]] = {"torch": TorchEngine, "torchscript": TorchScriptEngine, "compile": CompileEngine, "tensorrt": TensorRTEngine,
-                                             "onnxruntime": OnnxRuntimeEngine, "onnxruntime-int8": OnnxRuntimeInt8Engine}
 
-
-def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | None = "auto", half: bool | None = None,
-                  max_batch: int = 1) -> Engine:
+def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | None = "auto", half: bool | None = None, max_batch: int = 1) -> Engine:
     """Build the named engine (warmed up). `auto` tries the fastest first and logs what it chose and why.
 
     `max_batch`: the largest batch it will be given (the number of streams of a MultiPipeline); only
@@ -741,6 +771,7 @@ def auto_candidates(dev: torch.device, max_batch: int = 1) -> tuple[list[str], l
     reasons = ["tensorrt: needs a CUDA GPU", "compile: not tried on a CPU, where it compiles C++ at every start (ask for it with --engine compile)"]
     try:
         import onnxruntime  # noqa: F401
+
         _onnx_version()
         ort = True
     except ImportError as e:
@@ -752,13 +783,14 @@ def auto_candidates(dev: torch.device, max_batch: int = 1) -> tuple[list[str], l
             return ["torch", "torchscript"], reasons
         if max_batch <= ORT_AUTO_MAX_BATCH:
             return ["onnxruntime", "torch", "torchscript"], reasons + [
-                f"torch: slower than onnxruntime here for batches of 1-{ORT_AUTO_MAX_BATCH} streams (kept as the fallback)"]
+                f"torch: slower than onnxruntime here for batches of 1-{ORT_AUTO_MAX_BATCH} streams (kept as the fallback)"
+            ]
         return ["torch", "onnxruntime", "torchscript"], reasons + [
-            f"onnxruntime: eager torch runs batches of more than {ORT_AUTO_MAX_BATCH} streams faster on a CPU"]
+            f"onnxruntime: eager torch runs batches of more than {ORT_AUTO_MAX_BATCH} streams faster on a CPU"
+        ]
     if not ort:
         return ["torchscript", "torch"], reasons
-    return ["onnxruntime", "torchscript", "torch"], reasons + [
-        "torchscript, torch: slower than onnxruntime here one frame at a time (kept as the fallbacks)"]
+    return ["onnxruntime", "torchscript", "torch"], reasons + ["torchscript, torch: slower than onnxruntime here one frame at a time (kept as the fallbacks)"]
 
 
 def _consider_int8(model: TwoStreamModel, choice: list[str], reasons: list[str]) -> None:
@@ -772,8 +804,10 @@ def _consider_int8(model: TwoStreamModel, choice: list[str], reasons: list[str])
     elif not int8_keeps_accuracy(model.int8["meta"]):
         held = model.int8["meta"].get("held_out", {})
         dep, named = held.get("deployed_top1", {}), held.get("frames_named_right", {})
-        reasons.append(f"onnxruntime-int8: its held-out figures fall more than {MAX_LOSS:g} below fp32's (deployed top-1 {dep.get('int8')} "
-                       f"vs {dep.get('fp32')}, frames named and right {named.get('int8')} vs {named.get('fp32')})")
+        reasons.append(
+            f"onnxruntime-int8: its held-out figures fall more than {MAX_LOSS:g} below fp32's (deployed top-1 {dep.get('int8')} "
+            f"vs {dep.get('fp32')}, frames named and right {named.get('int8')} vs {named.get('fp32')})"
+        )
     else:
         choice.insert(choice.index("onnxruntime"), "onnxruntime-int8")
 

@@ -12,6 +12,7 @@ Exporter: torch.onnx's TorchScript-based path (`dynamo=False`), which needs only
 package; `--exporter dynamo` uses torch.export instead and needs `onnxscript` too. When ONNX
 Runtime is installed, the export is checked against torch (batch 1 and 3) before it is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -129,12 +130,28 @@ def _export_one(net: nn.Module, example: torch.Tensor, path: Path, input_name: s
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", UserWarning)
             if exporter == "torchscript":
-                torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=opset, do_constant_folding=True,
-                                  input_names=[input_name], output_names=[OUTPUT_NAME],
-                                  dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+                torch.onnx.export(
+                    net,
+                    (example,),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=opset,
+                    do_constant_folding=True,
+                    input_names=[input_name],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_axes={input_name: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                )
             else:
-                program = torch.onnx.export(net, (example,), dynamo=True, opset_version=opset, input_names=[input_name], output_names=[OUTPUT_NAME],
-                                            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
+                program = torch.onnx.export(
+                    net,
+                    (example,),
+                    dynamo=True,
+                    opset_version=opset,
+                    input_names=[input_name],
+                    output_names=[OUTPUT_NAME],
+                    dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),
+                    verbose=False,
+                )
                 if program is None:
                     raise RuntimeError("torch.onnx.export (dynamo) returned no program")
                 program.save(str(tmp))
@@ -142,8 +159,10 @@ def _export_one(net: nn.Module, example: torch.Tensor, path: Path, input_name: s
     except OSError:
         raise
     except Exception as e:  # an operator the exporter cannot express: say which file and what, not a traceback
-        raise UserError(f"{path.name}: torch.onnx ({exporter}) cannot export this net: {str(e).strip().splitlines()[0][:200]}; "
-                        f"try --exporter {'dynamo' if exporter == 'torchscript' else 'torchscript'}") from None
+        raise UserError(
+            f"{path.name}: torch.onnx ({exporter}) cannot export this net: {str(e).strip().splitlines()[0][:200]}; "
+            f"try --exporter {'dynamo' if exporter == 'torchscript' else 'torchscript'}"
+        ) from None
     finally:
         tmp.unlink(missing_ok=True)
         for q, level in zip(quiet, levels):
@@ -179,8 +198,9 @@ def _check_exporter(exporter: str) -> None:
         try:
             import onnxscript  # noqa: F401
         except ImportError:
-            raise UserError("--exporter dynamo needs the 'onnxscript' package, which is not installed: "
-                            "pip install onnxscript, or use --exporter torchscript") from None
+            raise UserError(
+                "--exporter dynamo needs the 'onnxscript' package, which is not installed: pip install onnxscript, or use --exporter torchscript"
+            ) from None
 
 
 def verify(path: Path, net: nn.Module, channels: int, size: int, batches: tuple[int, ...] = VERIFY_BATCHES, seed: int = 0) -> float:
@@ -209,36 +229,54 @@ def sidecar(model: TwoStreamModel) -> dict[str, Any]:
     f = cfg.flow
     nets = {}
     for role, arch, chans in (("spatial", cfg.spatial_arch, 3), ("temporal", cfg.temporal_arch, cfg.temporal_channels)):
-        nets[role] = {"file": f"{role}.onnx", "arch": arch,
-                      "input": {"name": INPUT_NAMES[role], "shape": ["batch", chans, s, s], "dtype": "float32", "layout": "NCHW"},
-                      "output": {"name": OUTPUT_NAME, "shape": ["batch", cfg.num_classes], "dtype": "float32",
-                                 "meaning": "softmax class scores, in the order of 'labels'"}}
+        nets[role] = {
+            "file": f"{role}.onnx",
+            "arch": arch,
+            "input": {"name": INPUT_NAMES[role], "shape": ["batch", chans, s, s], "dtype": "float32", "layout": "NCHW"},
+            "output": {
+                "name": OUTPUT_NAME,
+                "shape": ["batch", cfg.num_classes],
+                "dtype": "float32",
+                "meaning": "softmax class scores, in the order of 'labels'",
+            },
+        }
     return {
-        "format": FORMAT, "version": VERSION,
-        "model": cfg.provenance.get("name"), "trained": cfg.trained, "provenance": cfg.provenance, "metrics": cfg.metrics,
+        "format": FORMAT,
+        "version": VERSION,
+        "model": cfg.provenance.get("name"),
+        "trained": cfg.trained,
+        "provenance": cfg.provenance,
+        "metrics": cfg.metrics,
         "labels": list(cfg.labels),
-        "input_size": s, "clip_length": n, "temporal_channels": cfg.temporal_channels,
-        "rgb_mean": list(cfg.rgb_mean), "rgb_std": list(cfg.rgb_std),
-        "flow": f.to_dict(), "flow_scale": cfg.flow_scale, "subtract_mean_flow": cfg.subtract_mean_flow,
-        "fusion": {"mode": cfg.fusion.mode, "spatial_weight": cfg.fusion.spatial_weight,
-                   "svm_weight": cfg.fusion.svm_weight, "svm_bias": cfg.fusion.svm_bias},
+        "input_size": s,
+        "clip_length": n,
+        "temporal_channels": cfg.temporal_channels,
+        "rgb_mean": list(cfg.rgb_mean),
+        "rgb_std": list(cfg.rgb_std),
+        "flow": f.to_dict(),
+        "flow_scale": cfg.flow_scale,
+        "subtract_mean_flow": cfg.subtract_mean_flow,
+        "fusion": {"mode": cfg.fusion.mode, "spatial_weight": cfg.fusion.spatial_weight, "svm_weight": cfg.fusion.svm_weight, "svm_bias": cfg.fusion.svm_bias},
         "nets": nets,
         "preprocessing": {
             "frame": f"resize each frame to the flow working size {f.width}x{f.height} (cv2.INTER_AREA), then take the centre {s}x{s} crop",
             "spatial": "newest frame's crop in RGB order, x / 255, minus rgb_mean, divided by rgb_std (per channel)",
-            "temporal": (f"the last L={n} flow fields between consecutive working-size grey frames, made with 'flow' "
-                         f"(OpenCV {f.algorithm}{'/' + f.preset if f.algorithm == 'dis' else ''}), clipped to +-{f.bound:g} px, "
-                         "quantised to uint8 and dequantised; centre crop; channels x0, y0, x1, y1, ... oldest first; "
-                         "each channel's mean subtracted when subtract_mean_flow; divided by flow_scale"),
-            "fusion": ("avg: (spatial + temporal) / 2; weighted: w * spatial + (1 - w) * temporal with w = spatial_weight; "
-                       "svm: softmax(W @ [spatial / |spatial|, temporal / |temporal|] + b) with W = svm_weight, b = svm_bias; "
-                       "until L flow fields exist (start of a stream, after a gap), the spatial scores alone"),
+            "temporal": (
+                f"the last L={n} flow fields between consecutive working-size grey frames, made with 'flow' "
+                f"(OpenCV {f.algorithm}{'/' + f.preset if f.algorithm == 'dis' else ''}), clipped to +-{f.bound:g} px, "
+                "quantised to uint8 and dequantised; centre crop; channels x0, y0, x1, y1, ... oldest first; "
+                "each channel's mean subtracted when subtract_mean_flow; divided by flow_scale"
+            ),
+            "fusion": (
+                "avg: (spatial + temporal) / 2; weighted: w * spatial + (1 - w) * temporal with w = spatial_weight; "
+                "svm: softmax(W @ [spatial / |spatial|, temporal / |temporal|] + b) with W = svm_weight, b = svm_bias; "
+                "until L flow fields exist (start of a stream, after a gap), the spatial scores alone"
+            ),
         },
     }
 
 
-def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "torchscript", opset: int | None = None,
-                check: bool = True) -> dict[str, Any]:
+def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "torchscript", opset: int | None = None, check: bool = True) -> dict[str, Any]:
     """Write OUT/spatial.onnx, OUT/temporal.onnx and OUT/twostream.json; returns the sidecar written.
 
     `opset` None: 17 for the TorchScript-based exporter, 18 for dynamo. With `check` and ONNX
@@ -277,13 +315,19 @@ def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "tor
             diffs[role] = verify(path, net.eval(), chans, s)
             if diffs[role] > TOLERANCE:
                 path.unlink()
-                raise UserError(f"{path}: ONNX Runtime's scores differ from torch's by {diffs[role]:.2e} (> {TOLERANCE:g}); "
-                                "removed. Try the other --exporter, or report this model's architecture")
+                raise UserError(
+                    f"{path}: ONNX Runtime's scores differ from torch's by {diffs[role]:.2e} (> {TOLERANCE:g}); "
+                    "removed. Try the other --exporter, or report this model's architecture"
+                )
         meta["nets"][role]["bytes"] = path.stat().st_size
-    meta["export"] = {"exporter": f"torch.onnx ({'dynamo=True, torch.export' if exporter == 'dynamo' else 'dynamo=False, TorchScript-based'})",
-                      "opset": _file_opset(out / meta["nets"]["spatial"]["file"]), "torch": torch.__version__,
-                      "checked": ({"onnxruntime": onnxruntime.__version__, "batches": list(VERIFY_BATCHES), "tolerance": TOLERANCE,
-                                   "max_abs_diff": diffs} if diffs else None)}
+    meta["export"] = {
+        "exporter": f"torch.onnx ({'dynamo=True, torch.export' if exporter == 'dynamo' else 'dynamo=False, TorchScript-based'})",
+        "opset": _file_opset(out / meta["nets"]["spatial"]["file"]),
+        "torch": torch.__version__,
+        "checked": (
+            {"onnxruntime": onnxruntime.__version__, "batches": list(VERIFY_BATCHES), "tolerance": TOLERANCE, "max_abs_diff": diffs} if diffs else None
+        ),
+    }
     tmp = out / (SIDECAR + ".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(out / SIDECAR)
@@ -296,7 +340,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     _check_exporter(args.exporter)  # the cheap checks first, before a model loads
     _resolve_opset(args.exporter, args.opset)
     if Path(args.onnx).exists() and not Path(args.onnx).is_dir():
-        raise UserError(f"{args.onnx}: exists and is not a directory; give --onnx a directory to write the export into")  # before a model loads: a missing package is the cheapest thing to report
+        raise UserError(
+            f"{args.onnx}: exists and is not a directory; give --onnx a directory to write the export into"
+        )  # before a model loads: a missing package is the cheapest thing to report
     model = resolve_model(args.model)
     cfg = model.config
     name = cfg.provenance.get("name", args.model)
@@ -306,10 +352,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.onnx)
     sizes = ", ".join(f"{out / n['file']} ({n['bytes'] / 1e6:.1f} MB)" for n in meta["nets"].values())
     checked = meta["export"]["checked"]
-    check_line = (f"ONNX Runtime {checked['onnxruntime']} matches torch within {max(checked['max_abs_diff'].values()):.1e} "
-                  f"(max abs diff of softmax scores, batch {' and '.join(map(str, checked['batches']))}; bound {TOLERANCE:g})"
-                  if checked else "not checked against torch (onnxruntime not installed, or --no-check)")
-    sys.stderr.write(f"exported {name}: {sizes}, {out / SIDECAR}; batch axis dynamic, input {cfg.input_size} px, opset {meta['export']['opset']}; {check_line}\n")
+    check_line = (
+        f"ONNX Runtime {checked['onnxruntime']} matches torch within {max(checked['max_abs_diff'].values()):.1e} "
+        f"(max abs diff of softmax scores, batch {' and '.join(map(str, checked['batches']))}; bound {TOLERANCE:g})"
+        if checked
+        else "not checked against torch (onnxruntime not installed, or --no-check)"
+    )
+    sys.stderr.write(
+        f"exported {name}: {sizes}, {out / SIDECAR}; batch axis dynamic, input {cfg.input_size} px, opset {meta['export']['opset']}; {check_line}\n"
+    )
     return 0
 
 
@@ -318,7 +369,11 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--onnx", required=True, metavar="OUT_DIR", help="directory to write spatial.onnx, temporal.onnx and twostream.json into")
     p.add_argument("--opset", type=int, help=f"ONNX opset (default {OPSET}; {DYNAMO_MIN_OPSET} with --exporter dynamo)")
-    p.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
-                   help="torch.onnx path: torchscript (dynamo=False; needs onnx) or dynamo (torch.export; needs onnxscript too)")
+    p.add_argument(
+        "--exporter",
+        choices=EXPORTERS,
+        default="torchscript",
+        help="torch.onnx path: torchscript (dynamo=False; needs onnx) or dynamo (torch.export; needs onnxscript too)",
+    )
     p.add_argument("--no-check", action="store_true", help="skip running the files in ONNX Runtime against torch")
     commands["export"] = cmd_export

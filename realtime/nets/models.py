@@ -6,6 +6,7 @@ follow efficientnet_pytorch's, the naming of the ImageNet weights that ship in a
 (`realtime.nets.imagenet`). The odd input channel count (2L = 20 for a flow stack) is handled in one
 place: the first conv.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,7 @@ def _make_divisible(v: float, divisor: int = 8) -> int:
 
 class ConvBNReLU(nn.Sequential):
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1):
-        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+        super().__init__(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
 
 
 class InvertedResidual(nn.Module):
@@ -92,8 +92,7 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
+        self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if stride != 1 or cin != cout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -143,11 +142,21 @@ class CNNM2048(ActionNet):
         # Pools round up, as Caffe's (the paper's) do: 224 px gives 109 -> 54 -> 26 -> 13 -> 6x6 into fc6.
         pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=True)  # noqa: E731
         self.features = nn.Sequential(
-            nn.Conv2d(in_chans, 96, 7, 2), nn.ReLU(inplace=True), lrn(), pool(),
-            nn.Conv2d(96, 256, 5, 2, 1), nn.ReLU(inplace=True), lrn(), pool(),
-            nn.Conv2d(256, 512, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(512, 512, 3, 1, 1), nn.ReLU(inplace=True), pool(),
+            nn.Conv2d(in_chans, 96, 7, 2),
+            nn.ReLU(inplace=True),
+            lrn(),
+            pool(),
+            nn.Conv2d(96, 256, 5, 2, 1),
+            nn.ReLU(inplace=True),
+            lrn(),
+            pool(),
+            nn.Conv2d(256, 512, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(512, 512, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            pool(),
         )
         self.pool = nn.AdaptiveMaxPool2d(6)  # a no-op at 224 px; keeps fc6 at 6x6 inputs at other sizes
         self.fc6 = nn.Sequential(nn.Linear(512 * 36, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout))

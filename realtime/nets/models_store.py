@@ -8,6 +8,7 @@
 `default`, a taught model's name and a path mean the same in run, gui, serve, evaluate, bench and
 export. With no argument it is the default model, or random nets when none is shipped.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,8 +75,10 @@ def model_path(arg: str | Path) -> Path:
     if name == DEFAULT_NAME:
         found = default_model_path()
         if found is None:
-            raise UserError(f"--model {DEFAULT_NAME}: no default model is shipped here ({trained_dir() / DEFAULT_NAME} is missing); "
-                            "train one with 'make model' or give a checkpoint directory")
+            raise UserError(
+                f"--model {DEFAULT_NAME}: no default model is shipped here ({trained_dir() / DEFAULT_NAME} is missing); "
+                "train one with 'make model' or give a checkpoint directory"
+            )
         return found
     if path.name == name:  # a bare name, not a path that is missing
         for candidate in (*shipped_models(), *taught_models()):
@@ -83,8 +86,10 @@ def model_path(arg: str | Path) -> Path:
                 return candidate
     known = [p.name for p in (*shipped_models(), *taught_models())]
     listing = f"; models here: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else ""
-    raise UserError(f"{name}: no such model directory, shipped model or taught model (give a checkpoint directory holding "
-                    f"{CONFIG_FILE}, '{DEFAULT_NAME}', or the name of a model in {user_models_dir()}){listing}")
+    raise UserError(
+        f"{name}: no such model directory, shipped model or taught model (give a checkpoint directory holding "
+        f"{CONFIG_FILE}, '{DEFAULT_NAME}', or the name of a model in {user_models_dir()}){listing}"
+    )
 
 
 def resolve_model(arg: str | Path | TwoStreamModel | None, flow: FlowSettings | None = None) -> TwoStreamModel:

@@ -16,6 +16,7 @@ fingerprint of the weights, so a retrained model never runs stale int8 nets).
 share of frames `run` names rightly (through the "no known action" gates) are within `MAX_LOSS` of fp32's.
 ONNX files are data (protobuf): loading them runs no code.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -124,12 +125,21 @@ def _quantise(fp32: Path, out: Path, inputs: np.ndarray, input_name: str) -> Non
 
         def get_next(self) -> dict | None:
             i = next(self.starts, None)
-            return None if i is None else {input_name: inputs[i:i + 8]}
+            return None if i is None else {input_name: inputs[i : i + 8]}
 
     pre = out.with_name(out.stem + "-pre.onnx")
     quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, op_types_to_quantize=["Conv"],
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    quantize_static(
+        str(pre),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        op_types_to_quantize=["Conv"],
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
     pre.unlink(missing_ok=True)
 
 
@@ -171,8 +181,9 @@ def _frames_named_right(cfg: ModelConfig, spatial: list[np.ndarray], temporal: l
     return round(right / max(total, 1), 4), round(unknown / max(total, 1), 4)
 
 
-def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None = None, clips: int = 48, samples: int = 10,
-             seed: int = 0, variant: str | None = None) -> dict:
+def quantize(
+    model_dir: str | Path, data: str | Path, cache: str | Path | None = None, clips: int = 48, samples: int = 10, seed: int = 0, variant: str | None = None
+) -> dict:
     """Write int8 nets into `model_dir` (see the module doc); returns the metadata written.
 
     `variant` ("int8": both nets, "int8_temporal": the temporal net only) forces which nets are kept in
@@ -234,20 +245,25 @@ def quantize(model_dir: str | Path, data: str | Path, cache: str | Path | None =
         sp = np.stack([v[:, :n].mean(0) for v in s["spatial"]])
         tp = np.stack([v.mean(0) for v in s["temporal"]])
         fused = Fusion(cfg.fusion)(sp, tp)
-        top1[variant] = {"spatial": _top1(sp, labels), "temporal": _top1(tp, labels), "deployed": _top1(fused, labels),
-                         "_pred": np.argmax(fused, 1)}
+        top1[variant] = {"spatial": _top1(sp, labels), "temporal": _top1(tp, labels), "deployed": _top1(fused, labels), "_pred": np.argmax(fused, 1)}
         frames[variant] = _frames_named_right(cfg, s["spatial"], s["temporal"], labels)
     import onnxruntime as ort
 
     meta = {
-        "format": FORMAT, "weights": weights_fingerprint(directory), "onnxruntime": ort.__version__,
+        "format": FORMAT,
+        "weights": weights_fingerprint(directory),
+        "onnxruntime": ort.__version__,
         "quantisation": "static QDQ, Conv only: per-channel int8 weights, uint8 activations, MinMax calibration",
         "calibration": {"data": str(data), "clips": len(train), "positions_per_clip": 4},
-        "held_out": {"clips": len(held_out), "positions_per_clip": samples,
-                     "deployed_top1": {v: top1[v]["deployed"] for v in top1},
-                     "stream_top1": {v: {k: top1[v][k] for k in ("spatial", "temporal")} for v in top1},
-                     "changed_clips": {v: int((top1[v]["_pred"] != top1["fp32"]["_pred"]).sum()) for v in VARIANTS},
-                     "frames_named_right": {v: frames[v][0] for v in frames}, "frames_no_known_action": {v: frames[v][1] for v in frames}},
+        "held_out": {
+            "clips": len(held_out),
+            "positions_per_clip": samples,
+            "deployed_top1": {v: top1[v]["deployed"] for v in top1},
+            "stream_top1": {v: {k: top1[v][k] for k in ("spatial", "temporal")} for v in top1},
+            "changed_clips": {v: int((top1[v]["_pred"] != top1["fp32"]["_pred"]).sum()) for v in VARIANTS},
+            "frames_named_right": {v: frames[v][0] for v in frames},
+            "frames_no_known_action": {v: frames[v][1] for v in frames},
+        },
         "seconds": round(time.monotonic() - t0, 1),
     }
     # the variant with the most int8 nets that keeps the accuracy; none: both nets in int8 for an explicit
@@ -271,16 +287,20 @@ def _top1(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def cmd_quantize(args: argparse.Namespace) -> int:
-    meta = quantize(args.model, args.data, args.cache, args.clips, args.samples, variant={"auto": None, "both": "int8",
-                                                                                          "temporal": "int8_temporal"}[args.nets])
+    meta = quantize(args.model, args.data, args.cache, args.clips, args.samples, variant={"auto": None, "both": "int8", "temporal": "int8_temporal"}[args.nets])
     dep, h = meta["held_out"]["deployed_top1"], meta["held_out"]
     nr, nk = h["frames_named_right"], h["frames_no_known_action"]
-    figures = "; ".join(f"{v}: deployed top-1 {dep[v]:.3f}, frames named and right {nr[v]:.1%}, no known action {nk[v]:.1%}"
-                        for v in ("fp32", *VARIANTS))
+    figures = "; ".join(f"{v}: deployed top-1 {dep[v]:.3f}, frames named and right {nr[v]:.1%}, no known action {nk[v]:.1%}" for v in ("fp32", *VARIANTS))
     nets = " and ".join(meta["nets"])
-    sys.stderr.write(f"int8 {nets} net(s) written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out {h['clips']} clips: "
-                     f"{figures}; " + (f"auto runs the {nets} net(s) in int8 on a CPU\n" if meta["auto_uses_it"] else
-                                       f"auto will NOT use them (every variant loses more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"))
+    sys.stderr.write(
+        f"int8 {nets} net(s) written to {model_path_str(args.model)}/{INT8_DIR}/ in {meta['seconds']:.0f} s; held-out {h['clips']} clips: "
+        f"{figures}; "
+        + (
+            f"auto runs the {nets} net(s) in int8 on a CPU\n"
+            if meta["auto_uses_it"]
+            else f"auto will NOT use them (every variant loses more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"
+        )
+    )
     print(json.dumps(meta))
     return 0
 
@@ -300,6 +320,10 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("--cache", help="flow cache directory (default DATA/.twostream-cache)")
     p.add_argument("--clips", type=int, default=48, help="training clips to calibrate on (default 48)")
     p.add_argument("--samples", type=int, default=10, help="positions per held-out clip for the accuracy check (default 10)")
-    p.add_argument("--nets", choices=("auto", "both", "temporal"), default="auto",
-                   help="which nets to keep in int8 (default auto: both if that keeps the accuracy, else the temporal one if that does)")
+    p.add_argument(
+        "--nets",
+        choices=("auto", "both", "temporal"),
+        default="auto",
+        help="which nets to keep in int8 (default auto: both if that keeps the accuracy, else the temporal one if that does)",
+    )
     commands["quantize"] = cmd_quantize

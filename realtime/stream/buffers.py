@@ -1,4 +1,5 @@
 """Preallocated rolling buffers: nothing in the per-frame path allocates a new stack."""
+
 from __future__ import annotations
 
 import collections

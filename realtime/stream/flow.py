@@ -4,6 +4,7 @@
 bound, quantisation). A checkpoint stores it; the trainer's flow cache and the live pipeline both
 build a `FlowEstimator` from it, so a net always sees flow made exactly as in its training.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -13,8 +14,7 @@ import numpy as np
 
 from ..errors import UserError
 
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 ALGORITHMS = ("dis", "farneback")
 
 

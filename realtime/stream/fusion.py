@@ -1,4 +1,5 @@
 """Late fusion of the two streams' class scores, and smoothing over recent frames."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,7 @@ class Fusion:
     go through a softmax so every mode yields a distribution for display and smoothing.
     """
 
-    def __init__(self, config: FusionConfig, mode: str | None = None, spatial_weight: float | None = None,
-                 min_score: float | None = None):
+    def __init__(self, config: FusionConfig, mode: str | None = None, spatial_weight: float | None = None, min_score: float | None = None):
         self.mode = mode or config.mode
         # "no known action" below this fused top score: the model's calibrated threshold unless overridden
         self.min_score = config.min_score if min_score is None else float(min_score)

@@ -26,6 +26,7 @@ ready; `compile` specialises on shapes, so its batches are padded to N rows (two
 compiled once); `tensorrt` builds engines for batches 1..N and runs whatever is ready (if that
 build fails, batch-1 engines and row by row).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -93,9 +94,11 @@ class Stream:
 
     @property
     def dropped(self) -> dict[str, int]:
-        return {"capture": self.frames.dropped if self.frames is not None else 0,
-                "infer": self.work.dropped if self.work is not None else 0,
-                "output": self.output_dropped}
+        return {
+            "capture": self.frames.dropped if self.frames is not None else 0,
+            "infer": self.work.dropped if self.work is not None else 0,
+            "output": self.output_dropped,
+        }
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -120,11 +123,24 @@ class Stream:
 class MultiPipeline(_Running[StreamPrediction]):
     """Two-stream recognition on N sources at once, with batched inference. Iterate for StreamPredictions."""
 
-    def __init__(self, sources: Sequence[str | int | FrameSource], model: str | Path | TwoStreamModel | None = None, *,
-                 engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
-                 fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
-                 realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
-                 flow: FlowSettings | None = None, keep_going: bool = False, min_score: float | None = None):
+    def __init__(
+        self,
+        sources: Sequence[str | int | FrameSource],
+        model: str | Path | TwoStreamModel | None = None,
+        *,
+        engine: str | Engine = "auto",
+        device: str | None = "auto",
+        half: bool | None = None,
+        fusion: str | None = None,
+        spatial_weight: float | None = None,
+        smoothing: int = 8,
+        realtime: bool = False,
+        max_frames: int | None = None,
+        source_timeout: float = 5.0,
+        flow: FlowSettings | None = None,
+        keep_going: bool = False,
+        min_score: float | None = None,
+    ):
         """`keep_going`: a source that cannot be opened is reported and left out instead of refusing to start."""
         if isinstance(sources, (str, int, FrameSource)) or len(sources) == 0:
             raise UserError("MultiPipeline needs a list of one or more sources")
@@ -187,6 +203,7 @@ class MultiPipeline(_Running[StreamPrediction]):
 
     def _open_sources(self) -> None:
         """Open every source at once (network streams can each take up to the timeout to answer)."""
+
         def open_one(st: Stream) -> FrameSource:
             src = st.source_arg
             return src if isinstance(src, FrameSource) else open_source(src, realtime=self._realtime, timeout_s=self._source_timeout)
@@ -331,11 +348,26 @@ class MultiPipeline(_Running[StreamPrediction]):
                     j += 1
                 fused = st.smoother(self.fusion(sp, tp))
                 status = "reconnecting" if st.status == "reconnecting" else w.status
-                pred = StreamPrediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, sp, tp,
-                                        dropped=sum(st.dropped.values()), status=status, frame=w.frame, flow=w.flow,
-                                        truth=w.truth, stream=st.number, source=st.name, min_score=self.fusion.min_score,
-                                        familiarity=float(familiarity[i]) if familiarity is not None else None,
-                                        min_familiarity=self.fusion.min_familiarity)
+                pred = StreamPrediction(
+                    w.index,
+                    w.capture_ts,
+                    w.flow_ts,
+                    now,
+                    self.labels,
+                    fused,
+                    sp,
+                    tp,
+                    dropped=sum(st.dropped.values()),
+                    status=status,
+                    frame=w.frame,
+                    flow=w.flow,
+                    truth=w.truth,
+                    stream=st.number,
+                    source=st.name,
+                    min_score=self.fusion.min_score,
+                    familiarity=float(familiarity[i]) if familiarity is not None else None,
+                    min_familiarity=self.fusion.min_familiarity,
+                )
                 w.frame = w.flow = None
                 assert st.pool is not None
                 st.pool.put(w)
@@ -379,9 +411,20 @@ class MultiPipeline(_Running[StreamPrediction]):
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
-    mp = MultiPipeline(args.sources, args.model, engine=args.engine, device=args.device, half=half(args), fusion=args.fusion,
-                       smoothing=args.smoothing, realtime=args.realtime, max_frames=args.max_frames,
-                       source_timeout=args.timeout, keep_going=args.keep_going, min_score=args.min_score)
+    mp = MultiPipeline(
+        args.sources,
+        args.model,
+        engine=args.engine,
+        device=args.device,
+        half=half(args),
+        fusion=args.fusion,
+        smoothing=args.smoothing,
+        realtime=args.realtime,
+        max_frames=args.max_frames,
+        source_timeout=args.timeout,
+        keep_going=args.keep_going,
+        min_score=args.min_score,
+    )
     mp.announce(args.model, f", {len(mp.streams)} sources")
     out = sys.stdout
 
@@ -390,8 +433,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             out.write(json.dumps(pred.to_dict(args.top_k)) + "\n")
         elif not args.quiet:
             mark = "" if pred.ready else "  (spatial only)"
-            out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  "
-                      f"{pred.latency_ms:6.1f} ms{mark}\n")
+            out.write(f"stream {pred.stream:2d} frame {pred.index:6d}  {pred.display_label:<14s} {pred.score:5.2f}  {pred.latency_ms:6.1f} ms{mark}\n")
 
     interrupted = mp.run_to_end(show)
     out.flush()
@@ -406,17 +448,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    lines = [f"summary: {s['frames']} predictions from {len(s['streams'])} streams, {s['fps_total']:.1f} fps in all; "
-             f"{s['batches']} batches of {s['batch_size']['mean']:.2f} streams on average (max {s['batch_size']['max']}), "
-             f"batch compute p50 {s['batch_compute_ms']['p50']:.1f} ms; engine {s['engine']}; model {s['model']}"
-             + ("" if s["trained"] else " (UNTRAINED: predictions are meaningless)"),
-             "  stream  status     frames    fps   latency p50 / p95 / p99 ms   dropped (capture/infer/output)  source"]
+    lines = [
+        f"summary: {s['frames']} predictions from {len(s['streams'])} streams, {s['fps_total']:.1f} fps in all; "
+        f"{s['batches']} batches of {s['batch_size']['mean']:.2f} streams on average (max {s['batch_size']['max']}), "
+        f"batch compute p50 {s['batch_compute_ms']['p50']:.1f} ms; engine {s['engine']}; model {s['model']}"
+        + ("" if s["trained"] else " (UNTRAINED: predictions are meaningless)"),
+        "  stream  status     frames    fps   latency p50 / p95 / p99 ms   dropped (capture/infer/output)  source",
+    ]
     for st in s["streams"]:
         lat = st["latency_ms"]["total"]
         d = st["dropped"]
-        lines.append(f"  {st['stream']:6d}  {st['status']:<9s} {st['frames']:7d} {st['fps']:6.1f}   "
-                     f"{lat['p50']:7.1f} {lat['p95']:7.1f} {lat['p99']:7.1f}          {sum(d.values()):6d} ({d['capture']}/{d['infer']}/{d['output']})"
-                     f"{'':14s}{st['source']}")
+        lines.append(
+            f"  {st['stream']:6d}  {st['status']:<9s} {st['frames']:7d} {st['fps']:6.1f}   "
+            f"{lat['p50']:7.1f} {lat['p95']:7.1f} {lat['p99']:7.1f}          {sum(d.values()):6d} ({d['capture']}/{d['infer']}/{d['output']})"
+            f"{'':14s}{st['source']}"
+        )
         if st.get("error"):
             lines.append(f"          error: {st['error']}")
     return "\n".join(lines) + "\n"
@@ -424,13 +470,16 @@ def format_summary(s: dict) -> str:
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p = sub.add_parser("serve", help="serve several sources in one process, batching both nets across them")
-    p.add_argument("sources", nargs="+", metavar="SOURCE",
-                   help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
     add_model_options(p)
     add_fusion_option(p)
     p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
-    p.add_argument("--min-score", type=float, metavar="S", help="a prediction whose fused top score is below S is 'no known action' "
-                                                                "(default: the model's calibrated threshold; 0: never)")
+    p.add_argument(
+        "--min-score",
+        type=float,
+        metavar="S",
+        help="a prediction whose fused top score is below S is 'no known action' (default: the model's calibrated threshold; 0: never)",
+    )
     p.add_argument("--max-frames", type=int, metavar="N", help="stop each stream after N frames")
     p.add_argument("--realtime", action="store_true", help="pace files at their own fps (and drop frames like a camera)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")

@@ -9,6 +9,7 @@ what it drops, so latency stays bounded under overload; a file (unless paced wit
 is read without loss. Work buffers are preallocated and recycled: the per-frame path builds no
 new input stacks. An exception in any stage stops the pipeline and is raised to the caller.
 """
+
 from __future__ import annotations
 
 import collections
@@ -129,17 +130,18 @@ class Prediction:
             "score": round(self.score, 4),
             "known": self.known,
             "min_score": round(self.min_score, 4),
-            **({"familiarity": round(self.familiarity, 4), "min_familiarity": round(self.min_familiarity, 4)}
-               if self.familiarity is not None else {}),
+            **({"familiarity": round(self.familiarity, 4), "min_familiarity": round(self.min_familiarity, 4)} if self.familiarity is not None else {}),
             "top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(k)],
             "spatial_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "spatial")],
             "temporal_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "temporal")],
             "ready": self.ready,
             "status": self.status,
             "capture_ts": round(self.capture_ts, 6),
-            "latency_ms": {"flow": round((self.flow_ts - self.capture_ts) * 1e3, 3),
-                           "infer": round((self.infer_ts - self.flow_ts) * 1e3, 3),
-                           "total": round(self.latency_ms, 3)},
+            "latency_ms": {
+                "flow": round((self.flow_ts - self.capture_ts) * 1e3, 3),
+                "infer": round((self.infer_ts - self.flow_ts) * 1e3, 3),
+                "total": round(self.latency_ms, 3),
+            },
             "dropped": self.dropped,
             **({"truth": self.truth} if self.truth is not None else {}),
         }
@@ -235,8 +237,11 @@ class PipelineStats:
             "captured": self.captured,
             "seconds": round((self.last_prediction or time.monotonic()) - (self.first_capture or self.started), 3),
             "fps": round(self.fps(), 2),
-            "latency_ms": {"flow": self.percentiles(self.flow_latency), "infer": self.percentiles(self.infer_latency),
-                           "total": self.percentiles(self.total_latency)},
+            "latency_ms": {
+                "flow": self.percentiles(self.flow_latency),
+                "infer": self.percentiles(self.infer_latency),
+                "total": self.percentiles(self.total_latency),
+            },
             "compute_ms": {"flow": self.percentiles(self.flow_compute), "infer": self.percentiles(self.infer_compute)},
         }
 
@@ -284,8 +289,18 @@ class _Running(Generic[P]):
         """Log the model and engine line that `run` and `serve` start with; returns the UNTRAINED warning ("" when trained)."""
         cfg = self.model.config
         untrained = "" if cfg.trained else " [UNTRAINED MODEL: random weights, predictions are meaningless; train one with 'twostream train']"
-        log.info("model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s%s", cfg.provenance.get("name", name), cfg.num_classes,
-                 cfg.spatial_arch, cfg.temporal_arch, cfg.input_size, cfg.clip_length, self.engine.describe(), extra, untrained)
+        log.info(
+            "model %s (%d classes, %s/%s at %d px, L=%d), engine %s%s%s",
+            cfg.provenance.get("name", name),
+            cfg.num_classes,
+            cfg.spatial_arch,
+            cfg.temporal_arch,
+            cfg.input_size,
+            cfg.clip_length,
+            self.engine.describe(),
+            extra,
+            untrained,
+        )
         return untrained
 
     def run_to_end(self, on_prediction: Callable[[P], None], on_start: Callable[[], None] = lambda: None) -> bool:
@@ -326,11 +341,24 @@ class _Running(Generic[P]):
 class Pipeline(_Running[Prediction]):
     """Live two-stream recognition on any source. Iterate for Predictions; use as a context manager."""
 
-    def __init__(self, source: str | int | FrameSource, model: str | Path | TwoStreamModel | None = None, *,
-                 engine: str | Engine = "auto", device: str | None = "auto", half: bool | None = None,
-                 fusion: str | None = None, spatial_weight: float | None = None, smoothing: int = 8,
-                 realtime: bool = False, max_frames: int | None = None, source_timeout: float = 5.0,
-                 flow: FlowSettings | None = None, min_score: float | None = None, file_batch: int = 8):
+    def __init__(
+        self,
+        source: str | int | FrameSource,
+        model: str | Path | TwoStreamModel | None = None,
+        *,
+        engine: str | Engine = "auto",
+        device: str | None = "auto",
+        half: bool | None = None,
+        fusion: str | None = None,
+        spatial_weight: float | None = None,
+        smoothing: int = 8,
+        realtime: bool = False,
+        max_frames: int | None = None,
+        source_timeout: float = 5.0,
+        flow: FlowSettings | None = None,
+        min_score: float | None = None,
+        file_batch: int = 8,
+    ):
         """`file_batch`: a file read as fast as possible runs the nets on up to this many consecutive frames
         at once (1: one at a time); live sources and `realtime` files always go one frame at a time."""
         if file_batch < 1:
@@ -435,8 +463,15 @@ class Pipeline(_Running[Prediction]):
     def remove_tap(self, tap: Callable[[np.ndarray], object]) -> None:
         self._taps = [t for t in self._taps if t is not tap]
 
-    def swap_model(self, model: str | Path | TwoStreamModel, engine: str | Engine | None = None, *,
-                   fusion: str | None = None, spatial_weight: float | None = None, timeout: float = 30.0) -> None:
+    def swap_model(
+        self,
+        model: str | Path | TwoStreamModel,
+        engine: str | Engine | None = None,
+        *,
+        fusion: str | None = None,
+        spatial_weight: float | None = None,
+        timeout: float = 30.0,
+    ) -> None:
         """Replace the model while running, between two frames: the source, threads and flow history stay.
 
         The new model must read the same inputs (flow settings, L, input size, normalisation), so the flow already
@@ -449,15 +484,16 @@ class Pipeline(_Running[Prediction]):
         cfg = new.config
         misfit = self.swap_misfit(cfg)
         if misfit:
-            raise UserError(f"{cfg.provenance.get('name', 'the new model')} reads other inputs than the running one "
-                            f"({', '.join(misfit)} differ): it cannot be swapped in live; start a new pipeline with it")
+            raise UserError(
+                f"{cfg.provenance.get('name', 'the new model')} reads other inputs than the running one "
+                f"({', '.join(misfit)} differ): it cannot be swapped in live; start a new pipeline with it"
+            )
         if isinstance(engine, Engine):
             eng, owns = engine, False
         else:
             eng, owns = create_engine(new, engine or self.engine.name, str(self.engine.device), self.engine.half), True
         with self._control:  # queued in order under the lock: two swaps asked at once are both taken, the last one wins
-            swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight, self._min_score),
-                         Smoother(cfg.num_classes, self._scoring.smoother.window))
+            swap = _Swap(new, eng, owns, Fusion(cfg.fusion, fusion, spatial_weight, self._min_score), Smoother(cfg.num_classes, self._scoring.smoother.window))
             self._fusion_mode, self._spatial_weight = fusion, spatial_weight
             if not any(t.name == "twostream-infer" and t.is_alive() for t in self._threads):
                 self._apply_swap(swap)
@@ -484,8 +520,14 @@ class Pipeline(_Running[Prediction]):
     def smoother(self) -> Smoother:
         return self._scoring.smoother
 
-    def configure(self, *, fusion: str | None | _Keep = KEEP, spatial_weight: float | None | _Keep = KEEP,
-                  smoothing: int | None = None, min_score: float | None | _Keep = KEEP) -> None:
+    def configure(
+        self,
+        *,
+        fusion: str | None | _Keep = KEEP,
+        spatial_weight: float | None | _Keep = KEEP,
+        smoothing: int | None = None,
+        min_score: float | None | _Keep = KEEP,
+    ) -> None:
         """Change fusion (mode and spatial weight; None: the model's own), smoothing (frames) and the
         "no known action" threshold (None: the model's calibrated one) while running, from any thread.
 
@@ -515,11 +557,20 @@ class Pipeline(_Running[Prediction]):
     def swap_misfit(self, config: ModelConfig) -> list[str]:
         """What keeps a model with `config` from being swapped in live (empty: it can be)."""
         cur = self.model.config
-        return [what for what, a, b in (
-            ("flow settings", cur.flow, config.flow), ("clip length L", cur.clip_length, config.clip_length),
-            ("input size", cur.input_size, config.input_size),
-            ("input normalisation", (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
-             (tuple(config.rgb_mean), tuple(config.rgb_std), config.flow_scale, config.subtract_mean_flow))) if a != b]
+        return [
+            what
+            for what, a, b in (
+                ("flow settings", cur.flow, config.flow),
+                ("clip length L", cur.clip_length, config.clip_length),
+                ("input size", cur.input_size, config.input_size),
+                (
+                    "input normalisation",
+                    (tuple(cur.rgb_mean), tuple(cur.rgb_std), cur.flow_scale, cur.subtract_mean_flow),
+                    (tuple(config.rgb_mean), tuple(config.rgb_std), config.flow_scale, config.subtract_mean_flow),
+                ),
+            )
+            if a != b
+        ]
 
     def _take_swaps(self) -> None:
         """On the infer thread, between two frames: every model asked for, in order (the last one runs)."""
@@ -552,8 +603,7 @@ class Pipeline(_Running[Prediction]):
     # -- stages -------------------------------------------------------------
     def _capture_loop(self) -> None:
         assert self.source is not None and self._frames is not None
-        capture_stage(self.source, self._frames, self._stop, self.stats, self.max_frames, self._source_status, lambda: self._taps,
-                      self.remove_tap)
+        capture_stage(self.source, self._frames, self._stop, self.stats, self.max_frames, self._source_status, lambda: self._taps, self.remove_tap)
 
     def _source_status(self, status: str) -> None:
         if status == "reconnecting":
@@ -610,9 +660,24 @@ class Pipeline(_Running[Prediction]):
                     j += 1
                 fused = scoring.smoother(scoring.fusion(s, t))
                 status = "reconnecting" if self.status == "reconnecting" else w.status
-                pred = Prediction(w.index, w.capture_ts, w.flow_ts, now, self.labels, fused, s, t, dropped=sum(self.dropped.values()),
-                                  status=status, frame=w.frame, flow=w.flow, truth=w.truth, min_score=scoring.fusion.min_score,
-                                  familiarity=float(fam[i]) if fam is not None else None, min_familiarity=scoring.fusion.min_familiarity)
+                pred = Prediction(
+                    w.index,
+                    w.capture_ts,
+                    w.flow_ts,
+                    now,
+                    self.labels,
+                    fused,
+                    s,
+                    t,
+                    dropped=sum(self.dropped.values()),
+                    status=status,
+                    frame=w.frame,
+                    flow=w.flow,
+                    truth=w.truth,
+                    min_score=scoring.fusion.min_score,
+                    familiarity=float(fam[i]) if fam is not None else None,
+                    min_familiarity=scoring.fusion.min_familiarity,
+                )
                 w.frame = w.flow = None
                 pool.put(w)
                 self.stats.infer_compute.append(compute)
@@ -649,8 +714,17 @@ class Pipeline(_Running[Prediction]):
             **st.figures(),
             "dropped": self.dropped,
             "engine": self.engine.describe(),
-            **({"batch_size": {"limit": self._batch, "mean": round(float(np.mean(self.batch_sizes)), 3) if self.batch_sizes else 0.0,
-                               "max": max(self.batch_sizes, default=0)}} if self._batch > 1 else {}),
+            **(
+                {
+                    "batch_size": {
+                        "limit": self._batch,
+                        "mean": round(float(np.mean(self.batch_sizes)), 3) if self.batch_sizes else 0.0,
+                        "max": max(self.batch_sizes, default=0),
+                    }
+                }
+                if self._batch > 1
+                else {}
+            ),
             "model": cfg.provenance.get("name", "model"),
             "trained": cfg.trained,
             "status": self.status,
@@ -675,9 +749,16 @@ def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = Fa
     return frames, work, pool
 
 
-
-def capture_stage(src: FrameSource, frames: LatestSlot[Captured], stop: threading.Event, stats: PipelineStats, max_frames: int | None,
-                  on_status: Callable[[str], None], taps: Callable[[], list] = list, drop_tap: Callable | None = None) -> None:
+def capture_stage(
+    src: FrameSource,
+    frames: LatestSlot[Captured],
+    stop: threading.Event,
+    stats: PipelineStats,
+    max_frames: int | None,
+    on_status: Callable[[str], None],
+    taps: Callable[[], list] = list,
+    drop_tap: Callable | None = None,
+) -> None:
     """Read frames into `frames` as `Captured` until the end, `stop` or `max_frames`.
 
     A reconnect or a resolution change starts a new segment, so flow is never computed across it.
@@ -718,8 +799,16 @@ def capture_stage(src: FrameSource, frames: LatestSlot[Captured], stop: threadin
     frames.finish()
 
 
-def flow_stage(cfg: ModelConfig, frames: LatestSlot[Captured], work: LatestSlot[_Work], pool: LatestSlot[_Work], stop: threading.Event,
-               stats: PipelineStats, ready: threading.Event, handed_over: Callable[[], None] = lambda: None) -> None:
+def flow_stage(
+    cfg: ModelConfig,
+    frames: LatestSlot[Captured],
+    work: LatestSlot[_Work],
+    pool: LatestSlot[_Work],
+    stop: threading.Event,
+    stats: PipelineStats,
+    ready: threading.Event,
+    handed_over: Callable[[], None] = lambda: None,
+) -> None:
     """Frames -> flow ring -> net inputs in recycled `_Work` items, handed to `work`; `handed_over()` after each.
 
     Sets `ready` once the flow estimator has allocated (capture should not start before: a live

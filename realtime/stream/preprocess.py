@@ -3,6 +3,7 @@
 Live inference takes the centre crop without flip; training passes random crops and flips. Both
 call these functions, so a net never sees inputs built two different ways.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -46,15 +47,16 @@ class FlowFrontEnd:
         self.estimator.reset()
 
 
-def rgb_input(frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False,
-              out: np.ndarray | None = None, crop_size: int | None = None) -> np.ndarray:
+def rgb_input(
+    frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False, out: np.ndarray | None = None, crop_size: int | None = None
+) -> np.ndarray:
     """Working-size BGR uint8 frame -> (3, S, S) float32, RGB order, normalised.
 
     `crop_size` (training's scale jitter) takes a larger square and resizes it to S.
     """
     s = config.input_size
     c = crop_size or s
-    crop = frame_bgr[top:top + c, left:left + c, ::-1]
+    crop = frame_bgr[top : top + c, left : left + c, ::-1]
     if c != s:
         crop = cv2.resize(np.ascontiguousarray(crop), (s, s), interpolation=cv2.INTER_AREA)
     if flip:
@@ -67,8 +69,16 @@ def rgb_input(frame_bgr: np.ndarray, config: ModelConfig, top: int, left: int, f
     return out
 
 
-def flow_input(codes: np.ndarray, config: ModelConfig, top: int, left: int, flip: bool = False,
-               out: np.ndarray | None = None, order: np.ndarray | None = None, crop_size: int | None = None) -> np.ndarray:
+def flow_input(
+    codes: np.ndarray,
+    config: ModelConfig,
+    top: int,
+    left: int,
+    flip: bool = False,
+    out: np.ndarray | None = None,
+    order: np.ndarray | None = None,
+    crop_size: int | None = None,
+) -> np.ndarray:
     """L quantised flow fields (L, H, W, 2) uint8 -> (2L, S, S) float32: x0, y0, x1, y1, ...
 
     Each field's mean displacement is subtracted (the paper's camera-motion compensation) and the
@@ -83,7 +93,7 @@ def flow_input(codes: np.ndarray, config: ModelConfig, top: int, left: int, flip
         out = np.empty((2 * n, s, s), np.float32)
     inv_scale = np.float32(1.0 / config.flow_scale)
     for i in range(n):
-        field = codes[i if order is None else order[i], top:top + cs, left:left + cs]
+        field = codes[i if order is None else order[i], top : top + cs, left : left + cs]
         if flip:
             field = field[:, ::-1]
         if cs != s:

@@ -6,6 +6,7 @@ one `.npz` (zlib, lossless) holding the working-size BGR frames and the uint8 fl
 as the live FlowRing stores them. Built by parallel worker processes, atomically per clip, so an
 interrupted build resumes where it stopped; a clip whose video changed is recomputed.
 """
+
 from __future__ import annotations
 
 import collections
@@ -52,9 +53,11 @@ class CacheReport:
 
     def line(self) -> str:
         ratio = self.raw_float32_bytes_per_frame / max(self.flow_bytes_per_frame, 1)
-        return (f"flow cache: {self.clips} clips ({self.computed} computed, {self.reused} reused, {len(self.failed)} unreadable and skipped), "
-                f"{self.frames} frames, {self.bytes_on_disk / 1e6:.1f} MB; flow {self.flow_bytes_per_frame / 1024:.1f} KiB/frame "
-                f"vs {self.raw_float32_bytes_per_frame / 1024:.0f} KiB raw float32 ({ratio:.0f}x smaller)")
+        return (
+            f"flow cache: {self.clips} clips ({self.computed} computed, {self.reused} reused, {len(self.failed)} unreadable and skipped), "
+            f"{self.frames} frames, {self.bytes_on_disk / 1e6:.1f} MB; flow {self.flow_bytes_per_frame / 1024:.1f} KiB/frame "
+            f"vs {self.raw_float32_bytes_per_frame / 1024:.0f} KiB raw float32 ({ratio:.0f}x smaller)"
+        )
 
 
 def _compute(args: tuple[str, str, str, dict]) -> tuple[str, str | None, int, int]:
@@ -127,8 +130,7 @@ class FlowCache:
         except (OSError, ValueError):
             return {"clips": {}, "failed": {}}
 
-    def build(self, clips: list[Clip], root: Path, workers: int = 2, progress: bool = True,
-              on_clip: Callable[[int, int], None] | None = None) -> CacheReport:
+    def build(self, clips: list[Clip], root: Path, workers: int = 2, progress: bool = True, on_clip: Callable[[int, int], None] | None = None) -> CacheReport:
         """Compute the entries that are missing or stale; returns what was done.
 
         `on_clip(done, total)` is called after each computed clip (for a progress bar in a UI).
@@ -179,8 +181,9 @@ class FlowCache:
         frames = sum(e["frames"] for e in entries)
         flow_bytes = sum(e.get("flow_bytes", 0) for e in entries)
         disk = sum(self.entry(k).stat().st_size for k in seen if k in index["clips"] and self.entry(k).is_file())
-        return CacheReport(len(seen), len(todo), reused, failed, frames, disk, flow_bytes / max(1, frames - len(entries)),
-                           self.flow.width * self.flow.height * 2 * 4)
+        return CacheReport(
+            len(seen), len(todo), reused, failed, frames, disk, flow_bytes / max(1, frames - len(entries)), self.flow.width * self.flow.height * 2 * 4
+        )
 
     def _record(self, index: dict, result: tuple, stamps: dict) -> None:
         key, error, frames, flow_bytes = result

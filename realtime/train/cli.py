@@ -1,4 +1,5 @@
 """Sub-commands `train`, `evaluate` and `make-dataset` (registered into `twostream`). Heavy imports happen inside."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     opts = TrainOptions(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
     metrics = train(opts)
     if metrics:
-        line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics.get(k, {}).get("top1") is not None)
+        line = ", ".join(
+            f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_svm") if metrics.get(k, {}).get("top1") is not None
+        )
         dep = metrics.get("deployed", {})
         line += f"; deployed ({dep.get('mode')}, what `run` outputs) {dep.get('top1', float('nan')):.3f}"
         sys.stderr.write(f"held-out top-1 on {metrics['videos']} videos: {line}\n")
@@ -60,9 +63,18 @@ def cmd_teach(args: argparse.Namespace) -> int:
             sys.stderr.write(f"[{event.fraction:4.0%}] {event.message}\n")
 
     try:
-        opts = TeachOptions(data=args.data, base=args.from_model, out=args.out, finetune=args.finetune, seed=args.seed,
-                            workers=args.workers, device="cpu" if args.device == "auto" else args.device, min_clips=args.min_clips,
-                            held_out=args.held_out, **({"epochs": args.epochs} if args.epochs is not None else {}))
+        opts = TeachOptions(
+            data=args.data,
+            base=args.from_model,
+            out=args.out,
+            finetune=args.finetune,
+            seed=args.seed,
+            workers=args.workers,
+            device="cpu" if args.device == "auto" else args.device,
+            min_clips=args.min_clips,
+            held_out=args.held_out,
+            **({"epochs": args.epochs} if args.epochs is not None else {}),
+        )
         metrics = teach(opts, progress)
     except UserError as e:
         if as_json:  # the reader learns why from the event stream, not from the log
@@ -72,9 +84,11 @@ def cmd_teach(args: argparse.Namespace) -> int:
             sys.stdout.flush()
         raise
     ho = metrics["held_out"]
-    sys.stderr.write(f"taught {len(metrics['classes'])} classes in {metrics['seconds']['total']:.0f} s; held-out top-1 on {ho['videos']} clips: "
-                     f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, fused {ho['fused']:.3f}; written to {metrics['out']} "
-                     f"(run it: twostream run SOURCE --model {metrics['out']})\n")
+    sys.stderr.write(
+        f"taught {len(metrics['classes'])} classes in {metrics['seconds']['total']:.0f} s; held-out top-1 on {ho['videos']} clips: "
+        f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, fused {ho['fused']:.3f}; written to {metrics['out']} "
+        f"(run it: twostream run SOURCE --model {metrics['out']})\n"
+    )
     if as_json:
         sys.stdout.write(TrainEvent("done", 1.0, out=str(metrics["out"]), metrics=metrics).to_json() + "\n")
     return 0
@@ -116,8 +130,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     write_metrics(metrics, out, cfg.labels)
     if args.confusion:
         save_confusion_png(metrics["confusion"], cfg.labels, Path(args.confusion), f"{Path(args.model).name}: {len(clips)} test videos")
-    line = ", ".join(f"{k} {metrics[k]['top1']:.3f}" for k in ("spatial", "temporal", "fusion_avg", "fusion_weighted", "fusion_svm", "deployed")
-                     if metrics.get(k, {}).get("top1") is not None)
+    line = ", ".join(
+        f"{k} {metrics[k]['top1']:.3f}"
+        for k in ("spatial", "temporal", "fusion_avg", "fusion_weighted", "fusion_svm", "deployed")
+        if metrics.get(k, {}).get("top1") is not None
+    )
     sys.stderr.write(f"{len(clips)} videos: top-1 {line}; written to {out}\n")
     print(json.dumps({k: v for k, v in metrics.items() if k != "confusion"}))
     return 0
@@ -135,8 +152,9 @@ def cmd_imagenet(args: argparse.Namespace) -> int:
 def cmd_make_dataset(args: argparse.Namespace) -> int:
     from .procedural import make_dataset
 
-    root = make_dataset(args.out, args.train_clips, args.test_clips, args.frames, args.seed, args.size, args.classes, args.workers,
-                        progress=not args.no_progress)
+    root = make_dataset(
+        args.out, args.train_clips, args.test_clips, args.frames, args.seed, args.size, args.classes, args.workers, progress=not args.no_progress
+    )
     sys.stderr.write(f"procedural dataset written to {root} (classInd.txt, trainlist01.txt, testlist01.txt)\n")
     return 0
 
@@ -159,14 +177,24 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
     _dataset_options(t)
     t.add_argument("--stream", choices=("spatial", "temporal", "both"), help="which nets to train from scratch (not with --from)")
-    t.add_argument("--out", help="checkpoint directory to write (run it with: twostream run --model DIR); "
-                                 "with --from the default is a new folder in the user data directory")
+    t.add_argument(
+        "--out",
+        help="checkpoint directory to write (run it with: twostream run --model DIR); with --from the default is a new folder in the user data directory",
+    )
     g = t.add_argument_group("teaching new classes (--from)")
-    g.add_argument("--from", dest="from_model", metavar="MODEL",
-                   help="start from this trained model ('default' for the shipped one) and teach it the classes of --data, "
-                        "a folder of recorded clips (twostream record): minutes on a CPU")
-    g.add_argument("--finetune", choices=("heads", "all"), default="heads",
-                   help="heads: new classifier layers only (default, fastest); all: then a few epochs on every layer (--epochs, default 3)")
+    g.add_argument(
+        "--from",
+        dest="from_model",
+        metavar="MODEL",
+        help="start from this trained model ('default' for the shipped one) and teach it the classes of --data, "
+        "a folder of recorded clips (twostream record): minutes on a CPU",
+    )
+    g.add_argument(
+        "--finetune",
+        choices=("heads", "all"),
+        default="heads",
+        help="heads: new classifier layers only (default, fastest); all: then a few epochs on every layer (--epochs, default 3)",
+    )
     g.add_argument("--held-out", type=float, default=0.2, help="fraction of each class's clips kept out of fitting, for the accuracy figure (default 0.2)")
     g.add_argument("--min-clips", type=int, default=4, help="refuse to teach a class with fewer clips (default 4; 10 recommended)")
     g.add_argument("--progress-json", action="store_true", help="one JSON object per progress step on stdout (for a UI)")
@@ -181,12 +209,22 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--flow-algorithm", default=D("flow_algorithm"), choices=("dis", "farneback"))
     t.add_argument("--epochs", type=int, help="exactly this many epochs (default: a budget of steps, below; with --from --finetune all: 3)")
     t.add_argument("--steps", type=int, help="optimiser steps per stream (default: the larger of --min-steps and 30 epochs' worth)")
-    t.add_argument("--min-steps", type=int, default=D("min_steps"), help=f"at least this many steps per stream, however small the dataset (default {D('min_steps')})")
-    t.add_argument("--val-fraction", type=float, default=D("val_fraction"),
-                   help=f"share of each class's training clips held back for early stopping, fusion and the unknown threshold (default {D('val_fraction')})")
+    t.add_argument(
+        "--min-steps", type=int, default=D("min_steps"), help=f"at least this many steps per stream, however small the dataset (default {D('min_steps')})"
+    )
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=D("val_fraction"),
+        help=f"share of each class's training clips held back for early stopping, fusion and the unknown threshold (default {D('val_fraction')})",
+    )
     t.add_argument("--finetune-lr", type=float, default=D("finetune_lr"), help=f"learning rate of an ImageNet-initialised net (default {D('finetune_lr')})")
-    t.add_argument("--finetune-fraction", type=float, default=D("finetune_fraction"),
-                   help=f"share of an ImageNet-initialised net's layers, the last ones, that training updates (default {D('finetune_fraction')}; 1: all)")
+    t.add_argument(
+        "--finetune-fraction",
+        type=float,
+        default=D("finetune_fraction"),
+        help=f"share of an ImageNet-initialised net's layers, the last ones, that training updates (default {D('finetune_fraction')}; 1: all)",
+    )
     t.add_argument("--batch", type=int, default=D("batch"))
     t.add_argument("--lr", type=float, default=D("lr"))
     t.add_argument("--momentum", type=float, default=D("momentum"))
@@ -196,16 +234,24 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--schedule", choices=("cosine", "step"), default=D("schedule"))
     t.add_argument("--repeats", type=int, default=D("repeats"), help=f"random samples per clip per epoch (default {D('repeats')})")
     t.add_argument("--data2", help="a second dataset for multi-task training (shared trunk, its own head; saved to OUT/task2)")
-    t.add_argument("--init", default=D("init"), metavar="auto|imagenet|none|PATH",
-                   help="auto (default): ImageNet weights for an efficientnet_lite0 spatial net, the temporal net from scratch; "
-                        "imagenet: every efficientnet_lite0 net (flow nets get cross-modality init); none: from scratch; "
-                        "PATH: a torchvision/efficientnet_pytorch-format state dict (.pth read without running code, or .safetensors)")
+    t.add_argument(
+        "--init",
+        default=D("init"),
+        metavar="auto|imagenet|none|PATH",
+        help="auto (default): ImageNet weights for an efficientnet_lite0 spatial net, the temporal net from scratch; "
+        "imagenet: every efficientnet_lite0 net (flow nets get cross-modality init); none: from scratch; "
+        "PATH: a torchvision/efficientnet_pytorch-format state dict (.pth read without running code, or .safetensors)",
+    )
     t.add_argument("--resume", action="store_true", help="continue from the last completed epoch in OUT")
     t.add_argument("--loader-workers", type=int, default=D("loader_workers"))
     t.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
-    t.add_argument("--eval-samples", type=int, default=D("eval_samples"), help=f"frames / flow stacks per test video (default {D('eval_samples')}, as the paper)")
+    t.add_argument(
+        "--eval-samples", type=int, default=D("eval_samples"), help=f"frames / flow stacks per test video (default {D('eval_samples')}, as the paper)"
+    )
     t.add_argument("--ten-crop", action="store_true", help="evaluate with 10 crops (4 corners + centre, flipped)")
-    t.add_argument("--svm-samples", type=int, default=D("svm_samples"), help=f"samples per training video for fitting the SVM (default {D('svm_samples')}; 0: no SVM)")
+    t.add_argument(
+        "--svm-samples", type=int, default=D("svm_samples"), help=f"samples per training video for fitting the SVM (default {D('svm_samples')}; 0: no SVM)"
+    )
     t.add_argument("--max-steps", type=int, help="stop each stream after this many optimiser steps")
     t.add_argument("--no-eval", dest="evaluate", action="store_false", help="skip evaluation and fusion fitting")
     t.add_argument("--fp16-weights", action="store_true", help="store the weights as fp16 (half the size; evaluated as stored)")

@@ -1,4 +1,5 @@
 """Training and test samples for each stream, built from the flow cache with the live preprocessing code."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,8 +49,19 @@ class StreamSamples(torch.utils.data.Dataset):
     randomness is a function of (seed, epoch, index), so runs are reproducible.
     """
 
-    def __init__(self, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, stream: str,
-                 train: bool = True, seed: int = 0, scale_jitter: bool = True, repeats: int = 1, flips: bool = True):
+    def __init__(
+        self,
+        clips: list[Clip],
+        root: Path,
+        cache: FlowCache,
+        config: ModelConfig,
+        stream: str,
+        train: bool = True,
+        seed: int = 0,
+        scale_jitter: bool = True,
+        repeats: int = 1,
+        flips: bool = True,
+    ):
         self.clips, self.root, self.cache, self.config = clips, root, cache, config
         self.stream, self.train, self.seed, self.scale_jitter, self.repeats = stream, train, seed, scale_jitter, repeats
         self.flips = flips  # off for classes whose mirror image may be another action (a user's own classes)
@@ -99,5 +111,6 @@ def stream_input_batches(clip_key: str, cache: FlowCache, config: ModelConfig, s
     if len(codes) == 0:
         codes = zero_flow_codes(config)
     starts = protocol_positions(max(1, len(codes) - config.clip_length + 1), samples)
-    return np.stack([flow_input(codes, config, top, left, flip, order=flow_window(len(codes), st, config.clip_length))
-                     for st in starts for top, left, flip in crops])
+    return np.stack(
+        [flow_input(codes, config, top, left, flip, order=flow_window(len(codes), st, config.clip_length)) for st in starts for top, left, flip in crops]
+    )

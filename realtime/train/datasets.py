@@ -3,6 +3,7 @@
 Each reader returns a `VideoDataset`: class names, and train / test lists of `Clip`s (a video path
 and its class index). Empty classes and missing files are reported, never a crash.
 """
+
 from __future__ import annotations
 
 import logging
@@ -41,14 +42,18 @@ class VideoDataset:
     flip_pairs: list[list[str]] = field(default_factory=list)  # from ROOT/flip_pairs.txt
 
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.classes)} classes, {len(self.train)} train / {len(self.test)} test clips"
-                + (f" ({'; '.join(self.notes)})" if self.notes else ""))
+        return f"{self.name}: {len(self.classes)} classes, {len(self.train)} train / {len(self.test)} test clips" + (
+            f" ({'; '.join(self.notes)})" if self.notes else ""
+        )
 
 
 def _videos_in(folder: Path) -> list[Path]:
     """Video files under `folder`; hidden ones (a recording's `.NAME.partial.avi`, macOS `._NAME` forks) are not clips."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _find(root: Path, names: list[str]) -> Path | None:
@@ -101,8 +106,7 @@ def read_list(path: Path, root: Path, classes: list[str]) -> tuple[list[Clip], l
     return clips, missing
 
 
-def read_ucf101(root: Path, split: int = 1, class_index: Path | None = None, train_list: Path | None = None,
-                test_list: Path | None = None) -> VideoDataset:
+def read_ucf101(root: Path, split: int = 1, class_index: Path | None = None, train_list: Path | None = None, test_list: Path | None = None) -> VideoDataset:
     ci = class_index or _find(root, ["classInd.txt"])
     if ci is None:
         raise UserError(f"{root}: no classInd.txt found (give --class-index)")
@@ -147,8 +151,7 @@ def read_hmdb51(root: Path, split: int = 1, splits_dir: Path | None = None) -> V
     return _checked(VideoDataset(f"hmdb51 split {split}", root, classes, train, test, notes))
 
 
-def read_folder(root: Path, train_list: Path | None = None, test_list: Path | None = None, test_fraction: float = 0.25,
-                seed: int = 0) -> VideoDataset:
+def read_folder(root: Path, train_list: Path | None = None, test_list: Path | None = None, test_fraction: float = 0.25, seed: int = 0) -> VideoDataset:
     """ROOT/<class>/<clip>: classes are the sub-folders in sorted order. Without lists, a seeded stratified split."""
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name not in ("splits",))
     notes = []
@@ -180,8 +183,14 @@ def read_folder(root: Path, train_list: Path | None = None, test_list: Path | No
     return _checked(VideoDataset(f"folder {root.name}", root, classes, train, test, notes))
 
 
-def open_dataset(root: str | Path, split: int = 1, class_index: str | Path | None = None, train_list: str | Path | None = None,
-                 test_list: str | Path | None = None, seed: int = 0) -> VideoDataset:
+def open_dataset(
+    root: str | Path,
+    split: int = 1,
+    class_index: str | Path | None = None,
+    train_list: str | Path | None = None,
+    test_list: str | Path | None = None,
+    seed: int = 0,
+) -> VideoDataset:
     """Recognise the layout under `root`: UCF-101 lists, HMDB-51 split files, or a folder per class."""
     r = Path(root)
     if not r.is_dir():

@@ -1,4 +1,5 @@
 """The paper's test protocol, per-stream and fused metrics, SVM fusion, and the confusion matrix."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,20 @@ def trained_streams(config: ModelConfig) -> tuple[str, ...]:
 
 
 @torch.inference_mode()
-def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, stream: str,
-                 samples: int = 25, ten_crop: bool = False, device: torch.device | str = "cpu", batch: int = 128,
-                 progress: bool = False, per_position: list | None = None) -> np.ndarray:
+def video_scores(
+    net: nn.Module,
+    clips: list[Clip],
+    root: Path,
+    cache: FlowCache,
+    config: ModelConfig,
+    stream: str,
+    samples: int = 25,
+    ten_crop: bool = False,
+    device: torch.device | str = "cpu",
+    batch: int = 128,
+    progress: bool = False,
+    per_position: list | None = None,
+) -> np.ndarray:
     """(videos, classes): softmax scores averaged over the protocol's positions and crops.
 
     `per_position`, when given a list, receives each video's (positions, classes) scores (crops
@@ -46,8 +58,13 @@ def video_scores(net: nn.Module, clips: list[Clip], root: Path, cache: FlowCache
     bar = _progress(len(clips), "videos", progress)
     for i, clip in enumerate(clips):
         x = torch.from_numpy(stream_input_batches(clip.key(root), cache, config, stream, samples, ten_crop))
-        probs = torch.cat([torch.softmax(net(x[j:j + batch].to(device).contiguous(memory_format=torch.channels_last)).float(), -1)
-                           for j in range(0, len(x), batch)]).cpu().numpy()
+        probs = (
+            torch.cat(
+                [torch.softmax(net(x[j : j + batch].to(device).contiguous(memory_format=torch.channels_last)).float(), -1) for j in range(0, len(x), batch)]
+            )
+            .cpu()
+            .numpy()
+        )
         is_flipped = np.tile(flipped, len(probs) // len(crops))
         probs[is_flipped] = probs[is_flipped][:, mirror]
         out[i] = probs.mean(0)
@@ -66,8 +83,7 @@ def accuracy(scores: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[s
     k = min(5, num_classes)
     top5 = (np.argsort(-scores, 1)[:, :k] == labels[:, None]).any(1)
     per_class = [float((pred[labels == c] == c).mean()) for c in range(num_classes) if (labels == c).any()]
-    return {"top1": round(float((pred == labels).mean()), 4), "top5": round(float(top5.mean()), 4),
-            "mean_class": round(float(np.mean(per_class)), 4)}
+    return {"top1": round(float((pred == labels).mean()), 4), "top5": round(float(top5.mean()), 4), "mean_class": round(float(np.mean(per_class)), 4)}
 
 
 WEIGHT_GRID = tuple(round(float(w), 2) for w in np.linspace(0, 1, 11))
@@ -87,8 +103,9 @@ def _frame_pairs(spatial_frames: list[np.ndarray], temporal_frames: list[np.ndar
     return out
 
 
-def choose_fusion(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray,
-                  frames: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> tuple[float, dict]:
+def choose_fusion(
+    spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, frames: tuple[list[np.ndarray], list[np.ndarray]] | None = None
+) -> tuple[float, dict]:
     """The spatial weight of the deployed fusion, from scores the nets did not train on.
 
     Fusion must never make the answer worse than the better stream: a weight strictly between 0
@@ -101,20 +118,28 @@ def choose_fusion(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray,
     table = {}
     for w in WEIGHT_GRID:
         fused = w * spatial + (1 - w) * temporal
-        frame_acc = (float(np.mean(np.concatenate([(w * s + (1 - w) * t).argmax(1) == y for (s, t), y in zip(pairs, labels)])))
-                     if pairs else 0.0)
+        frame_acc = float(np.mean(np.concatenate([(w * s + (1 - w) * t).argmax(1) == y for (s, t), y in zip(pairs, labels)]))) if pairs else 0.0
         table[w] = (float((fused.argmax(1) == labels).mean()), _nll(fused, labels), frame_acc)
     key = lambda w: (table[w][0], table[w][2], -table[w][1], -abs(w - 0.5))  # noqa: E731  # ties: the more even mix
     single = max((0.0, 1.0), key=key)
     mixed = max((w for w in WEIGHT_GRID if 0 < w < 1), key=key)
     beats = table[mixed][0] > table[single][0]  # strictly more clips right: a lower log-loss alone may be noise mixed in
     weight = mixed if beats else single
-    report = {"clips": int(len(labels)), "spatial": table[1.0][0], "temporal": table[0.0][0], "best_mixed_weight": mixed,
-              "best_mixed": table[mixed][0], "spatial_weight": weight, "chosen": deployed_mode(weight),
-              **({"frame_top1": {"spatial": round(table[1.0][2], 4), "temporal": round(table[0.0][2], 4), "chosen": round(table[weight][2], 4)}}
-                 if pairs else {}),
-              "why": ("a mix beats the better stream alone on these clips" if beats else
-                      "no mix beats the better stream alone on these clips: that stream alone is deployed")}
+    report = {
+        "clips": int(len(labels)),
+        "spatial": table[1.0][0],
+        "temporal": table[0.0][0],
+        "best_mixed_weight": mixed,
+        "best_mixed": table[mixed][0],
+        "spatial_weight": weight,
+        "chosen": deployed_mode(weight),
+        **({"frame_top1": {"spatial": round(table[1.0][2], 4), "temporal": round(table[0.0][2], 4), "chosen": round(table[weight][2], 4)}} if pairs else {}),
+        "why": (
+            "a mix beats the better stream alone on these clips"
+            if beats
+            else "no mix beats the better stream alone on these clips: that stream alone is deployed"
+        ),
+    }
     return weight, report
 
 
@@ -124,8 +149,9 @@ def deployed_mode(spatial_weight: float, mode: str = "weighted") -> str:
     return "spatial" if spatial_weight >= 1 else "temporal" if spatial_weight <= 0 else "weighted"
 
 
-def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[np.ndarray], labels: np.ndarray,
-                        spatial_weight: float, quantile: float = UNKNOWN_QUANTILE) -> tuple[float, dict]:
+def calibrate_min_score(
+    spatial_frames: list[np.ndarray], temporal_frames: list[np.ndarray], labels: np.ndarray, spatial_weight: float, quantile: float = UNKNOWN_QUANTILE
+) -> tuple[float, dict]:
     """The "no known action" threshold on the fused top score of a single frame, from clips the nets
     did not train on: the score that makes the most right calls (a right frame named, a wrong one
     held back), never so high that more than `quantile` of the right frames are held back. Where
@@ -144,15 +170,20 @@ def calibrate_min_score(spatial_frames: list[np.ndarray], temporal_frames: list[
     candidates = np.concatenate([[0.0], np.unique(top[top <= cap])])
     calls = [int((top[ok] >= c).sum() + (top[~ok] < c).sum()) for c in candidates]
     threshold = float(candidates[int(np.argmax(calls))])  # the first best: the lowest such threshold
-    return round(threshold, 4), {"frames": int(len(top)), "wrong_frames": int((~ok).sum()), "cap_quantile": quantile,
-                                 "threshold": round(threshold, 4),
-                                 "correct_frames_below": round(float((top[ok] < threshold).mean()), 4),
-                                 "wrong_frames_below": round(float((top[~ok] < threshold).mean()), 4) if (~ok).any() else None}
+    return round(threshold, 4), {
+        "frames": int(len(top)),
+        "wrong_frames": int((~ok).sum()),
+        "cap_quantile": quantile,
+        "threshold": round(threshold, 4),
+        "correct_frames_below": round(float((top[ok] < threshold).mean()), 4),
+        "wrong_frames_below": round(float((top[~ok] < threshold).mean()), 4) if (~ok).any() else None,
+    }
 
 
 @torch.inference_mode()
-def spatial_features(net: ActionNet, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, samples: int = 5,
-                     device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def spatial_features(
+    net: ActionNet, clips: list[Clip], root: Path, cache: FlowCache, config: ModelConfig, samples: int = 5, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """(features, clip number) of the spatial net at the protocol's positions, centre crop."""
     net = net.eval().to(device)
     feats, owner = [], []
@@ -183,9 +214,17 @@ def fit_svm(spatial: np.ndarray, temporal: np.ndarray, labels: np.ndarray, num_c
     return FusionConfig(mode="svm", svm_weight=w.tolist(), svm_bias=b.tolist())
 
 
-def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: FlowCache, samples: int = 25, ten_crop: bool = False,
-                   device: str | torch.device = "cpu", train_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                   progress: bool = True) -> tuple[dict, np.ndarray]:
+def evaluate_model(
+    model: TwoStreamModel,
+    test: list[Clip],
+    root: Path,
+    cache: FlowCache,
+    samples: int = 25,
+    ten_crop: bool = False,
+    device: str | torch.device = "cpu",
+    train_scores: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    progress: bool = True,
+) -> tuple[dict, np.ndarray]:
     """Metrics per trained stream, and fused (average, weighted, SVM) when both are trained. Returns (metrics, scores).
 
     A model with one stream trained so far (`train --stream X`) is scored on that stream alone: an untrained
@@ -198,8 +237,12 @@ def evaluate_model(model: TwoStreamModel, test: list[Clip], root: Path, cache: F
     labels = np.array([c.label for c in test])
     scores = {st: video_scores(getattr(model, st), test, root, cache, cfg, st, samples, ten_crop, device, progress=progress) for st in streams}
     n = cfg.num_classes
-    metrics: dict = {"videos": len(test), "protocol": {"samples_per_video": samples, "crops": 10 if ten_crop else 1},
-                     "streams": list(streams), **{st: accuracy(v, labels, n) for st, v in scores.items()}}
+    metrics: dict = {
+        "videos": len(test),
+        "protocol": {"samples_per_video": samples, "crops": 10 if ten_crop else 1},
+        "streams": list(streams),
+        **{st: accuracy(v, labels, n) for st, v in scores.items()},
+    }
     if len(streams) == 1:
         fused = scores[streams[0]]
         metrics["deployed"] = {**accuracy(fused, labels, n), "mode": streams[0], "spatial_weight": 1.0 if streams[0] == "spatial" else 0.0}
@@ -233,8 +276,12 @@ def deployed_metrics(fusion: FusionConfig, spatial: np.ndarray, temporal: np.nda
     """The figure for exactly what `twostream run` outputs with this fusion (clip level; the live
     "no known action" threshold is reported beside it, not applied)."""
     fused = Fusion(fusion)(spatial, temporal)
-    return {**accuracy(fused, labels, n), "mode": deployed_mode(fusion.spatial_weight, fusion.mode),
-            "spatial_weight": 0.5 if fusion.mode == "avg" else fusion.spatial_weight, "min_score": fusion.min_score}
+    return {
+        **accuracy(fused, labels, n),
+        "mode": deployed_mode(fusion.spatial_weight, fusion.mode),
+        "spatial_weight": 0.5 if fusion.mode == "avg" else fusion.spatial_weight,
+        "min_score": fusion.min_score,
+    }
 
 
 def confusion(scores: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:

@@ -5,6 +5,7 @@ stdout; the app's Teach panel reads them back with `TrainEvent.from_json`. The l
 `stage="done"` (with `out` and `metrics`) or `stage="error"` (with the one-line `error` a user sees),
 so a reader never has to parse the trainer's log lines. Imports nothing heavy.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """`train`'s options and their defaults: the one place they live. The command line (realtime/train/cli.py)
 builds its defaults from this dataclass; imports nothing heavy, so `twostream --help` stays fast."""
+
 from __future__ import annotations
 
 import shlex

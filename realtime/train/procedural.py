@@ -5,6 +5,7 @@ only in appearance at rest; random backgrounds, sizes, speeds, light, noise, blu
 Deterministic by seed. Train, test and the live demo draw from disjoint seed ranges, so the test
 set and the demo show clips never used in training.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,9 +44,17 @@ def _write_clip(args: tuple[str, int, Path, int, tuple[int, int]]) -> str:
     return label
 
 
-def make_dataset(out: str | Path, train_clips: int = 60, test_clips: int = 20, frames: int = 32, seed: int = 0,
-                 size: tuple[int, int] = (320, 240), classes: list[str] | None = None, workers: int = 2,
-                 progress: bool = True) -> Path:
+def make_dataset(
+    out: str | Path,
+    train_clips: int = 60,
+    test_clips: int = 20,
+    frames: int = 32,
+    seed: int = 0,
+    size: tuple[int, int] = (320, 240),
+    classes: list[str] | None = None,
+    workers: int = 2,
+    progress: bool = True,
+) -> Path:
     """Write ROOT/<class>/<clip>.avi plus classInd.txt, trainlist01.txt and testlist01.txt."""
     root = Path(out)
     classes = list(classes or CLASSES)
@@ -82,7 +91,8 @@ def make_dataset(out: str | Path, train_clips: int = 60, test_clips: int = 20, f
     (root / "README.txt").write_text(
         f"twostream procedural dataset: {len(classes)} classes, {train_clips} train + {test_clips} test clips per class, "
         f"{frames} frames at {size[0]}x{size[1]}, dataset seed {seed}.\n"
-        f"Train clip i uses synthetic seed {TRAIN_SEEDS} + seed*{SEEDS_PER_DATASET_SEED} + i; test clips {TEST_SEEDS} + ...\n")
+        f"Train clip i uses synthetic seed {TRAIN_SEEDS} + seed*{SEEDS_PER_DATASET_SEED} + i; test clips {TEST_SEEDS} + ...\n"
+    )
     return root
 
 
@@ -102,8 +112,10 @@ def _progress(total: int, unit: str, enabled: bool) -> Progress:
 
         return tqdm(total=total, unit=unit, disable=not enabled, dynamic_ncols=True, leave=False)
     except ImportError:
+
         class _Null:
             def update(self, n: int = 1) -> None: ...
             def close(self) -> None: ...
             def set_postfix(self, **kw: object) -> None: ...
+
         return _Null()

@@ -3,6 +3,7 @@
 Each caller keeps its own hyper-parameters (optimiser, schedule, clipping, AMP, loss) and its own batch order; the loop
 only does what every step does: forward, loss, zero_grad, backward, optional clipping, optimiser and scheduler step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,10 +54,20 @@ class SGDLoop:
     fp16 autocast when it is enabled; `clip_norm` clips the gradients' total norm; `frozen_batchnorm` keeps
     BatchNorm statistics; `channels_last` puts inputs in that memory format; `total` is the step budget."""
 
-    def __init__(self, model: nn.Module, optimiser: torch.optim.Optimizer, device: torch.device, loss_fn: LossFn,
-                 scheduler: torch.optim.lr_scheduler.LRScheduler | None = None, scaler: torch.amp.GradScaler | None = None,
-                 clip_norm: float | None = None, frozen_batchnorm: bool = False, channels_last: bool = False,
-                 step: int = 0, total: int | None = None):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimiser: torch.optim.Optimizer,
+        device: torch.device,
+        loss_fn: LossFn,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        clip_norm: float | None = None,
+        frozen_batchnorm: bool = False,
+        channels_last: bool = False,
+        step: int = 0,
+        total: int | None = None,
+    ):
         self.model, self.optimiser, self.device, self.loss_fn, self.scheduler = model, optimiser, device, loss_fn, scheduler
         self.scaler = scaler if scaler is not None else torch.amp.GradScaler(device.type, enabled=False)  # disabled: a pass-through
         self.clip_norm, self.frozen_batchnorm, self.channels_last = clip_norm, frozen_batchnorm, channels_last

@@ -12,6 +12,7 @@ training clips only. The result is an ordinary checkpoint plus a model card.
 Flow and frames come from the same flow cache as full training, computed with the runtime's own
 flow code, so a taught model sees at run time exactly what it was taught on.
 """
+
 from __future__ import annotations
 
 import copy
@@ -82,8 +83,7 @@ class _Progress:
             start += w
         self.t0 = time.monotonic()
 
-    def __call__(self, stage: str, done: float, total: float, message: str, accuracy: dict[str, float] | None = None,
-                 out: str | None = None) -> None:
+    def __call__(self, stage: str, done: float, total: float, message: str, accuracy: dict[str, float] | None = None, out: str | None = None) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise UserError("training cancelled")
         lo, span = self.spans[stage]
@@ -102,12 +102,16 @@ def check_clips(root: Path, min_clips: int = MIN_CLIPS) -> dict[str, int]:
     short = {k: v for k, v in counts.items() if v < min_clips}
     if short:
         what = ", ".join(f"'{k}' has {v}" for k, v in short.items())
-        raise UserError(f"too few clips to learn from: {what}; record at least {min_clips} clips per class "
-                        f"({RECOMMENDED_CLIPS} recommended), e.g. twostream record SOURCE --label {next(iter(short))} --clips "
-                        f"{max(min_clips, RECOMMENDED_CLIPS) - next(iter(short.values()))} --to {root}")
+        raise UserError(
+            f"too few clips to learn from: {what}; record at least {min_clips} clips per class "
+            f"({RECOMMENDED_CLIPS} recommended), e.g. twostream record SOURCE --label {next(iter(short))} --clips "
+            f"{max(min_clips, RECOMMENDED_CLIPS) - next(iter(short.values()))} --to {root}"
+        )
     if len(counts) < 2:
-        raise UserError(f"{root}: {len(counts)} class{'' if len(counts) == 1 else 'es'} recorded; teaching needs at least 2 "
-                        "(record clips of another action with --label OTHER)")
+        raise UserError(
+            f"{root}: {len(counts)} class{'' if len(counts) == 1 else 'es'} recorded; teaching needs at least 2 "
+            "(record clips of another action with --label OTHER)"
+        )
     return counts
 
 
@@ -131,19 +135,23 @@ def _inputs(key: str, cache: FlowCache, cfg: ModelConfig, stream: str, positions
     codes = cache.load(key, "flow")
     if len(codes) == 0:
         codes = zero_flow_codes(cfg)
-    return np.stack([flow_input(codes, cfg, top, left, order=flow_window(len(codes), int(st), cfg.clip_length), crop_size=c)
-                     for st in positions for top, left, c in crops])
+    return np.stack(
+        [flow_input(codes, cfg, top, left, order=flow_window(len(codes), int(st), cfg.clip_length), crop_size=c) for st in positions for top, left, c in crops]
+    )
 
 
 @torch.inference_mode()
 def _features(net: ActionNet, x: np.ndarray, device: torch.device, batch: int = 64) -> np.ndarray:
-    feats = [net.forward_features(torch.from_numpy(x[i:i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
-             for i in range(0, len(x), batch)]
+    feats = [
+        net.forward_features(torch.from_numpy(x[i : i + batch]).to(device).contiguous(memory_format=torch.channels_last)).float().cpu()
+        for i in range(0, len(x), batch)
+    ]
     return torch.cat(feats).numpy()
 
 
-def extract(model: TwoStreamModel, clips: list[Clip], root: Path, cache: FlowCache, train: bool, opts: TeachOptions,
-            device: torch.device, report: Callable[[int], None]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def extract(
+    model: TwoStreamModel, clips: list[Clip], root: Path, cache: FlowCache, train: bool, opts: TeachOptions, device: torch.device, report: Callable[[int], None]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per stream: (features, labels, clip number). Training clips get several positions x crops;
     held-out clips the paper's test protocol (25 positions, centre crop), as `evaluate` does."""
     cfg = model.config
@@ -199,8 +207,9 @@ def clip_scores(head: nn.Linear, x: np.ndarray, clip_no: np.ndarray, clips: int)
 L2_GRID = (1e-4, 1e-3, 1e-2)
 
 
-def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int,
-                   other_world: np.ndarray | None = None) -> tuple[dict[str, float], float, dict, tuple[float, float]]:
+def cross_validate(
+    feats: dict, labels: np.ndarray, classes: int, folds: int, seed: int, other_world: np.ndarray | None = None
+) -> tuple[dict[str, float], float, dict, tuple[float, float]]:
     """Grouped k-fold over training clips: the L2 penalty per stream (by log-loss), the deployed fusion
     (`choose_fusion`: a mix only where it beats the better stream alone) and the "no known action"
     threshold, all from out-of-fold scores. Nothing held out is looked at.
@@ -245,12 +254,23 @@ def cross_validate(feats: dict, labels: np.ndarray, classes: int, folds: int, se
             fam[te] = familiarity_of(x[te], prototypes_from(x[~te], y[~te], classes))
     other_fam = familiarity_of(other_world, prototypes_from(x, y, classes)) if other_world is not None else None
     min_familiarity = calibrate(fam, other_fam)
-    calib["familiarity"] = {"threshold": min_familiarity, "frames": int(len(fam)), "on": "out-of-fold frames of the fitting clips",
-                            **({"procedural_world_p95": round(float(np.quantile(other_fam, 0.95)), 4)} if other_fam is not None else {})}
+    calib["familiarity"] = {
+        "threshold": min_familiarity,
+        "frames": int(len(fam)),
+        "on": "out-of-fold frames of the fitting clips",
+        **({"procedural_world_p95": round(float(np.quantile(other_fam, 0.95)), 4)} if other_fam is not None else {}),
+    }
     fused = weight * sp + (1 - weight) * tp
-    cv = {"folds": folds, "l2": best_l2, "spatial": float((sp.argmax(1) == labels).mean()),
-          "temporal": float((tp.argmax(1) == labels).mean()), "fused": float((fused.argmax(1) == labels).mean()),
-          "spatial_weight": weight, "fusion_choice": choice, "unknown": calib}
+    cv = {
+        "folds": folds,
+        "l2": best_l2,
+        "spatial": float((sp.argmax(1) == labels).mean()),
+        "temporal": float((tp.argmax(1) == labels).mean()),
+        "fused": float((fused.argmax(1) == labels).mean()),
+        "spatial_weight": weight,
+        "fusion_choice": choice,
+        "unknown": calib,
+    }
     return best_l2, weight, cv, (min_score, min_familiarity)
 
 
@@ -273,11 +293,12 @@ def _finetune_batches(samples: StreamSamples, seed: int, epoch: int) -> Iterator
     """An epoch's batches in a seeded order, the ragged end kept (BatchNorm is frozen, so one sample is a batch too)."""
     order = np.random.default_rng([seed, epoch]).permutation(len(samples))
     for i in range(0, len(order), FINETUNE_BATCH):
-        yield Batch(*collate(samples, order[i:i + FINETUNE_BATCH].tolist()))
+        yield Batch(*collate(samples, order[i : i + FINETUNE_BATCH].tolist()))
 
 
-def finetune_nets(model: TwoStreamModel, train: list[Clip], root: Path, cache: FlowCache, opts: TeachOptions,
-                  device: torch.device, report: Callable[[str, int, int], None]) -> None:
+def finetune_nets(
+    model: TwoStreamModel, train: list[Clip], root: Path, cache: FlowCache, opts: TeachOptions, device: torch.device, report: Callable[[str, int, int], None]
+) -> None:
     """A few epochs of SGD on every layer at a small learning rate, BatchNorm statistics frozen
     (a few dozen clips cannot re-estimate them)."""
     for stream in STREAMS:
@@ -285,9 +306,16 @@ def finetune_nets(model: TwoStreamModel, train: list[Clip], root: Path, cache: F
         samples = StreamSamples(train, root, cache, model.config, stream, train=True, seed=opts.seed, repeats=8, flips=False)
         opt = torch.optim.SGD(net.parameters(), lr=5e-4, momentum=0.9, weight_decay=1e-4)  # 4x higher diverged in trials
         total = opts.epochs * ((len(samples) + FINETUNE_BATCH - 1) // FINETUNE_BATCH)
-        loop = SGDLoop(net, opt, device, nn.functional.cross_entropy,
-                       clip_norm=5.0,  # the fitted heads are confident: one odd crop makes a huge step
-                       frozen_batchnorm=True, channels_last=True, total=total)
+        loop = SGDLoop(
+            net,
+            opt,
+            device,
+            nn.functional.cross_entropy,
+            clip_norm=5.0,  # the fitted heads are confident: one odd crop makes a huge step
+            frozen_batchnorm=True,
+            channels_last=True,
+            total=total,
+        )
 
         def step_done(s: StepOutcome) -> None:
             report(stream, s.step, total)
@@ -336,8 +364,7 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     cache = FlowCache(root / ".twostream-cache", cfg.flow)
     clips = ds.train + ds.test
     say("flow", 0, len(clips), f"computing optical flow for {len(clips)} clips")
-    report = cache.build(clips, ds.root, workers=opts.workers, progress=False,
-                         on_clip=lambda d, t: say("flow", d, t, f"optical flow: clip {d}/{t}"))
+    report = cache.build(clips, ds.root, workers=opts.workers, progress=False, on_clip=lambda d, t: say("flow", d, t, f"optical flow: clip {d}/{t}"))
     if report.failed:
         log.warning("%d clips could not be read and are left out: %s", len(report.failed), ", ".join(list(report.failed)[:3]))
     train, held = cache.available(ds.train, ds.root), cache.available(ds.test, ds.root)
@@ -348,8 +375,9 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     n_all = len(train) + len(held)
     say("features", 0, n_all, "features from the base model's nets")
     f_train = extract(model, train, ds.root, cache, True, opts, device, lambda d: say("features", d, n_all, f"features: clip {d}/{n_all}"))
-    f_held = extract(model, held, ds.root, cache, False, opts, device,
-                     lambda d: say("features", len(train) + d, n_all, f"features: clip {len(train) + d}/{n_all}"))
+    f_held = extract(
+        model, held, ds.root, cache, False, opts, device, lambda d: say("features", len(train) + d, n_all, f"features: clip {len(train) + d}/{n_all}")
+    )
     t_feat = time.monotonic() - t_start - t_flow
 
     # 3. heads: the penalty and the fusion weight by cross-validation on the training clips, then fit on all of them
@@ -369,10 +397,14 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
     say("heads", 3, 3, f"held-out top-1 {acc['fused']:.0%} ({len(held)} clips)", accuracy=acc)
 
     # 4. the new model: base trunks, new heads (and optionally a few epochs on every layer)
-    new_cfg = replace(cfg, labels=list(classes), fusion=FusionConfig("weighted", spatial_weight=weight, min_score=min_score, min_familiarity=min_familiarity),
-                      flip_pairs=[], trained=True)
-    model = TwoStreamModel(new_cfg, model.spatial, model.temporal,
-                           prototypes_from(f_train["spatial"][0], f_train["spatial"][1], len(classes)))
+    new_cfg = replace(
+        cfg,
+        labels=list(classes),
+        fusion=FusionConfig("weighted", spatial_weight=weight, min_score=min_score, min_familiarity=min_familiarity),
+        flip_pairs=[],
+        trained=True,
+    )
+    model = TwoStreamModel(new_cfg, model.spatial, model.temporal, prototypes_from(f_train["spatial"][0], f_train["spatial"][1], len(classes)))
     for s, net in (("spatial", model.spatial), ("temporal", model.temporal)):
         h = nn.Linear(heads[s].in_features, len(classes)).to(device)
         h.load_state_dict(heads[s].state_dict())
@@ -382,38 +414,60 @@ def teach(opts: TeachOptions, progress: ProgressFn | None = None, cancel: thread
 
         model.prototypes, new_cfg.fusion.min_familiarity = None, 0.0  # calibrated on the features the fine-tuning changes
         log.info("--finetune all: no familiarity check (its prototypes were measured on the nets before fine-tuning)")
-        finetune_nets(model, train, ds.root, cache, opts, device,
-                      lambda s, d, t: say("finetune", (STREAMS.index(s) * t + d) / 2, t, f"fine-tuning the {s} net: step {d}/{t}"))
-        held_scores = {s: video_scores(model.spatial if s == "spatial" else model.temporal, held, ds.root, cache, new_cfg, s, device=device)
-                       for s in STREAMS}
+        finetune_nets(
+            model,
+            train,
+            ds.root,
+            cache,
+            opts,
+            device,
+            lambda s, d, t: say("finetune", (STREAMS.index(s) * t + d) / 2, t, f"fine-tuning the {s} net: step {d}/{t}"),
+        )
+        held_scores = {s: video_scores(model.spatial if s == "spatial" else model.temporal, held, ds.root, cache, new_cfg, s, device=device) for s in STREAMS}
         acc = _accuracies(held_scores, y_held, weight)
         say("finetune", 1, 1, f"held-out top-1 after fine-tuning {acc['fused']:.0%}", accuracy=acc)
 
     # 5. save (fp16, like the shipped model), reload, and measure the held-out clips on what was saved
     say("save", 0, 2, f"saving to {out}")
     train_s = round(time.monotonic() - t_start, 1)
-    per_class = {c: {"clips": counts.get(c, 0), "train": int((y_train == i).sum()), "held_out": int((y_held == i).sum())}
-                 for i, c in enumerate(classes)}
-    new_cfg.provenance = {"name": out.name, "taught_from": base_name, "finetune": opts.finetune, "data": str(root.resolve()),
-                          "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "command": opts.command}
+    per_class = {c: {"clips": counts.get(c, 0), "train": int((y_train == i).sum()), "held_out": int((y_held == i).sum())} for i, c in enumerate(classes)}
+    new_cfg.provenance = {
+        "name": out.name,
+        "taught_from": base_name,
+        "finetune": opts.finetune,
+        "data": str(root.resolve()),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": opts.command,
+    }
     model.save(out, half=True)
     saved = load_checkpoint(out)
     from .evaluate import video_scores
 
-    final = {s: video_scores(saved.spatial if s == "spatial" else saved.temporal, held, ds.root, cache, saved.config, s, device=device)
-             for s in STREAMS}
+    final = {s: video_scores(saved.spatial if s == "spatial" else saved.temporal, held, ds.root, cache, saved.config, s, device=device) for s in STREAMS}
     acc = _accuracies(final, y_held, weight)
-    metrics = {"held_out": {"videos": len(held), "protocol": "25 positions per clip, centre crop", **acc},
-               "cross_validation": cv, "classes": per_class,
-               "fusion": {"mode": "weighted", "spatial_weight": weight, "deployed": deployed_mode(weight), "min_score": min_score,
-                          "min_familiarity": new_cfg.fusion.min_familiarity},
-               "finetune": opts.finetune, "base_model": base_name,
-               "seconds": {"flow": round(t_flow, 1), "features": round(t_feat, 1), "total": train_s},
-               "skipped_unreadable_clips": len(report.failed)}
-    saved.config.metrics = {"held_out_top1": {k: acc[k] for k in ("spatial", "temporal", "fused")}, "held_out_videos": len(held),
-                            "fusion_weighted": {"top1": acc["fused"]},
-                            "deployed": {"top1": acc["fused"], "mode": deployed_mode(weight), "spatial_weight": weight, "min_score": min_score},
-                            "teach": metrics}
+    metrics = {
+        "held_out": {"videos": len(held), "protocol": "25 positions per clip, centre crop", **acc},
+        "cross_validation": cv,
+        "classes": per_class,
+        "fusion": {
+            "mode": "weighted",
+            "spatial_weight": weight,
+            "deployed": deployed_mode(weight),
+            "min_score": min_score,
+            "min_familiarity": new_cfg.fusion.min_familiarity,
+        },
+        "finetune": opts.finetune,
+        "base_model": base_name,
+        "seconds": {"flow": round(t_flow, 1), "features": round(t_feat, 1), "total": train_s},
+        "skipped_unreadable_clips": len(report.failed),
+    }
+    saved.config.metrics = {
+        "held_out_top1": {k: acc[k] for k in ("spatial", "temporal", "fused")},
+        "held_out_videos": len(held),
+        "fusion_weighted": {"top1": acc["fused"]},
+        "deployed": {"top1": acc["fused"], "mode": deployed_mode(weight), "spatial_weight": weight, "min_score": min_score},
+        "teach": metrics,
+    }
     (out / "model.json").write_text(json.dumps(saved.config.to_json(), indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_teach_card(out, saved.config.provenance, metrics)
@@ -431,21 +485,33 @@ def _accuracies(scores: dict[str, np.ndarray], labels: np.ndarray, spatial_weigh
 
 def write_teach_card(out: Path, provenance: dict, metrics: dict) -> None:
     ho = metrics["held_out"]
-    lines = [f"# {provenance['name']}", "",
-             f"Taught on {provenance['date']} from `{provenance['taught_from']}` "
-             f"({'new classifier heads' if metrics['finetune'] == 'heads' else 'new heads, then every layer fine-tuned'}) "
-             f"in {metrics['seconds']['total']:.0f} s, from the clips in `{provenance['data']}`.", "",
-             "| class | clips | used for fitting | held out |", "|---|---:|---:|---:|"]
+    lines = [
+        f"# {provenance['name']}",
+        "",
+        f"Taught on {provenance['date']} from `{provenance['taught_from']}` "
+        f"({'new classifier heads' if metrics['finetune'] == 'heads' else 'new heads, then every layer fine-tuned'}) "
+        f"in {metrics['seconds']['total']:.0f} s, from the clips in `{provenance['data']}`.",
+        "",
+        "| class | clips | used for fitting | held out |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [f"| {c} | {v['clips']} | {v['train']} | {v['held_out']} |" for c, v in metrics["classes"].items()]
-    lines += ["", f"Held-out top-1 on {ho['videos']} recorded clips never used for fitting ({ho['protocol']}): "
-              f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, **fused {ho['fused']:.3f}** "
-              f"(deployed: {metrics['fusion']['deployed']}, spatial weight {metrics['fusion']['spatial_weight']:.1f}, chosen by "
-              f"{metrics['cross_validation'].get('folds', 0)}-fold cross-validation on the fitting clips: "
-              f"{metrics['cross_validation'].get('fusion_choice', {}).get('why', 'too few clips for cross-validation')}).", "",
-              f"\"No known action\" below a fused score of {metrics['fusion']['min_score']:.2f}, or when a frame's spatial features are "
-              f"less like every class's than {metrics['fusion']['min_familiarity']:.3f} (both calibrated on out-of-fold scores of the "
-              "fitting clips; `--min-score` changes the first, `--min-score 0` turns both off).", "",
-              "With a few held-out clips this figure is coarse (one clip is several percent); check the model on "
-              "clips recorded separately with `twostream evaluate --model THIS --data DIR --all-clips`.", "",
-              f"Command: `{provenance['command']}`", ""]
+    lines += [
+        "",
+        f"Held-out top-1 on {ho['videos']} recorded clips never used for fitting ({ho['protocol']}): "
+        f"spatial {ho['spatial']:.3f}, temporal {ho['temporal']:.3f}, **fused {ho['fused']:.3f}** "
+        f"(deployed: {metrics['fusion']['deployed']}, spatial weight {metrics['fusion']['spatial_weight']:.1f}, chosen by "
+        f"{metrics['cross_validation'].get('folds', 0)}-fold cross-validation on the fitting clips: "
+        f"{metrics['cross_validation'].get('fusion_choice', {}).get('why', 'too few clips for cross-validation')}).",
+        "",
+        f'"No known action" below a fused score of {metrics["fusion"]["min_score"]:.2f}, or when a frame\'s spatial features are '
+        f"less like every class's than {metrics['fusion']['min_familiarity']:.3f} (both calibrated on out-of-fold scores of the "
+        "fitting clips; `--min-score` changes the first, `--min-score 0` turns both off).",
+        "",
+        "With a few held-out clips this figure is coarse (one clip is several percent); check the model on "
+        "clips recorded separately with `twostream evaluate --model THIS --data DIR --all-clips`.",
+        "",
+        f"Command: `{provenance['command']}`",
+        "",
+    ]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))

@@ -6,6 +6,7 @@ Writes DIR as a checkpoint that `twostream run --model DIR` accepts, plus train 
 evaluation metrics (JSON), a confusion matrix (PNG) and a model card. Multi-GPU / multi-node via
 `torchrun ... -m realtime.cli train ...` (DistributedDataParallel; gloo on CPUs).
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,17 @@ from .cache import FlowCache
 from .options import TrainOptions  # noqa: F401  (re-exported: the one place the training defaults live)
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
-from .evaluate import (calibrate_min_score, choose_fusion, evaluate_model, fit_svm, save_confusion_png, spatial_features, trained_streams,
-                       video_scores, write_metrics)
+from .evaluate import (
+    calibrate_min_score,
+    choose_fusion,
+    evaluate_model,
+    fit_svm,
+    save_confusion_png,
+    spatial_features,
+    trained_streams,
+    video_scores,
+    write_metrics,
+)
 from .procedural import _progress
 from .sgd import Batch, SGDLoop, StepOutcome, collate
 
@@ -149,6 +159,7 @@ def _schedule(opts: TrainOptions, total_steps: int) -> Callable[[int], float]:
         if opts.schedule == "step":
             return 0.1 ** sum(step >= total_steps * f for f in (0.5, 0.75))
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
     return factor
 
 
@@ -159,7 +170,7 @@ def _loader(samples: StreamSamples, opts: TrainOptions, epoch: int, rank: int, w
     batch = opts.batch
     if len(order) >= batch:
         order = order[: len(order) // batch * batch]  # drop the ragged end: BatchNorm needs > 1 sample
-    return [order[i:i + batch].tolist() for i in range(0, len(order), batch)]
+    return [order[i : i + batch].tolist() for i in range(0, len(order), batch)]
 
 
 def _batches(samples: StreamSamples, batches: list[list[int]], samples2: StreamSamples | None, batches2: list[list[int]] | None) -> Iterator[Batch]:
@@ -220,8 +231,9 @@ def linear_probe(net: ActionNet, samples: StreamSamples, device: torch.device, s
     set_head(net, new)
 
 
-def validation_scores(net: nn.Module, clips: list[Clip], ds: VideoDataset, cache: FlowCache, config: ModelConfig, stream: str,
-                      device: torch.device, samples: int = 5) -> tuple[float, float]:
+def validation_scores(
+    net: nn.Module, clips: list[Clip], ds: VideoDataset, cache: FlowCache, config: ModelConfig, stream: str, device: torch.device, samples: int = 5
+) -> tuple[float, float]:
     """(accuracy, mean log-loss) on the validation clips: what picks the best point of a run."""
     scores = video_scores(net, clips, ds.root, cache, config, stream, samples, device=device)
     labels = np.array([c.label for c in clips])
@@ -229,10 +241,20 @@ def validation_scores(net: nn.Module, clips: list[Clip], ds: VideoDataset, cache
     return float((scores.argmax(1) == labels).mean()), float(-np.log(p).mean())
 
 
-def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset,
-                 cache: FlowCache, config: ModelConfig, opts: TrainOptions, device: torch.device, out: Path,
-                 extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None,
-                 pretrained: bool = False) -> tuple[ActionNet, nn.Module | None, list[dict]]:
+def train_stream(
+    stream: str,
+    net: ActionNet,
+    train_clips: list[Clip],
+    val_clips: list[Clip],
+    ds: VideoDataset,
+    cache: FlowCache,
+    config: ModelConfig,
+    opts: TrainOptions,
+    device: torch.device,
+    out: Path,
+    extra: tuple[list[Clip], VideoDataset, FlowCache, int] | None = None,
+    pretrained: bool = False,
+) -> tuple[ActionNet, nn.Module | None, list[dict]]:
     """Train one stream's net for a budget of optimiser steps; returns (net, second head or None, history).
 
     With validation clips, the net is scored on them several times during the run and the best
@@ -287,8 +309,14 @@ def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips
         if main:
             log.info("%s: resuming after epoch %d (step %d)", stream, start_epoch, step)
     elif pretrained and extra is None:
-        linear_probe(net, StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed + 11,
-                                        repeats=max(2, math.ceil(256 / max(1, len(train_clips))))), device, opts.seed)
+        linear_probe(
+            net,
+            StreamSamples(
+                train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed + 11, repeats=max(2, math.ceil(256 / max(1, len(train_clips))))
+            ),
+            device,
+            opts.seed,
+        )
         for group, fresh in zip(optimiser.param_groups, _param_groups(model, opts.weight_decay)):  # the new head's tensors
             group["params"] = fresh["params"]
     best: tuple[tuple[float, float], int, dict] | None = None
@@ -307,9 +335,19 @@ def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips
     train_model = model
     if world > 1:
         train_model = nn.parallel.DistributedDataParallel(model, find_unused_parameters=extra is not None)
-    loop = SGDLoop(train_model, optimiser, device, nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing), scheduler, scaler,
-                   clip_norm=5.0 if pretrained else None,  # a fitted head is confident: one odd crop makes a huge step
-                   frozen_batchnorm=pretrained, channels_last=device.type == "cpu", step=step, total=total)
+    loop = SGDLoop(
+        train_model,
+        optimiser,
+        device,
+        nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing),
+        scheduler,
+        scaler,
+        clip_norm=5.0 if pretrained else None,  # a fitted head is confident: one odd crop makes a huge step
+        frozen_batchnorm=pretrained,
+        channels_last=device.type == "cpu",
+        step=step,
+        total=total,
+    )
     log_path = out / f"train_log_{stream}.csv"
     for epoch in range(start_epoch, epochs):
         if loop.done:
@@ -326,8 +364,11 @@ def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips
         def on_step(s: StepOutcome) -> None:
             figures.add(s)
             bar.update(1)
-            bar.set_postfix(loss=f"{figures.loss_sum / figures.seen:.3f}", acc=f"{figures.correct / figures.seen:.3f}",
-                            clips_s=f"{figures.seen * world / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(
+                loss=f"{figures.loss_sum / figures.seen:.3f}",
+                acc=f"{figures.correct / figures.seen:.3f}",
+                clips_s=f"{figures.seen * world / (time.perf_counter() - t0):.0f}",
+            )
 
         loop.run(_batches(samples, batches, samples2, batches2), on_step)
         step = loop.step
@@ -339,16 +380,43 @@ def train_stream(stream: str, net: ActionNet, train_clips: list[Clip], val_clips
         val_acc = val_nll = float("nan")
         if val_clips and ((epoch + 1) % eval_every == 0 or last):
             val_acc, val_nll = consider(step)
-        row = {"epoch": epoch + 1, "step": step, "lr": round(float(scheduler.get_last_lr()[0]), 6), "loss": round(figures.loss_sum / max(figures.seen, 1), 4),
-               "train_acc": round(figures.correct / max(figures.seen, 1), 4), "val_acc": round(val_acc, 4), "val_loss": round(val_nll, 4),
-               "clips_per_s": round(figures.seen * world / max(elapsed, 1e-9), 1), "seconds": round(elapsed, 2)}
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "lr": round(float(scheduler.get_last_lr()[0]), 6),
+            "loss": round(figures.loss_sum / max(figures.seen, 1), 4),
+            "train_acc": round(figures.correct / max(figures.seen, 1), 4),
+            "val_acc": round(val_acc, 4),
+            "val_loss": round(val_nll, 4),
+            "clips_per_s": round(figures.seen * world / max(elapsed, 1e-9), 1),
+            "seconds": round(elapsed, 2),
+        }
         history.append(row)
         _append_csv(log_path, row)
-        log.info("%s epoch %d/%d (step %d/%d): loss %.3f, train acc %.3f, validation acc %.3f, %.0f clips/s", stream, epoch + 1, epochs,
-                 step, total, row["loss"], row["train_acc"], row["val_acc"], row["clips_per_s"])
+        log.info(
+            "%s epoch %d/%d (step %d/%d): loss %.3f, train acc %.3f, validation acc %.3f, %.0f clips/s",
+            stream,
+            epoch + 1,
+            epochs,
+            step,
+            total,
+            row["loss"],
+            row["train_acc"],
+            row["val_acc"],
+            row["clips_per_s"],
+        )
         resume_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": epoch, "step": step, "history": json.dumps(history)}, resume_path.with_suffix(".tmp"))
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "step": step,
+                "history": json.dumps(history),
+            },
+            resume_path.with_suffix(".tmp"),
+        )
         resume_path.with_suffix(".tmp").replace(resume_path)
     if best is not None and extra is None:
         (acc, neg_nll), best_step, state = best
@@ -397,8 +465,9 @@ def _config_for(opts: TrainOptions, classes: list[str]) -> ModelConfig:
     if not 16 <= opts.size <= opts.work_size:
         raise UserError(f"--size {opts.size} must be between 16 and the working size {opts.work_size}")
     flow = FlowSettings(algorithm=opts.flow_algorithm, preset=opts.flow_preset, width=opts.work_size, height=opts.work_size)
-    cfg = ModelConfig(labels=list(classes), spatial_arch=opts.spatial_arch, temporal_arch=opts.temporal_arch, input_size=opts.size,
-                      clip_length=opts.clip_length, flow=flow)
+    cfg = ModelConfig(
+        labels=list(classes), spatial_arch=opts.spatial_arch, temporal_arch=opts.temporal_arch, input_size=opts.size, clip_length=opts.clip_length, flow=flow
+    )
     if opts.spatial_arch == imagenet.ARCH:  # the Lite nets' own input normalisation, whatever the init
         cfg.rgb_mean, cfg.rgb_std = imagenet.MEAN, imagenet.STD
     return cfg
@@ -490,8 +559,12 @@ def train(opts: TrainOptions) -> dict:
     cache_s = time.perf_counter() - t_cache
     fit_clips, val_clips = split_validation(train_clips, opts.val_fraction, opts.seed)
     if main:
-        log.info("training on %d clips, %d held back for validation (early stopping, fusion, the unknown threshold)%s",
-                 len(fit_clips), len(val_clips), "" if val_clips else ": too few clips per class for a validation slice")
+        log.info(
+            "training on %d clips, %d held back for validation (early stopping, fusion, the unknown threshold)%s",
+            len(fit_clips),
+            len(val_clips),
+            "" if val_clips else ": too few clips per class for a validation slice",
+        )
     streams = STREAMS if opts.stream == "both" else (opts.stream,)
     trained = set(model.config.provenance.get("streams_trained", []))
     timings = {"flow_cache_s": round(cache_s, 1)}
@@ -501,18 +574,22 @@ def train(opts: TrainOptions) -> dict:
         chans = 3 if stream == "spatial" else config.temporal_channels
         arch = config.spatial_arch if stream == "spatial" else config.temporal_arch
         source = init_source(stream, arch, opts.init)
-        if opts.init == "imagenet" and source is None and not any(init_source(s_, a_, "imagenet") for s_, a_ in
-                                                                  (("spatial", config.spatial_arch), ("temporal", config.temporal_arch))):
-            raise UserError(f"--init imagenet: ImageNet weights exist for efficientnet_lite0 only, not {config.spatial_arch}/{config.temporal_arch}; "
-                            "use --spatial-arch efficientnet_lite0, --init PATH or --init none")
+        if (
+            opts.init == "imagenet"
+            and source is None
+            and not any(init_source(s_, a_, "imagenet") for s_, a_ in (("spatial", config.spatial_arch), ("temporal", config.temporal_arch)))
+        ):
+            raise UserError(
+                f"--init imagenet: ImageNet weights exist for efficientnet_lite0 only, not {config.spatial_arch}/{config.temporal_arch}; "
+                "use --spatial-arch efficientnet_lite0, --init PATH or --init none"
+            )
         resuming = opts.resume and (out / ".resume" / f"{stream}.pt").is_file()
         if source is not None and not resuming:
             n = load_init(net, source, chans)
             if main:
                 log.info("%s: initialised %d tensors from %s%s", stream, n, source, " (cross-modality first conv)" if chans != 3 else "")
         t0 = time.perf_counter()
-        net, head2, history = train_stream(stream, net, fit_clips, val_clips, ds, cache, config, opts, device, out, extra,
-                                           pretrained=source is not None)
+        net, head2, history = train_stream(stream, net, fit_clips, val_clips, ds, cache, config, opts, device, out, extra, pretrained=source is not None)
         setattr(model, stream, net)
         if head2 is not None:
             heads2[stream] = head2
@@ -544,10 +621,20 @@ def train(opts: TrainOptions) -> dict:
         save_confusion_png(metrics["confusion"], ds.classes, out / "confusion.png", f"{what}, {len(test_clips)} test videos")
         model.config.metrics = {k: v for k, v in metrics.items() if k not in ("confusion",)}
     if main:
-        model.config.provenance.update({"name": out.name, "dataset": ds.name, "train_clips": len(fit_clips), "validation_clips": len(val_clips),
-                                        "test_clips": len(test_clips),
-                                        "command": opts.command, "options": {k: v for k, v in asdict(opts).items() if k not in ("command", "progress")},
-                                        "timings": timings, "date": datetime.date.today().isoformat(), "torch": torch.__version__})
+        model.config.provenance.update(
+            {
+                "name": out.name,
+                "dataset": ds.name,
+                "train_clips": len(fit_clips),
+                "validation_clips": len(val_clips),
+                "test_clips": len(test_clips),
+                "command": opts.command,
+                "options": {k: v for k, v in asdict(opts).items() if k not in ("command", "progress")},
+                "timings": timings,
+                "date": datetime.date.today().isoformat(),
+                "torch": torch.__version__,
+            }
+        )
         model.save(out, half=opts.fp16_weights)
         if heads2:
             assert extra is not None  # a second head comes only from a second dataset
@@ -560,8 +647,7 @@ def train(opts: TrainOptions) -> dict:
     return metrics
 
 
-def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
-                    device: torch.device) -> float:
+def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache, device: torch.device) -> float:
     """Class prototypes of the spatial net's features (from the training clips), and the familiarity
     below which a frame is unlike them (`realtime.nets.familiarity.calibrate`: between the validation
     frames, or the training frames when there are none, and frames of the procedural world when
@@ -576,16 +662,25 @@ def fit_familiarity(model: TwoStreamModel, fit_clips: list[Clip], val_clips: lis
     other = familiarity_of(other_world_features(model.spatial, cfg), model.prototypes)
     threshold = calibrate(familiarity_of(check, model.prototypes), other)
     cfg.provenance.setdefault("fusion_choice", {})["familiarity"] = {
-        "prototypes": cfg.num_classes, "threshold": threshold, "quantile": FAMILIARITY_QUANTILE,
+        "prototypes": cfg.num_classes,
+        "threshold": threshold,
+        "quantile": FAMILIARITY_QUANTILE,
         "procedural_world_p95": round(float(np.quantile(other, 0.95)), 4),
-        "frames": int(len(check)), "on": "validation frames" if val_clips else "training frames (no validation clips)"}
-    log.info("familiarity: a frame whose spatial features are less like every class's than %.3f is \"no known action\" "
-             "(the 1st percentile of %d %s)", threshold, len(check), "validation frames" if val_clips else "training frames")
+        "frames": int(len(check)),
+        "on": "validation frames" if val_clips else "training frames (no validation clips)",
+    }
+    log.info(
+        'familiarity: a frame whose spatial features are less like every class\'s than %.3f is "no known action" (the 1st percentile of %d %s)',
+        threshold,
+        len(check),
+        "validation frames" if val_clips else "training frames",
+    )
     return threshold
 
 
-def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache,
-               opts: TrainOptions, device: torch.device) -> FusionConfig:
+def fit_fusion(
+    model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Clip], ds: VideoDataset, cache: FlowCache, opts: TrainOptions, device: torch.device
+) -> FusionConfig:
     """The deployed fusion and the "no known action" threshold, from the validation clips (scores the
     nets did not train on; never saturated training-set scores). Without validation clips: the
     average, no threshold, and the SVM fitted on training scores as before."""
@@ -602,8 +697,9 @@ def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Cli
         return fusion
     labels = np.array([c.label for c in val_clips])
     frames: dict[str, list] = {"spatial": [], "temporal": []}
-    scores = {st: video_scores(getattr(model, st), val_clips, ds.root, cache, cfg, st, opts.eval_samples, device=device, per_position=frames[st])
-              for st in STREAMS}
+    scores = {
+        st: video_scores(getattr(model, st), val_clips, ds.root, cache, cfg, st, opts.eval_samples, device=device, per_position=frames[st]) for st in STREAMS
+    }
     weight, choice = choose_fusion(scores["spatial"], scores["temporal"], labels, (frames["spatial"], frames["temporal"]))
     threshold, calib = calibrate_min_score(frames["spatial"], frames["temporal"], labels, weight)
     fusion = FusionConfig(mode="weighted", spatial_weight=weight, min_score=threshold)
@@ -611,9 +707,17 @@ def fit_fusion(model: TwoStreamModel, fit_clips: list[Clip], val_clips: list[Cli
         svm = fit_svm(scores["spatial"], scores["temporal"], labels, cfg.num_classes)  # on validation scores, for --fusion svm
         fusion.svm_weight, fusion.svm_bias = svm.svm_weight, svm.svm_bias
     cfg.provenance["fusion_choice"] = {**choice, "unknown": calib}
-    log.info("fusion: %s (spatial weight %.1f; validation top-1 spatial %.3f, temporal %.3f, best mix %.3f on %d clips); "
-             "\"no known action\" below a fused score of %.2f", choice["chosen"], weight, choice["spatial"], choice["temporal"],
-             choice["best_mixed"], len(val_clips), threshold)
+    log.info(
+        "fusion: %s (spatial weight %.1f; validation top-1 spatial %.3f, temporal %.3f, best mix %.3f on %d clips); "
+        '"no known action" below a fused score of %.2f',
+        choice["chosen"],
+        weight,
+        choice["spatial"],
+        choice["temporal"],
+        choice["best_mixed"],
+        len(val_clips),
+        threshold,
+    )
     return fusion
 
 
@@ -625,8 +729,10 @@ def _start_model(out: Path, config: ModelConfig, opts: TrainOptions) -> TwoStrea
         except CheckpointError as e:
             raise UserError(f"{out} holds a model that does not fit this training job ({e}); use another --out") from None
         if (model.config.spatial_arch, model.config.input_size, model.config.clip_length) != (config.spatial_arch, config.input_size, config.clip_length):
-            raise UserError(f"{out} holds a {model.config.spatial_arch} model at {model.config.input_size} px, L={model.config.clip_length}; "
-                            "train with the same --arch/--size/--L or use another --out")
+            raise UserError(
+                f"{out} holds a {model.config.spatial_arch} model at {model.config.input_size} px, L={model.config.clip_length}; "
+                "train with the same --arch/--size/--L or use another --out"
+            )
         for stream in STREAMS:  # carry dropout settings into the loaded nets
             _set_dropout(getattr(model, stream), opts.dropout)
         return model
@@ -666,48 +772,88 @@ def _save_second_task(model: TwoStreamModel, heads2: dict, extra: tuple, out: Pa
 
 def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: dict) -> None:
     prov = config.provenance
-    lines = [f"# Model card: {out.name}", "",
-             f"Two-stream action recognizer ({config.spatial_arch} spatial + {config.temporal_arch} temporal at {config.input_size} px, "
-             f"L={config.clip_length} flow fields, flow {config.flow.algorithm}/{config.flow.preset} at {config.flow.width}x{config.flow.height}, "
-             f"bound {config.flow.bound:g} px). Trained by `twostream train` on {prov.get('date', '?')} with torch {prov.get('torch', '?')}.", "",
-             f"## Classes ({config.num_classes})", "", ", ".join(config.labels), "",
-             "## Data", "", f"{ds.name} at `{ds.root}`: {prov.get('train_clips')} training clips, {prov.get('test_clips')} held-out test clips."
-             + (f" Notes: {'; '.join(ds.notes)}." if ds.notes else ""), "",
-             "## Reproduce", "", "```", prov.get("command", "?"), "```", ""]
+    lines = [
+        f"# Model card: {out.name}",
+        "",
+        f"Two-stream action recognizer ({config.spatial_arch} spatial + {config.temporal_arch} temporal at {config.input_size} px, "
+        f"L={config.clip_length} flow fields, flow {config.flow.algorithm}/{config.flow.preset} at {config.flow.width}x{config.flow.height}, "
+        f"bound {config.flow.bound:g} px). Trained by `twostream train` on {prov.get('date', '?')} with torch {prov.get('torch', '?')}.",
+        "",
+        f"## Classes ({config.num_classes})",
+        "",
+        ", ".join(config.labels),
+        "",
+        "## Data",
+        "",
+        f"{ds.name} at `{ds.root}`: {prov.get('train_clips')} training clips, {prov.get('test_clips')} held-out test clips."
+        + (f" Notes: {'; '.join(ds.notes)}." if ds.notes else ""),
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        prov.get("command", "?"),
+        "```",
+        "",
+    ]
     timings = prov.get("timings", {})
     if timings:
         lines += ["Time taken (this run): " + ", ".join(f"{k.replace('_s', '')} {v:.0f} s" for k, v in timings.items()), ""]
     if metrics:
-        lines += ["## Held-out metrics", "",
-                  f"Test protocol: {metrics['protocol']['samples_per_video']} equally spaced frames / flow stacks per video, "
-                  f"{metrics['protocol']['crops']} crop(s), scores averaged; {metrics['videos']} videos.", "",
-                  "| | top-1 | top-5 | mean class |", "|---|---|---|---|"]
+        lines += [
+            "## Held-out metrics",
+            "",
+            f"Test protocol: {metrics['protocol']['samples_per_video']} equally spaced frames / flow stacks per video, "
+            f"{metrics['protocol']['crops']} crop(s), scores averaged; {metrics['videos']} videos.",
+            "",
+            "| | top-1 | top-5 | mean class |",
+            "|---|---|---|---|",
+        ]
         dep = metrics.get("deployed", {})
-        for key, name in (("spatial", "spatial stream"), ("temporal", "temporal stream"), ("fusion_avg", "fused (average)"),
-                          ("fusion_svm", "fused (SVM, fitted on the validation clips)"),
-                          ("deployed", f"**deployed: what `twostream run` outputs** ({dep.get('mode')}, spatial weight {dep.get('spatial_weight', 0):.1f})")):
+        for key, name in (
+            ("spatial", "spatial stream"),
+            ("temporal", "temporal stream"),
+            ("fusion_avg", "fused (average)"),
+            ("fusion_svm", "fused (SVM, fitted on the validation clips)"),
+            ("deployed", f"**deployed: what `twostream run` outputs** ({dep.get('mode')}, spatial weight {dep.get('spatial_weight', 0):.1f})"),
+        ):
             m = metrics.get(key, {})
             if m.get("top1") is not None:
                 lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
         choice = prov.get("fusion_choice", {})
         if choice.get("why"):
-            lines += ["", f"Fusion: {choice.get('why', '')}"
-                      + (f" (validation top-1 on {choice['clips']} clips: spatial {choice['spatial']:.3f}, temporal {choice['temporal']:.3f}, "
-                         f"best mix {choice['best_mixed']:.3f} at spatial weight {choice['best_mixed_weight']:.1f})." if "clips" in choice else ".")]
+            lines += [
+                "",
+                f"Fusion: {choice.get('why', '')}"
+                + (
+                    f" (validation top-1 on {choice['clips']} clips: spatial {choice['spatial']:.3f}, temporal {choice['temporal']:.3f}, "
+                    f"best mix {choice['best_mixed']:.3f} at spatial weight {choice['best_mixed_weight']:.1f})."
+                    if "clips" in choice
+                    else "."
+                ),
+            ]
         fam = choice.get("familiarity", {})
         if fam.get("threshold") is not None:
-            lines += ["", f"Familiarity: a frame whose spatial features are less like every class's prototype (cosine) than "
-                      f"{fam['threshold']:.3f} is also no known action: the model has seen nothing like it "
-                      f"(calibrated on {fam['frames']} {fam['on']} and frames of the procedural world)."]
+            lines += [
+                "",
+                f"Familiarity: a frame whose spatial features are less like every class's prototype (cosine) than "
+                f"{fam['threshold']:.3f} is also no known action: the model has seen nothing like it "
+                f"(calibrated on {fam['frames']} {fam['on']} and frames of the procedural world).",
+            ]
         unk = choice.get("unknown", {})
         if unk.get("threshold") is not None:
-            lines += ["", f"\"No known action\": a frame whose fused top score is below {unk['threshold']:.2f} is shown as no known action "
-                          f"(calibrated on {unk['frames']} validation frames: {unk['correct_frames_below']:.0%} of the correctly recognised ones fall below it; "
-                          "`--min-score` changes it)."]
+            lines += [
+                "",
+                f'"No known action": a frame whose fused top score is below {unk["threshold"]:.2f} is shown as no known action '
+                f"(calibrated on {unk['frames']} validation frames: {unk['correct_frames_below']:.0%} of the correctly recognised ones fall below it; "
+                "`--min-score` changes it).",
+            ]
         scored = "the fused scores" if config.trained else f"the {metrics['streams'][0]} stream's scores"
         if not config.trained:
-            lines += ["", f"Only the {metrics['streams'][0]} stream is trained so far; fused figures come once both are "
-                      f"(`twostream train --stream {'spatial' if metrics['streams'][0] == 'temporal' else 'temporal'} --out {out}`)."]
+            lines += [
+                "",
+                f"Only the {metrics['streams'][0]} stream is trained so far; fused figures come once both are "
+                f"(`twostream train --stream {'spatial' if metrics['streams'][0] == 'temporal' else 'temporal'} --out {out}`).",
+            ]
         lines += ["", f"Confusion matrix of {scored}: `confusion.png`; everything in `metrics.json`.", ""]
     else:
         lines += ["## Metrics", "", "Not evaluated (`--no-eval`, or no test clips).", ""]
@@ -715,10 +861,26 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
     if inits:
         from ..nets.imagenet import SOURCE
 
-        lines += ["## Weights", ""] + [f"- {st}: " + (f"initialised from {SOURCE}, then fine-tuned" if src == "imagenet" else
-                                                     "trained from scratch" if src == "none" else f"initialised from `{src}`")
-                                       for st, src in inits.items()] + [""]
-    lines += ["## Intended use and limits", "",
-              "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
-              "It has only seen the training data described here; expect it to be wrong on anything else.", ""]
+        lines += (
+            ["## Weights", ""]
+            + [
+                f"- {st}: "
+                + (
+                    f"initialised from {SOURCE}, then fine-tuned"
+                    if src == "imagenet"
+                    else "trained from scratch"
+                    if src == "none"
+                    else f"initialised from `{src}`"
+                )
+                for st, src in inits.items()
+            ]
+            + [""]
+        )
+    lines += [
+        "## Intended use and limits",
+        "",
+        "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
+        "It has only seen the training data described here; expect it to be wrong on anything else.",
+        "",
+    ]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
