@@ -74,6 +74,11 @@ def _closed_net(x: A) -> A:
     raise RuntimeError("this engine is closed")
 
 
+def familiarity_of(scores: tuple[np.ndarray, np.ndarray | None]) -> np.ndarray | None:
+    """The familiarity column of an engine's output; None for an engine (a user's subclass, say) that returns a plain pair."""
+    return scores.familiarity if isinstance(scores, Scores) else None
+
+
 class Engine(Generic[A]):
     """Runs both nets on one pair of inputs. Inputs are CPU float32 tensors (N, C, S, S)."""
 
@@ -681,8 +686,9 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
             out = engine(rgb[i : i + 1], temporal[j : j + 1] if has_t else None)
             s, t = out
             sp.append(s)
-            if out.familiarity is not None:
-                fam.append(out.familiarity)
+            f_row = familiarity_of(out)
+            if f_row is not None:
+                fam.append(f_row)
             if t is not None:
                 tp.append(t)
                 j += 1
@@ -690,7 +696,7 @@ def batched_scores(engine: Engine, rgb: torch.Tensor, temporal: torch.Tensor, ha
     if mode == "padded":  # the padding rows' scores are computed and dropped
         out = engine(rgb, temporal if m else None)
         s_all, t_all = out
-        f = out.familiarity
+        f = familiarity_of(out)
         return Scores(s_all[:k], (t_all[:m] if t_all is not None else None), f[:k] if f is not None else None)
     return engine(rgb[:k], temporal[:m] if m else None)
 

@@ -46,7 +46,7 @@ import torch
 
 from .buffers import END, LatestSlot
 from ..nets.checkpoint import TwoStreamModel
-from ..nets.engines import Engine, batched_scores, create_engine
+from ..nets.engines import Engine, batched_scores, create_engine, familiarity_of
 from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
@@ -331,7 +331,7 @@ class MultiPipeline(_Running[StreamPrediction]):
             t0 = time.perf_counter()
             scores = batched_scores(self.engine, rgb, temporal, [w.has_temporal for _, w in batch])
             spatial_scores, temporal_scores = scores
-            familiarity = scores.familiarity
+            familiarity = familiarity_of(scores)
             now = time.monotonic()
             self.batch_compute.append(time.perf_counter() - t0)
             self.batch_sizes.append(len(batch))

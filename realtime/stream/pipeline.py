@@ -26,7 +26,7 @@ import torch
 
 from .buffers import END, FlowRing, LatestSlot
 from ..nets.checkpoint import ModelConfig, TwoStreamModel
-from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine
+from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine, familiarity_of
 from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
@@ -645,7 +645,7 @@ class Pipeline(_Running[Prediction]):
             t0 = time.perf_counter()
             scores = self._scores(items, batch_rgb, batch_temporal)
             spatial, temporal = scores
-            fam = scores.familiarity
+            fam = familiarity_of(scores)
             now = time.monotonic()
             compute = (time.perf_counter() - t0) / len(items)  # each frame's share of the pass
             scoring = self._scoring  # once per pass: a configure() from another thread applies from the next one
