@@ -9,7 +9,7 @@ import sys
 from typing import Callable
 
 from .errors import UserError
-from .options import add_fusion_option, add_model_options, half
+from .options import add_fusion_option, add_model_options, stream_options
 
 log = logging.getLogger("twostream")
 EXIT_USER_ERROR = 2
@@ -22,20 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
     writer = AnnotatedWriter(args.out, 30.0) if args.out else None  # validated before the model loads
-    pipe = Pipeline(
-        args.source,
-        args.model,
-        engine=args.engine,
-        device=args.device,
-        half=half(args),
-        fusion=args.fusion,
-        spatial_weight=args.spatial_weight,
-        smoothing=args.smoothing,
-        realtime=args.realtime,
-        max_frames=args.max_frames,
-        source_timeout=args.timeout,
-        min_score=args.min_score,
-    )
+    pipe = Pipeline(args.source, args.model, spatial_weight=args.spatial_weight, **stream_options(args))
     untrained = pipe.announce(args.model)
     out = sys.stdout
 

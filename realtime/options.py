@@ -7,6 +7,7 @@ GUI take the names from here, so a new engine or fusion mode is added in one pla
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8")
 FUSION_MODES = ("avg", "weighted", "svm")
@@ -33,3 +34,18 @@ def add_fusion_option(p: argparse.ArgumentParser) -> None:
 def half(args: argparse.Namespace) -> bool | None:
     """--precision as the engines take it: None (auto), True (fp16), False (fp32)."""
     return None if args.precision == "auto" else args.precision == "fp16"
+
+
+def stream_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `run` and `serve` share, as Pipeline and MultiPipeline take them."""
+    return dict(
+        engine=args.engine,
+        device=args.device,
+        half=half(args),
+        fusion=args.fusion,
+        smoothing=args.smoothing,
+        realtime=args.realtime,
+        max_frames=args.max_frames,
+        source_timeout=args.timeout,
+        min_score=args.min_score,
+    )

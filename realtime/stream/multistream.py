@@ -51,7 +51,7 @@ from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from ..logs import scrub
-from ..options import add_fusion_option, add_model_options, half
+from ..options import add_fusion_option, add_model_options, stream_options
 from .pipeline import Captured, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
 from ..io.sources import FrameSource, open_source, parse_source
 
@@ -411,20 +411,7 @@ class MultiPipeline(_Running[StreamPrediction]):
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
-    mp = MultiPipeline(
-        args.sources,
-        args.model,
-        engine=args.engine,
-        device=args.device,
-        half=half(args),
-        fusion=args.fusion,
-        smoothing=args.smoothing,
-        realtime=args.realtime,
-        max_frames=args.max_frames,
-        source_timeout=args.timeout,
-        keep_going=args.keep_going,
-        min_score=args.min_score,
-    )
+    mp = MultiPipeline(args.sources, args.model, keep_going=args.keep_going, **stream_options(args))
     mp.announce(args.model, f", {len(mp.streams)} sources")
     out = sys.stdout
 
