@@ -28,7 +28,7 @@ __version__ = "0.1.0"
 API: dict[str, str] = {
     "Pipeline": "realtime.stream.pipeline",
     "Prediction": "realtime.stream.pipeline",
-    "PipelineStats": "realtime.stream.pipeline",
+    "PipelineStats": "realtime.stream.stages",
     "PipelineError": "realtime.stream.pipeline",
     "NO_KNOWN_ACTION": "realtime.stream.pipeline",
     "MultiPipeline": "realtime.stream.multistream",
@@ -90,7 +90,8 @@ if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py
     from realtime.stream.flow import FlowSettings, flow_to_colour
     from realtime.stream.fusion import Fusion, Smoother
     from realtime.stream.multistream import MultiPipeline, StreamPrediction
-    from realtime.stream.pipeline import NO_KNOWN_ACTION, Pipeline, PipelineError, PipelineStats, Prediction
+    from realtime.stream.pipeline import NO_KNOWN_ACTION, Pipeline, PipelineError, Prediction
+    from realtime.stream.stages import PipelineStats
     from realtime.train.events import TrainEvent
     from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips
 

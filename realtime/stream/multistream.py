@@ -52,7 +52,8 @@ from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from ..logs import scrub
 from ..options import add_fusion_option, add_model_options, stream_options
-from .pipeline import Captured, _Running, PipelineStats, Prediction, _resolve_model, _Work, capture_stage, flow_stage, stream_slots
+from .pipeline import Prediction, _resolve_model, _Running
+from .stages import Captured, PipelineStats, Work, capture_stage, flow_stage, stream_slots
 from ..io.sources import FrameSource, open_source, parse_source
 
 log = logging.getLogger("twostream")
@@ -87,8 +88,8 @@ class Stream:
         self.flow_ready = threading.Event()
         self.threads: list[threading.Thread] = []
         self.frames: LatestSlot[Captured] | None = None
-        self.work: LatestSlot[_Work] | None = None
-        self.pool: LatestSlot[_Work] | None = None
+        self.work: LatestSlot[Work] | None = None
+        self.pool: LatestSlot[Work] | None = None
         self.output_dropped = 0
         self.done = False  # the infer thread saw this stream's end
 
@@ -307,7 +308,7 @@ class MultiPipeline(_Running[StreamPrediction]):
         segments = [0] * n
         while not self._stop.is_set():
             self._work_ready.clear()  # before polling: work handed over after this point sets it again
-            batch: list[tuple[Stream, _Work]] = []
+            batch: list[tuple[Stream, Work]] = []
             for st in self.streams:
                 if st.done or st.work is None:
                     continue

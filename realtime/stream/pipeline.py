@@ -24,38 +24,20 @@ from typing import Any, Callable, Generic, Iterator, NamedTuple, TypeVar
 import numpy as np
 import torch
 
-from .buffers import END, FlowRing, LatestSlot
+from .buffers import END, LatestSlot
 from ..nets.checkpoint import ModelConfig, TwoStreamModel
 from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine, familiarity_of
 from ..errors import UserError
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from ..nets.models_store import resolve_model
-from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
-from ..io.sources import FrameSource, as_frame, open_source
+from .stages import Captured, PipelineStats, Work, capture_stage, flow_stage, stream_slots
+from ..io.sources import FrameSource, open_source
 
 log = logging.getLogger("twostream")
 _R = TypeVar("_R", bound="_Running[Any]")
 P = TypeVar("P", bound="Prediction")  # what a pipeline yields: Prediction, or MultiPipeline's StreamPrediction
 NO_KNOWN_ACTION = "no known action"
-
-
-class _Segment(NamedTuple):
-    """A run of frames with no gap or size change inside: flow is never computed across two segments."""
-
-    number: int
-    status: str  # what Predictions say until the temporal stream is rebuilt: "ok", "reconnected", "resized"
-
-
-@dataclass(frozen=True, slots=True)
-class Captured:
-    """A frame as the capture stage hands it to the flow stage."""
-
-    index: int
-    capture_ts: float  # time.monotonic() when it was read
-    frame: np.ndarray
-    truth: str | None  # the source's ground-truth annotation of the frame (FrameSource.truth), if it has one
-    segment: _Segment
 
 
 class PipelineError(RuntimeError):
@@ -147,26 +129,6 @@ class Prediction:
         }
 
 
-class _Work:
-    """One preallocated set of net inputs, recycled between the flow and infer threads."""
-
-    def __init__(self, input_size: int, temporal_channels: int, pinned: bool = False):
-        # pinned (page-locked) for a CUDA engine: the copy to the GPU is then one asynchronous DMA,
-        # not a copy into a staging buffer first. (The engine waits for its results before the
-        # buffer goes back to the pool, so the flow thread never overwrites a copy in flight.)
-        self.rgb = torch.empty(1, 3, input_size, input_size, pin_memory=pinned)
-        self.temporal = torch.empty(1, temporal_channels, input_size, input_size, pin_memory=pinned)
-        self.rgb_np, self.temporal_np = self.rgb.numpy()[0], self.temporal.numpy()[0]  # views the flow stage fills
-        self.has_temporal = False
-        self.index = 0
-        self.capture_ts = self.flow_ts = 0.0
-        self.frame: np.ndarray | None = None
-        self.flow: np.ndarray | None = None
-        self.truth: str | None = None
-        self.status = "ok"
-        self.segment = 0
-
-
 @dataclass
 class _Swap:
     """A model waiting to replace the running one between two frames."""
@@ -192,58 +154,6 @@ class _Keep(enum.Enum):
 
 
 KEEP = _Keep.KEEP  # Pipeline.configure: leave this setting as it is
-
-
-@dataclass
-class PipelineStats:
-    """Counters and recent timings (bounded), for the closing summary and the GUI."""
-
-    captured: int = 0
-    predicted: int = 0
-    started: float = field(default_factory=time.monotonic)
-    first_capture: float | None = None
-    last_prediction: float | None = None
-    flow_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-    infer_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-    total_latency: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-    flow_compute: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-    infer_compute: collections.deque = field(default_factory=lambda: collections.deque(maxlen=20000))
-
-    @staticmethod
-    def percentiles(values: collections.deque) -> dict[str, float]:
-        if not values:
-            return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
-        a = np.fromiter(values, np.float64) * 1e3
-        p50, p95, p99 = np.percentile(a, [50, 95, 99])
-        return {"p50": round(float(p50), 3), "p95": round(float(p95), 3), "p99": round(float(p99), 3)}
-
-    def fps(self) -> float:
-        if self.first_capture is None or self.last_prediction is None or self.predicted < 2:
-            return 0.0
-        return (self.predicted - 1) / max(self.last_prediction - self.first_capture, 1e-9)
-
-    def record(self, pred: "Prediction") -> None:
-        """One prediction made: counters and its stage latencies."""
-        self.predicted += 1
-        self.last_prediction = pred.infer_ts
-        self.flow_latency.append(pred.flow_ts - pred.capture_ts)
-        self.infer_latency.append(pred.infer_ts - pred.flow_ts)
-        self.total_latency.append(pred.infer_ts - pred.capture_ts)
-
-    def figures(self) -> dict:
-        """Frames, duration, fps and latency percentiles: the part of a summary every pipeline reports."""
-        return {
-            "frames": self.predicted,
-            "captured": self.captured,
-            "seconds": round((self.last_prediction or time.monotonic()) - (self.first_capture or self.started), 3),
-            "fps": round(self.fps(), 2),
-            "latency_ms": {
-                "flow": self.percentiles(self.flow_latency),
-                "infer": self.percentiles(self.infer_latency),
-                "total": self.percentiles(self.total_latency),
-            },
-            "compute_ms": {"flow": self.percentiles(self.flow_compute), "infer": self.percentiles(self.infer_compute)},
-        }
 
 
 class _Running(Generic[P]):
@@ -384,8 +294,8 @@ class Pipeline(_Running[Prediction]):
         self._threads: list[threading.Thread] = []
         self._error: tuple[str, BaseException] | None = None
         self._frames: LatestSlot[Captured] | None = None
-        self._work: LatestSlot[_Work] | None = None
-        self._pool: LatestSlot[_Work] | None = None
+        self._work: LatestSlot[Work] | None = None
+        self._pool: LatestSlot[Work] | None = None
         self._out: LatestSlot[Prediction] | None = None
         self.status = "idle"
         self._taps: list[Callable[[np.ndarray], object]] = []
@@ -632,7 +542,7 @@ class Pipeline(_Running[Prediction]):
             if w is END:
                 out.finish()
                 return
-            items: list[_Work] = [w]
+            items: list[Work] = [w]
             ended = False
             while len(items) < rows:  # what the flow stage has ready now, without waiting for more
                 nxt = work.get(timeout=0)
@@ -687,7 +597,7 @@ class Pipeline(_Running[Prediction]):
                 out.finish()
                 return
 
-    def _scores(self, items: list[_Work], batch_rgb: torch.Tensor | None, batch_temporal: torch.Tensor | None) -> Scores:
+    def _scores(self, items: list[Work], batch_rgb: torch.Tensor | None, batch_temporal: torch.Tensor | None) -> Scores:
         """Both nets on the items' inputs: one frame as it is, several stacked into the batch buffers
         (spatial rows in frame order, the flow stacks of the frames that have one packed in front)."""
         self.batch_sizes.append(len(items))
@@ -731,133 +641,6 @@ class Pipeline(_Running[Prediction]):
             "reconnects": self.source.reconnects if self.source is not None else 0,
             "source_down_s": round(self.source.downtime_s, 3) if self.source is not None else 0.0,
         }
-
-
-# -- the per-source stages, shared with realtime.stream.multistream ---------------------------------------
-def stream_slots(cfg: ModelConfig, live: bool, batch: int = 1, pinned: bool = False) -> tuple[LatestSlot[Captured], LatestSlot[_Work], LatestSlot[_Work]]:
-    """One source's hand-overs: frames (capture -> flow), work (flow -> infer) and the pool of recycled `_Work`.
-
-    Live: one frame of jitter buffer and one piece of work, the oldest dropped (and counted). A file:
-    lossless, with room for `batch` pieces of work queued for the infer stage and two batches of spare buffers.
-    """
-    frames: LatestSlot[Captured] = LatestSlot(2 if live else 4, drop_oldest=live)
-    work: LatestSlot[_Work] = LatestSlot(1 if live else max(2, batch), drop_oldest=live)
-    spare = 4 + (2 * batch if batch > 1 else 0)  # one being filled, one queued, one in the nets, one spare (+ two batches)
-    pool: LatestSlot[_Work] = LatestSlot(spare, drop_oldest=False)
-    for _ in range(spare):
-        pool.put(_Work(cfg.input_size, cfg.temporal_channels, pinned))
-    return frames, work, pool
-
-
-def capture_stage(
-    src: FrameSource,
-    frames: LatestSlot[Captured],
-    stop: threading.Event,
-    stats: PipelineStats,
-    max_frames: int | None,
-    on_status: Callable[[str], None],
-    taps: Callable[[], list] = list,
-    drop_tap: Callable | None = None,
-) -> None:
-    """Read frames into `frames` as `Captured` until the end, `stop` or `max_frames`.
-
-    A reconnect or a resolution change starts a new segment, so flow is never computed across it.
-    `on_status` hears "reconnecting" / "ok" from the source. `taps()` are called with every frame
-    (a failing one is dropped through `drop_tap`). Finishes `frames` with the end marker.
-    """
-    index = 0
-    segment, shape, reconnects = _Segment(0, "ok"), None, src.reconnects
-    src.watch(stop, lambda status, message: on_status(status))  # stop() cuts a blocked read or a reconnect wait short
-    try:
-        while not stop.is_set():
-            frame = src.read()
-            if frame is None:
-                break
-            frame = as_frame(frame, src.name)  # grey, BGRA, 16-bit or strided frames from any source
-            now = time.monotonic()
-            if src.reconnects != reconnects or (shape is not None and frame.shape != shape):
-                # A gap or a new resolution: the flow stage restarts its ring instead of spanning it.
-                segment = _Segment(segment.number + 1, "reconnected" if src.reconnects != reconnects else "resized")
-                reconnects = src.reconnects
-            shape = frame.shape
-            for tap in taps():
-                try:
-                    tap(frame)
-                except Exception as e:  # a recorder that failed (disk full) must not stop recognition
-                    log.warning("a frame tap failed and was removed: %s", e)
-                    if drop_tap is not None:
-                        drop_tap(tap)
-            if stats.first_capture is None:
-                stats.first_capture = now
-            stats.captured += 1
-            frames.put(Captured(index, now, frame, src.truth(), segment), stop)
-            index += 1
-            if max_frames is not None and index >= max_frames:
-                break
-    finally:
-        on_status("ok")  # stopped while the source was away: not "reconnecting" any more
-    frames.finish()
-
-
-def flow_stage(
-    cfg: ModelConfig,
-    frames: LatestSlot[Captured],
-    work: LatestSlot[_Work],
-    pool: LatestSlot[_Work],
-    stop: threading.Event,
-    stats: PipelineStats,
-    ready: threading.Event,
-    handed_over: Callable[[], None] = lambda: None,
-) -> None:
-    """Frames -> flow ring -> net inputs in recycled `_Work` items, handed to `work`; `handed_over()` after each.
-
-    Sets `ready` once the flow estimator has allocated (capture should not start before: a live
-    source would drop what waits). Finishes `work` with the end marker.
-    """
-    front = FlowFrontEnd(cfg.flow)
-    blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
-    front.push(blank)  # DIS allocates on its first call: not on frame 1
-    front.push(blank)
-    front.reset()
-    ready.set()
-    ring = FlowRing(cfg.flow, cfg.clip_length)
-    top, left = centre_crop(cfg.flow, cfg.input_size)
-    segment: _Segment | None = None
-    while not stop.is_set():
-        item = frames.get()
-        if item is None:
-            continue
-        if item is END:
-            break
-        seg = item.segment
-        if seg != segment:  # the source reconnected or changed size: no flow across the gap
-            front.reset()
-            ring.reset()
-            segment = seg
-        t0 = time.perf_counter()
-        small, flow = front.push(item.frame)
-        if flow is not None:
-            ring.push(flow)
-        w = None
-        while w is None and not stop.is_set():
-            got = pool.get(timeout=0.1)
-            w = got if isinstance(got, _Work) else None  # (a pool is never finished)
-        if w is None:
-            break
-        rgb_input(small, cfg, top, left, out=w.rgb_np)
-        w.has_temporal = ring.ready
-        if ring.ready:
-            flow_input(ring.codes, cfg, top, left, out=w.temporal_np, order=ring.order())
-        w.index, w.capture_ts, w.frame, w.flow, w.truth = item.index, item.capture_ts, item.frame, flow, item.truth
-        w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
-        w.flow_ts = time.monotonic()
-        stats.flow_compute.append(time.perf_counter() - t0)
-        evicted = work.put(w, stop)
-        handed_over()
-        if evicted is not None and evicted is not END:
-            pool.put(evicted)
-    work.finish()  # not on an exception: the caller records the failure first, then ends the stream
-    handed_over()
 
 
 def _resolve_model(model: str | Path | TwoStreamModel | None, flow: FlowSettings | None) -> TwoStreamModel:
