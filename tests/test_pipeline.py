@@ -79,11 +79,11 @@ def test_overload_drops_frames_instead_of_growing_latency(tiny_model) -> None:
         preds = list(p)
     summary = p.summary()
     dropped = sum(summary["dropped"].values())
-    assert dropped > 0 and len(preds) + dropped >= 590
-    late = [q.latency_ms for q in preds[len(preds) // 2 :]]
-    # Bounded: a queue growing with the 600 frames would put the median near a second by the end.
-    # (The median, not p95: on a starved CPU single frames wait for the scheduler, not for a queue.)
-    assert np.median(late) < 150
+    # Bounded, by construction rather than by the clock: every captured frame was either predicted or
+    # dropped and counted (nothing waits in a queue that grows), and the newest work replaced older work.
+    assert dropped > 0 and summary["captured"] == len(preds) + dropped
+    assert [q.index for q in preds] == sorted(q.index for q in preds)
+    assert all(a.dropped <= b.dropped for a, b in zip(preds, preds[1:])) and 0 < preds[-1].dropped <= dropped  # counted as they happen
 
 
 def test_stop_joins_every_thread_within_a_second(tiny_model) -> None:

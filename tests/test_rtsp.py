@@ -187,7 +187,13 @@ def test_stop_returns_promptly_while_the_stream_is_stalled(rtsp, tiny_model) -> 
     for _ in range(5):
         next(it)
     server.pause()
-    time.sleep(0.5)  # the capture thread is now blocked in a read that would wait 30 s
+    # wait until capture has stalled: the capture thread is then blocked in a read that would wait 30 s
+    last, quiet_since, deadline = pipe.stats.captured, time.monotonic(), time.monotonic() + 10
+    while time.monotonic() - quiet_since < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        if pipe.stats.captured != last:
+            last, quiet_since = pipe.stats.captured, time.monotonic()
+    assert time.monotonic() < deadline, "frames kept coming after the server paused"
     t0 = time.monotonic()
     pipe.stop()
     assert time.monotonic() - t0 < 1.5
