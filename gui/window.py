@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QStandardItemModel
 from PyQt6.QtWidgets import (
@@ -31,7 +30,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime import ENGINES, FUSION_MODES, parse_source, Prediction, trained_dir, UserError
+from realtime import ENGINES, FUSION_MODES, device_choices, parse_source, Prediction, trained_dir, UserError
 
 from .choices import DEFAULT_SOURCE, ModelChoices, SourceChoices
 from .controller import Controller
@@ -171,7 +170,7 @@ class MainWindow(QMainWindow):
         self.engine_box.setToolTip("Inference back end; auto picks the fastest that works here")
         self.engine_box.activated.connect(lambda _: self._rerun())
         self.device_box = QComboBox()
-        self.device_box.addItems(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []))
+        self.device_box.addItems(device_choices())
         self.device_box.activated.connect(lambda _: self._rerun())
 
         self.fusion_box = QComboBox()

@@ -55,6 +55,7 @@ API: dict[str, str] = {
     "create_model": "realtime.nets.models",
     "Engine": "realtime.nets.engines",
     "create_engine": "realtime.nets.engines",
+    "device_choices": "realtime.nets.engines",
     "resolve_model": "realtime.nets.models_store",
     "default_model_path": "realtime.nets.models_store",
     "shipped_models": "realtime.nets.models_store",
@@ -83,7 +84,7 @@ if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py
     from realtime.io.sources import FrameSource, SourceSpec, open_source, parse_source, probe_cameras, redact
     from realtime.logs import scrub
     from realtime.nets.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
-    from realtime.nets.engines import Engine, create_engine
+    from realtime.nets.engines import Engine, create_engine, device_choices
     from realtime.nets.models import create_model
     from realtime.nets.models_store import default_model_path, resolve_model, shipped_models, trained_dir, user_models_dir
     from realtime.options import ENGINES, FUSION_MODES, add_model_options

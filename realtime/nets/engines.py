@@ -37,6 +37,12 @@ from .familiarity import WithFamiliarity, split
 log = logging.getLogger("twostream")
 
 
+def device_choices() -> list[str]:
+    """What `--device` can be here: auto, cpu, and cuda / cuda:N for each CUDA GPU torch sees."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(gpus)] if gpus else [])
+
+
 def resolve_device(device: str | None) -> torch.device:
     """'auto' / None -> cuda if available else cpu; refuses a CUDA device that is not there."""
     if device in (None, "", "auto"):
