@@ -54,6 +54,8 @@ def test_gui_uses_only_the_public_api() -> None:
                 bad += [f"{path.name}:{line} realtime.{n} is not in the public API" for n in names if n not in realtime.API and n != "__version__"]
             elif mod.startswith("realtime."):
                 bad.append(f"{path.name}:{line} imports {mod}: use `from realtime import ...` (add the name to realtime.API)")
+            elif mod == "torch" or mod.startswith("torch."):  # the nets and devices are the engine's business
+                bad.append(f"{path.name}:{line} imports {mod}: ask realtime's API instead")
     assert not bad, "\n".join(bad)
 
 
