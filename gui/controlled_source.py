@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 import numpy as np
 
-from realtime import FrameSource, SourceSpec
+from realtime import FrameSource, Pacer, SourceSpec
 
 
 class ControlledSource(FrameSource):
@@ -36,8 +35,8 @@ class ControlledSource(FrameSource):
         self._released = False
         self._in_read = False
         self._lock = threading.Lock()
-        self._period = 1.0 / (inner.fps or 25.0) if spec.kind == "file" else 0.0
-        self._next_due: float | None = None
+        # a file is read at its own rate; a resume never bursts through more than 0.2 s of frames
+        self._pacer = Pacer(inner.fps or 25.0, catch_up=0.2) if spec.kind == "file" else None
         self.on_status: Callable[[str, str], None] | None = None  # the controller hears "reconnecting" / "ok" here
 
     # A lost camera or stream reconnects inside the inner source's read(); these pass its state through.
@@ -123,7 +122,7 @@ class ControlledSource(FrameSource):
             if not self.reusable:
                 return False
             self._interrupted = False
-            self._next_due = None
+            self._reset_pacer()
             return True
 
     def release(self) -> None:
@@ -158,6 +157,10 @@ class ControlledSource(FrameSource):
             self.frames += 1
         return frame
 
+    def _reset_pacer(self) -> None:
+        if self._pacer is not None:
+            self._pacer.reset()
+
     def _read(self) -> np.ndarray | None:
         while not self._running.is_set() or self._interrupted:
             if self._interrupted:
@@ -166,11 +169,8 @@ class ControlledSource(FrameSource):
                 self._running.wait(0.05)
             elif self.inner.read() is None:  # live: drain, so the frame after resume is current
                 return None
-            self._next_due = None
+            self._reset_pacer()
         frame = self.inner.read()
-        if self._period and frame is not None:
-            now = time.monotonic()
-            if self._next_due is not None and self._next_due > now:
-                time.sleep(self._next_due - now)
-            self._next_due = max(self._next_due or now, now - 0.2) + self._period
+        if self._pacer is not None and frame is not None:
+            self._pacer.wait()
         return frame if not self._interrupted else None

@@ -40,6 +40,7 @@ API: dict[str, str] = {
     "FrameSource": "realtime.io.sources",
     "SourceSpec": "realtime.io.sources",
     "open_source": "realtime.io.sources",
+    "Pacer": "realtime.io.sources",
     "parse_source": "realtime.io.sources",
     "probe_cameras": "realtime.io.sources",
     "redact": "realtime.io.sources",
@@ -81,7 +82,7 @@ if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py
     from realtime.errors import CheckpointError, SourceError, UserError
     from realtime.io.annotate import AnnotatedWriter, annotate
     from realtime.io.record import ClipLibrary, Recorder, RecorderState, check_label
-    from realtime.io.sources import FrameSource, SourceSpec, open_source, parse_source, probe_cameras, redact
+    from realtime.io.sources import FrameSource, Pacer, SourceSpec, open_source, parse_source, probe_cameras, redact
     from realtime.logs import scrub
     from realtime.nets.checkpoint import ModelConfig, TwoStreamModel, load_checkpoint
     from realtime.nets.engines import Engine, create_engine, device_choices

@@ -100,6 +100,26 @@ def parse_source(text: str | int) -> SourceSpec:
     return SourceSpec("file", path, path)
 
 
+class Pacer:
+    """Hands out frames at `fps`: `wait()` sleeps until the next one is due. After a stall it catches up
+    at most `catch_up` seconds' worth of frames at once instead of bursting through everything it missed."""
+
+    def __init__(self, fps: float, catch_up: float = 1.0):
+        self.period = 1.0 / fps
+        self.catch_up = catch_up
+        self._next_due: float | None = None
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._next_due is not None and self._next_due > now:
+            time.sleep(self._next_due - now)
+        self._next_due = max(self._next_due or now, now - self.catch_up) + self.period
+
+    def reset(self) -> None:
+        """The next frame goes at once (after a pause, or for a new reader)."""
+        self._next_due = None
+
+
 class FrameSource:
     """A source of BGR uint8 frames. `read()` returns None at the end of the stream.
 
@@ -275,8 +295,7 @@ class OpenCVSource(FrameSource):
         self.is_live = spec.kind != "file" or realtime
         # A live camera or stream is re-opened when lost; a file (also one served over http) just ends.
         self.reconnect_when_lost = spec.kind == "camera" or (spec.kind == "stream" and not finite)
-        self._pace = spec.kind == "file" and realtime and self.fps is not None
-        self._next_due: float | None = None
+        self._pacer = Pacer(self.fps) if spec.kind == "file" and realtime and self.fps else None
         self._frames_read = 0
 
     # -- opening ------------------------------------------------------------
@@ -345,13 +364,8 @@ class OpenCVSource(FrameSource):
         if frame is None:
             return None
         self._frames_read += 1
-        if self._pace and self.fps is not None:
-            now = time.monotonic()
-            if self._next_due is None:
-                self._next_due = now
-            elif self._next_due > now:
-                time.sleep(self._next_due - now)
-            self._next_due = max(self._next_due, now - 1.0) + 1.0 / self.fps
+        if self._pacer is not None:
+            self._pacer.wait()
         return as_frame(frame, self.name)
 
     def _at_end(self) -> None:

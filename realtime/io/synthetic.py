@@ -13,14 +13,13 @@ Everything is a pure function of (label, seed, t), so clips are reproducible fra
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..errors import UserError
-from .sources import FrameSource, SourceSpec
+from .sources import FrameSource, Pacer, SourceSpec
 
 MOTION_CLASSES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "circle_ccw", "push", "pull", "wave")
 STILL_CLASSES = ("hold_star", "hold_cross", "hold_ring")
@@ -244,7 +243,7 @@ class SyntheticSource(FrameSource):
         self.index = -1
         self._clip: SyntheticClip | None = None
         self._clip_no = -1
-        self._next_due: float | None = None
+        self._pacer = Pacer(self.fps) if self.fps else None
 
     @classmethod
     def from_spec(cls, spec: SourceSpec) -> "SyntheticSource":
@@ -291,13 +290,8 @@ class SyntheticSource(FrameSource):
     def read(self) -> np.ndarray | None:
         if self.frame_count is not None and self.index + 1 >= self.frame_count:
             return None
-        if self.fps:
-            now = time.monotonic()
-            if self._next_due is None:
-                self._next_due = now
-            elif self._next_due > now:
-                time.sleep(self._next_due - now)
-            self._next_due = max(self._next_due, now - 1.0) + 1.0 / self.fps
+        if self._pacer is not None:
+            self._pacer.wait()
         self.index += 1
         clip, t = self._clip_at(self.index)
         return clip.frame(t)

@@ -89,7 +89,7 @@ class Engine(Generic[A]):
     """Runs both nets on one pair of inputs. Inputs are CPU float32 tensors (N, C, S, S)."""
 
     name = "base"
-    auto_reasons: list[str] = []  # set by create_engine("auto"): why not each faster engine
+    auto_reasons: tuple[str, ...] = ()  # set by create_engine("auto"): why not each faster engine
 
     def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, max_batch: int = 1):
         self.device = device
@@ -742,7 +742,7 @@ def create_engine(model: TwoStreamModel, engine: str = "auto", device: str | Non
             continue
         reasons = [r for r in reasons if not r.startswith((f"{name}:", f"{name},")) and f", {name}:" not in r]  # the chosen one is no reason
         log.info("engine auto -> %s%s", eng.describe(), f" (not {'; '.join(reasons)})" if reasons else "")
-        eng.auto_reasons = reasons
+        eng.auto_reasons = tuple(reasons)
         return eng
     raise EngineUnavailable("no engine works here: " + "; ".join(reasons))
 
