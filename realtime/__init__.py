@@ -9,7 +9,8 @@ Inside, one package per part of the data flow:
     realtime/nets/    the nets and what runs them: architectures, checkpoints, the model store, engines, export, int8
     realtime/stream/  the live stream: flow, net inputs, hand-overs, fusion, the pipeline, multi-stream serving
     realtime/train/   datasets, the flow cache, the trainer, evaluation, teach mode
-    realtime/cli.py, bench.py, info.py, options.py, errors.py, logs.py: the command line and what every part shares
+    realtime/cli/     the command line: one module per command (run, serve, train, ...) and the option blocks they share
+    realtime/info.py, options.py, errors.py, logs.py: what every part shares (the environment report, names, errors, redaction)
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ __version__ = "0.1.0"
 
 API: dict[str, str] = {
     "Pipeline": "realtime.stream.pipeline",
-    "Prediction": "realtime.stream.pipeline",
+    "Prediction": "realtime.stream.prediction",
     "PipelineStats": "realtime.stream.stages",
-    "PipelineError": "realtime.stream.pipeline",
-    "NO_KNOWN_ACTION": "realtime.stream.pipeline",
+    "PipelineError": "realtime.stream.core",
+    "NO_KNOWN_ACTION": "realtime.stream.prediction",
     "MultiPipeline": "realtime.stream.multistream",
     "StreamPrediction": "realtime.stream.multistream",
     "FlowSettings": "realtime.stream.flow",
@@ -68,7 +69,7 @@ API: dict[str, str] = {
     "RECOMMENDED_CLIPS": "realtime.train.teach",
     "ENGINES": "realtime.options",
     "FUSION_MODES": "realtime.options",
-    "add_model_options": "realtime.options",
+    "add_model_options": "realtime.cli.options",
     "UserError": "realtime.errors",
     "SourceError": "realtime.errors",
     "CheckpointError": "realtime.errors",
@@ -88,11 +89,14 @@ if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py
     from realtime.nets.engines import Engine, create_engine, device_choices
     from realtime.nets.models import create_model
     from realtime.nets.models_store import default_model_path, resolve_model, shipped_models, trained_dir, user_models_dir
-    from realtime.options import ENGINES, FUSION_MODES, add_model_options
+    from realtime.cli.options import add_model_options
+    from realtime.options import ENGINES, FUSION_MODES
     from realtime.stream.flow import FlowSettings, flow_to_colour
     from realtime.stream.fusion import Fusion, Smoother
     from realtime.stream.multistream import MultiPipeline, StreamPrediction
-    from realtime.stream.pipeline import NO_KNOWN_ACTION, Pipeline, PipelineError, Prediction
+    from realtime.stream.core import PipelineError
+    from realtime.stream.pipeline import Pipeline
+    from realtime.stream.prediction import NO_KNOWN_ACTION, Prediction
     from realtime.stream.stages import PipelineStats
     from realtime.train.events import TrainEvent
     from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips

@@ -1,51 +1,11 @@
-"""The command-line facts every command shares: engine and fusion names, and the model option block.
+"""The names every part shares: engines, fusion modes, precisions.
 
-Imports nothing heavy (no torch), so `twostream --help` stays fast; `engines`, `checkpoint` and the
-GUI take the names from here, so a new engine or fusion mode is added in one place.
+Imports nothing (no torch), so `twostream --help` stays fast; `engines`, `checkpoint`, the command
+line and the GUI take the names from here, so a new engine or fusion mode is added in one place.
 """
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 ENGINES = ("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8")
 FUSION_MODES = ("avg", "weighted", "svm")
 PRECISIONS = ("auto", "fp32", "fp16")
-MODEL_HELP = "a checkpoint directory, 'default' (the shipped model, or $TWOSTREAM_MODEL), or the name of a model you taught (train --from); default: default"
-
-
-def add_model_options(p: argparse.ArgumentParser | argparse._ArgumentGroup, *, model_help: str = MODEL_HELP, remembered: bool = False) -> None:
-    """--model, --engine, --device, --precision. `remembered` (the GUI): no defaults here, the last ones used apply."""
-    last = "the last one used, else " if remembered else ""
-    p.add_argument("--model", help=model_help)
-    p.add_argument(
-        "--engine", default=None if remembered else "auto", choices=ENGINES, help=f"inference back end (default: {last}auto, the fastest that works here)"
-    )
-    p.add_argument("--device", default=None if remembered else "auto", help=f"auto, cpu, cuda or cuda:N (default: {last}auto)")
-    if not remembered:
-        p.add_argument("--precision", choices=PRECISIONS, default="auto", help="fp16 needs CUDA (default: fp16 on CUDA, fp32 on CPU)")
-
-
-def add_fusion_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fusion", choices=FUSION_MODES, help="score fusion (default: the model's)")
-
-
-def half(args: argparse.Namespace) -> bool | None:
-    """--precision as the engines take it: None (auto), True (fp16), False (fp32)."""
-    return None if args.precision == "auto" else args.precision == "fp16"
-
-
-def stream_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The options `run` and `serve` share, as Pipeline and MultiPipeline take them."""
-    return dict(
-        engine=args.engine,
-        device=args.device,
-        half=half(args),
-        fusion=args.fusion,
-        smoothing=args.smoothing,
-        realtime=args.realtime,
-        max_frames=args.max_frames,
-        source_timeout=args.timeout,
-        min_score=args.min_score,
-    )

@@ -116,3 +116,23 @@ def test_sources_open_other_kinds_through_the_registry_without_importing_them() 
             assert isinstance(src, FrameSource) and src.read() is not None and src.truth() is not None
         finally:
             src.close()
+
+
+def test_the_command_line_lives_in_realtime_cli_and_the_library_never_imports_it() -> None:
+    """One module per command under realtime/cli/; the library below it (io, nets, stream, train) parses no arguments
+    and never imports the command line (the public API names `main` and `add_model_options` lazily, as data)."""
+    from realtime.cli import COMMAND_MODULES, build_parser, COMMANDS
+
+    bad = []
+    for path in sorted((ROOT / "realtime").rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[1] == "cli" or rel == Path("realtime/__init__.py"):
+            continue
+        for mod, _, line in _imports(path, top_level_only=False):
+            if mod == "argparse" or mod == "realtime.cli" or mod.startswith("realtime.cli."):
+                bad.append(f"{rel}:{line} imports {mod}")
+    assert not bad, "\n".join(bad)
+    build_parser()
+    for name in COMMAND_MODULES:
+        assert (ROOT / Path(*name.split("."))).with_suffix(".py").is_file(), name
+    assert {"run", "serve", "train", "evaluate", "export", "record", "bench", "quantize", "info", "make-dataset", "imagenet"} <= set(COMMANDS)

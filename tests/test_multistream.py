@@ -364,3 +364,35 @@ def test_serve_never_prints_stream_credentials(tiny_model_dir: Path) -> None:
         assert "s3cr3tpw" not in out and "t0ps3cret" not in out
     summary = json.loads(kept.stderr.strip().splitlines()[-1])["summary"]
     assert summary["streams"][1]["status"] == "failed" and summary["streams"][0]["frames"] == 4
+
+
+def test_configure_and_swap_while_serving_apply_to_every_stream_between_two_batches(model: TwoStreamModel) -> None:
+    """The one stream core: MultiPipeline takes setting changes and model swaps as Pipeline does, whole, for every stream."""
+    import copy
+
+    other = copy.deepcopy(model)
+    other.config.labels = [f"new_{lab}" for lab in model.config.labels]
+    other.config.provenance = {**other.config.provenance, "name": "renamed"}
+    engine = create_engine(model, "torch", "cpu", max_batch=2)
+    sources = ["synthetic:demo?fps=0&size=96x72&seed=1", "synthetic:demo?fps=0&size=96x72&seed=2"]
+    try:
+        with MultiPipeline(sources, model, engine=engine, max_frames=90) as mp:
+            it = iter(mp)
+            before = [next(it) for _ in range(4)]
+            mp.configure(fusion="weighted", spatial_weight=0.25, smoothing=1)
+            mp.swap_model(other, engine, fusion="weighted", spatial_weight=0.25)
+            after = list(it)
+        assert all(p.labels == list(model.config.labels) for p in before)
+        renamed = [p for p in after if p.labels[0].startswith("new_")]
+        assert mp.swaps == 1 and {p.stream for p in renamed} == {0, 1}
+        # once renamed, a stream never shows the old labels again, and its frames carry the new weighted fusion unsmoothed
+        for s in (0, 1):
+            labels = [p.labels[0].startswith("new_") for p in after if p.stream == s]
+            assert labels == sorted(labels)
+        ready = [p for p in renamed if p.ready]
+        assert ready and mp.smoothing == 1
+        for p in ready:
+            assert p.temporal is not None
+            np.testing.assert_allclose(p.fused, 0.25 * p.spatial + 0.75 * p.temporal, atol=1e-6)
+    finally:
+        engine.close()

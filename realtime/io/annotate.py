@@ -12,7 +12,7 @@ from ..errors import UserError
 from ..stream.flow import flow_to_colour
 
 if TYPE_CHECKING:
-    from ..stream.pipeline import Prediction
+    from ..stream.prediction import Prediction
 
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 

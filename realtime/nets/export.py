@@ -15,12 +15,10 @@ Runtime is installed, the export is checked against torch (batch 1 and 3) before
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import logging
 import math
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,6 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from ..errors import UserError
-from ..options import MODEL_HELP
 
 log = logging.getLogger("twostream")
 FORMAT = "twostream-onnx"
@@ -169,7 +166,7 @@ def _export_one(net: nn.Module, example: torch.Tensor, path: Path, input_name: s
             q.setLevel(level)
 
 
-def _resolve_opset(exporter: str, opset: int | None) -> int:
+def resolve_opset(exporter: str, opset: int | None) -> int:
     if opset is None:
         return DYNAMO_MIN_OPSET if exporter == "dynamo" else OPSET
     if opset < 13:
@@ -187,7 +184,7 @@ def _file_opset(path: Path) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _check_exporter(exporter: str) -> None:
+def check_exporter(exporter: str) -> None:
     if exporter not in EXPORTERS:
         raise UserError(f"unknown exporter '{exporter}': choose one of {', '.join(EXPORTERS)}")
     try:
@@ -283,8 +280,8 @@ def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "tor
     Runtime installed, both files are run against torch and refused when their softmax scores
     differ by more than TOLERANCE.
     """
-    _check_exporter(exporter)
-    opset = _resolve_opset(exporter, opset)
+    check_exporter(exporter)
+    opset = resolve_opset(exporter, opset)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory; give --onnx a directory to write the export into")
@@ -332,48 +329,3 @@ def export_onnx(model: TwoStreamModel, out_dir: str | Path, exporter: str = "tor
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(out / SIDECAR)
     return meta
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from .models_store import resolve_model
-
-    _check_exporter(args.exporter)  # the cheap checks first, before a model loads
-    _resolve_opset(args.exporter, args.opset)
-    if Path(args.onnx).exists() and not Path(args.onnx).is_dir():
-        raise UserError(
-            f"{args.onnx}: exists and is not a directory; give --onnx a directory to write the export into"
-        )  # before a model loads: a missing package is the cheapest thing to report
-    model = resolve_model(args.model)
-    cfg = model.config
-    name = cfg.provenance.get("name", args.model)
-    if not cfg.trained:
-        log.warning("this model is UNTRAINED (random weights): its export is good for testing a server, not for predictions")
-    meta = export_onnx(model, args.onnx, exporter=args.exporter, opset=args.opset, check=not args.no_check)
-    out = Path(args.onnx)
-    sizes = ", ".join(f"{out / n['file']} ({n['bytes'] / 1e6:.1f} MB)" for n in meta["nets"].values())
-    checked = meta["export"]["checked"]
-    check_line = (
-        f"ONNX Runtime {checked['onnxruntime']} matches torch within {max(checked['max_abs_diff'].values()):.1e} "
-        f"(max abs diff of softmax scores, batch {' and '.join(map(str, checked['batches']))}; bound {TOLERANCE:g})"
-        if checked
-        else "not checked against torch (onnxruntime not installed, or --no-check)"
-    )
-    sys.stderr.write(
-        f"exported {name}: {sizes}, {out / SIDECAR}; batch axis dynamic, input {cfg.input_size} px, opset {meta['export']['opset']}; {check_line}\n"
-    )
-    return 0
-
-
-def register(sub: argparse._SubParsersAction, commands: dict) -> None:
-    p = sub.add_parser("export", help="write both nets as ONNX (dynamic batch) plus a JSON sidecar, for Triton / DeepStream / trtexec")
-    p.add_argument("--model", help=MODEL_HELP)
-    p.add_argument("--onnx", required=True, metavar="OUT_DIR", help="directory to write spatial.onnx, temporal.onnx and twostream.json into")
-    p.add_argument("--opset", type=int, help=f"ONNX opset (default {OPSET}; {DYNAMO_MIN_OPSET} with --exporter dynamo)")
-    p.add_argument(
-        "--exporter",
-        choices=EXPORTERS,
-        default="torchscript",
-        help="torch.onnx path: torchscript (dynamo=False; needs onnx) or dynamo (torch.export; needs onnxscript too)",
-    )
-    p.add_argument("--no-check", action="store_true", help="skip running the files in ONNX Runtime against torch")
-    commands["export"] = cmd_export

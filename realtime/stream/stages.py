@@ -1,9 +1,8 @@
 """The stages every pipeline runs per source, and what they hand over.
 
 capture (a FrameSource -> `Captured` frames) -> flow (flow ring + both nets' inputs, written into
-pooled `Work` buffers) -> the infer stage, which is the pipeline's own: `Pipeline` runs the nets on
-one source's work (or a file's consecutive frames), `MultiPipeline` on every source's newest work at
-once. Both build their hand-overs with `stream_slots` and count with `PipelineStats`.
+pooled `Work` buffers) -> the infer stage of `realtime.stream.core`, which runs the nets on every source's ready work at
+once (`Pipeline`: one source, or a file's consecutive frames; `MultiPipeline`: N sources).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from .buffers import END, FlowRing, LatestSlot
 from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
 
 if TYPE_CHECKING:
-    from .pipeline import Prediction
+    from .prediction import Prediction
 
 log = logging.getLogger("twostream")
 

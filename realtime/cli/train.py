@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     missing = [f"--{n}" for n in ("stream", "out") if getattr(args, n) is None]
     if missing:
         raise UserError(f"train needs {' and '.join(missing)} (or --from MODEL to teach new classes to a trained model)")
-    from .trainer import TrainOptions, train
+    from ..train.trainer import TrainOptions, train
 
     fields = set(TrainOptions.__dataclass_fields__)
     fields.discard("command")  # argparse keeps the sub-command name under the same attribute
@@ -48,8 +48,8 @@ def cmd_teach(args: argparse.Namespace) -> int:
     import os
 
     from ..errors import UserError
-    from .events import TrainEvent
-    from .teach import TeachOptions, teach
+    from ..train.events import TrainEvent
+    from ..train.teach import TeachOptions, teach
 
     if args.nice and hasattr(os, "nice"):
         os.nice(args.nice)  # training in the background of a live recognizer: the live one comes first
@@ -100,9 +100,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..nets.engines import resolve_device
     from ..errors import UserError
     from ..nets.models_store import resolve_model
-    from .cache import FlowCache
-    from .datasets import open_dataset
-    from .evaluate import evaluate_model, save_confusion_png, write_metrics
+    from ..train.cache import FlowCache
+    from ..train.datasets import open_dataset
+    from ..train.evaluate import evaluate_model, save_confusion_png, write_metrics
 
     model = resolve_model(args.model)
     cfg = model.config
@@ -116,7 +116,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ds.test = sorted(ds.train + ds.test, key=lambda c: str(c.path))
     report = cache.build(ds.test, ds.root, workers=args.workers, progress=not args.no_progress)
     log.info("%s", report.line())
-    from .datasets import Clip
+    from ..train.datasets import Clip
 
     clips = [Clip(c.path, remap[c.label]) for c in cache.available(ds.test, ds.root)]
     if not clips:
@@ -150,7 +150,7 @@ def cmd_imagenet(args: argparse.Namespace) -> int:
 
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
-    from .procedural import make_dataset
+    from ..train.procedural import make_dataset
 
     root = make_dataset(
         args.out, args.train_clips, args.test_clips, args.frames, args.seed, args.size, args.classes, args.workers, progress=not args.no_progress
@@ -172,7 +172,7 @@ def _dataset_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
-    from .options import default as D  # TrainOptions: the one place train's defaults live
+    from ..train.options import default as D  # TrainOptions: the one place train's defaults live
 
     t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
     _dataset_options(t)

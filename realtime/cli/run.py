@@ -1,4 +1,4 @@
-"""The `twostream` command line. User errors print one line and exit 2; nothing prints a traceback for them."""
+"""`twostream run SOURCE`: one prediction per frame on a camera, stream, file or the synthetic world."""
 
 from __future__ import annotations
 
@@ -6,18 +6,21 @@ import argparse
 import json
 import logging
 import sys
-from typing import Callable
 
-from .errors import UserError
+from ..errors import UserError
 from .options import add_fusion_option, add_model_options, stream_options
 
 log = logging.getLogger("twostream")
-EXIT_USER_ERROR = 2
+
+MIN_SCORE_HELP = (
+    "a frame whose fused top score is below S is 'no known action' (label null in --json); "
+    "default: the threshold the model calibrated at training time; 0 always names the top class"
+)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .io.annotate import AnnotatedWriter, annotate
-    from .stream.pipeline import Pipeline, Prediction
+    from ..io.annotate import AnnotatedWriter, annotate
+    from ..stream.pipeline import Pipeline, Prediction
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
@@ -87,30 +90,7 @@ def _print_summary(s: dict, as_json: bool) -> None:
     sys.stderr.write("\n".join(lines) + "\n")
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    from .info import gather_info, format_info
-
-    info = gather_info(probe_cameras=not args.no_cameras)
-    sys.stdout.write(json.dumps(info, indent=2) + "\n" if args.json else format_info(info))
-    return 0
-
-
-MIN_SCORE_HELP = (
-    "a frame whose fused top score is below S is 'no known action' (label null in --json); "
-    "default: the threshold the model calibrated at training time; 0 always names the top class"
-)
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"run": cmd_run, "info": cmd_info}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    parser = argparse.ArgumentParser(prog="twostream", description="Live two-stream action recognition on a camera, stream or file.")
-    parser.add_argument("--version", action="version", version=f"twostream {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="more log lines")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     run = sub.add_parser("run", help="recognise actions on a source, one prediction per frame")
     run.add_argument(
         "source",
@@ -132,72 +112,4 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--top-k", type=int, default=5, help="labels per prediction in --json and on the video")
     run.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a stream to open or deliver a frame")
     run.add_argument("-q", "--quiet", action="store_true", help="no per-frame lines, only the summary")
-
-    info = sub.add_parser("info", help="versions, cameras, CUDA/TensorRT, video back ends, and the engine auto would pick")
-    info.add_argument("--json", action="store_true")
-    info.add_argument("--no-cameras", action="store_true", help="skip probing /dev/video*")
-
-    for register in _EXTRA_COMMANDS:
-        register(sub, COMMANDS)
-    return parser
-
-
-# The trainer and the GUI add their sub-commands through a `register(subparsers, commands)` function;
-# their modules import nothing heavy at load time, so `twostream --help` stays fast.
-SUBCOMMAND_MODULES = (
-    "realtime.train.cli",
-    "realtime.nets.export",
-    "realtime.io.record",
-    "realtime.stream.multistream",
-    "realtime.bench",
-    "realtime.nets.quantize",
-)
-ENTRY_POINTS = "twostream.commands"  # other packages add commands here: the desktop app (gui/, pyproject.toml) registers `gui`
-
-
-def _register_optional() -> list[Callable]:
-    import importlib
-
-    from importlib.metadata import entry_points
-
-    out = []
-    for name in SUBCOMMAND_MODULES:
-        try:
-            out.append(importlib.import_module(name).register)
-        except ModuleNotFoundError as e:
-            if e.name is None or not name.startswith(e.name):  # a real bug inside the module: let it show
-                raise
-    for ep in sorted(entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
-        try:
-            out.append(ep.load())
-        except ModuleNotFoundError as e:  # registered by a package that is no longer there
-            if e.name is None or not ep.value.startswith(e.name):
-                raise
-    return out
-
-
-_EXTRA_COMMANDS = _register_optional()
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .logs import setup_logging
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    if not args.command:
-        parser.print_help()
-        return EXIT_USER_ERROR
-    try:
-        return COMMANDS[args.command](args)
-    except UserError as e:
-        from .logs import scrub
-
-        sys.stderr.write(f"twostream {args.command}: error: {scrub(str(e))}\n")
-        return EXIT_USER_ERROR
-    except BrokenPipeError:  # `twostream run --json | head`: the reader left; not an error
-        return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    commands["run"] = cmd_run

@@ -25,26 +25,26 @@ import tempfile
 import time
 from typing import TYPE_CHECKING, Callable
 
-from .errors import UserError
+from ..errors import UserError
 from .options import add_model_options
 from .options import half as options_half
 
 if TYPE_CHECKING:  # torch is imported when a command runs, not when the CLI starts
     import torch
 
-    from .nets.checkpoint import TwoStreamModel
-    from .nets.engines import Engine
+    from ..nets.checkpoint import TwoStreamModel
+    from ..nets.engines import Engine
 
 
 def _load(model_arg: str | None) -> TwoStreamModel:
-    from .nets.models_store import resolve_model
+    from ..nets.models_store import resolve_model
 
     return resolve_model(model_arg)
 
 
 def _start(model: TwoStreamModel, engine: str, device: str, half: bool | None) -> tuple[Engine, dict]:
     """Build the engine as `run` does (warm-up included); its start-up figures."""
-    from .nets.engines import create_engine
+    from ..nets.engines import create_engine
 
     t0 = time.perf_counter()
     eng = create_engine(model, engine, device, half)
@@ -140,7 +140,7 @@ def measure(eng: Engine, iterations: int, batch: int) -> dict:
 
 
 def _second_start(args: argparse.Namespace, engine: str, env: dict) -> dict:
-    cmd = [sys.executable, "-m", "realtime.bench", "--start-only", "--engine", engine, "--device", args.device, "--precision", args.precision] + (
+    cmd = [sys.executable, "-m", "realtime.cli.bench", "--start-only", "--engine", engine, "--device", args.device, "--precision", args.precision] + (
         ["--model", args.model] if args.model else []
     )
     t0 = time.perf_counter()
@@ -252,7 +252,7 @@ def format_report(r: dict) -> str:
 
 def _start_only(argv: list[str]) -> int:
     """The second start, in a fresh interpreter: prints its figures as one JSON line."""
-    from .logs import setup_logging
+    from ..logs import setup_logging
 
     p = argparse.ArgumentParser(prog="twostream bench --start-only")
     p.add_argument("--start-only", action="store_true")
