@@ -90,9 +90,7 @@ def test_stop_joins_every_thread_within_a_second(tiny_model) -> None:
     p = Pipeline("synthetic:demo?fps=30", tiny_model, engine="torch").start()
     it = iter(p)
     next(it), next(it)
-    t0 = time.monotonic()
-    p.stop()
-    assert time.monotonic() - t0 < 1.0
+    p.stop(timeout=1.0)  # joins each thread against one 1 s deadline: none alive after it means all ended within it
     assert _pipeline_threads() == []
 
 

