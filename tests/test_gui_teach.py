@@ -120,7 +120,7 @@ def test_recording_writes_the_clips_with_their_frame_counts_and_delete_and_undo_
     top = clip_list.tree.topLevelItem(0)
     assert top.text(0) == "spin  (3 clips)" and [top.child(i).text(1) for i in range(3)] == ["30"] * 3
     assert "3 clip(s) of 'spin' saved" in recorder.record_status.text()
-    assert w.controller.pipeline is not None and not w.controller.pipeline._taps  # the recorder let go of the frames
+    assert w.controller.pipeline is not None and not w.controller.pipeline.taps  # the recorder let go of the frames
 
     # A bad clip: select it, Del; the count follows; Undo puts it back.
     assert clip_list.select_clip(made[1])

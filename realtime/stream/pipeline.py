@@ -111,6 +111,11 @@ class Pipeline(StreamCore[Prediction]):
         """
         self._stream.taps = [*self._stream.taps, tap]
 
+    @property
+    def taps(self) -> tuple[Callable[[np.ndarray], object], ...]:
+        """The taps attached now (a recorder removes its own when done)."""
+        return tuple(self._stream.taps)
+
     def remove_tap(self, tap: Callable[[np.ndarray], object]) -> None:
         self._stream.remove_tap(tap)
 
