@@ -155,6 +155,8 @@ class Stream:
 class StreamCore(Generic[P]):
     """Sources -> per-source capture and flow -> one infer stage -> Predictions. See the module's docstring."""
 
+    keep_going = False  # a source that cannot be opened is left out (reported) instead of refusing the start
+
     def __init__(
         self,
         sources: Sequence[str | int | FrameSource],
@@ -228,14 +230,19 @@ class StreamCore(Generic[P]):
             st.status = "running"
 
     def _open_sources(self) -> None:
-        """Open every source at once (network streams can each take up to the timeout to answer); a source
-        that cannot be opened refuses the start with a UserError naming its stream."""
+        """Open every source at once (network streams can each take up to the timeout to answer). A source
+        that cannot be opened refuses the start with a UserError naming its stream; with `keep_going`, the
+        ones that open are served and the others reported (all failing still refuses)."""
         errors = self._open_all()
-        if errors:
+        if not errors:
+            return
+        if not self.keep_going or len(errors) == len(self.streams):
             self._close_opened()
             st, _ = errors[0]
             more = f" (and {len(errors) - 1} more source(s) failed to open)" if len(errors) > 1 else ""
             raise UserError(f"stream {st.number}: {st.error}{more}")
+        for st, _ in errors:
+            log.warning("stream %d: %s; serving the other streams", st.number, st.error)
 
     def _open_all(self) -> list[tuple[Stream, BaseException]]:
         def open_one(st: Stream) -> FrameSource:

@@ -30,7 +30,6 @@ build fails, batch-1 engines and row by row).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -45,8 +44,6 @@ from .core import Stream, StreamCore
 from .flow import FlowSettings
 from .prediction import Prediction
 from .stages import PipelineStats
-
-log = logging.getLogger("twostream")
 
 
 @dataclass
@@ -108,19 +105,6 @@ class MultiPipeline(StreamCore[StreamPrediction]):
 
     def _prediction(self, st: Stream, **fields: Any) -> StreamPrediction:
         return StreamPrediction(**fields, stream=st.number, source=st.name)
-
-    def _open_sources(self) -> None:
-        """Every source at once; with `keep_going`, the ones that open are served and the others reported."""
-        errors = self._open_all()
-        if not errors:
-            return
-        if not self.keep_going or len(errors) == len(self.streams):
-            self._close_opened()
-            st, _ = errors[0]
-            more = f" (and {len(errors) - 1} more source(s) failed to open)" if len(errors) > 1 else ""
-            raise UserError(f"stream {st.number}: {st.error}{more}")
-        for st, _ in errors:
-            log.warning("stream %d: %s; serving the other streams", st.number, st.error)
 
     # -- reporting ----------------------------------------------------------
     def summary(self) -> dict:
