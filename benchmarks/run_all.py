@@ -30,6 +30,7 @@ BENCHMARKS = {
     "flow_accuracy": "Flow method against accuracy: one temporal net trained from scratch on each method's flow, tested on the procedural test split",
     "multistream": "Multi-stream: one MultiPipeline batching N sources against N separate pipelines, sources at 30 fps",
     "teach": "Teach: 3 new classes x 10 recorded clips taught to the shipped model, tested on clips recorded separately",
+    "reliability": "Reliability: how soon a lost, stalled or silent input is reported and recovered, and how soon stop and the app's close return",
 }
 
 

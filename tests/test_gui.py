@@ -386,14 +386,13 @@ def test_settings_are_remembered_between_runs(qtbot, open_window, settings_file:
     assert "synthetic:wave" in settings_file.read_text()
 
 
-def test_closing_stops_every_thread_and_releases_the_source_within_a_second(qtbot, open_window, video_file: Path) -> None:
+def test_closing_stops_every_thread_and_releases_the_source(qtbot, open_window, video_file: Path) -> None:
+    """How long close takes: benchmarks/reliability.py (bar 1 s)."""
     w = open_window(str(video_file))
     wait_for_frames(qtbot, w, 2)
     source = w.controller.source
     assert source is not None and not source.released and "twostream-capture" in _threads()
-    t0 = time.monotonic()
-    w.close()
-    assert time.monotonic() - t0 < 1.0
+    w.close()  # returns once the pipeline has stopped: nothing left running below
     assert source.released
     assert _threads() == []
 

@@ -197,7 +197,10 @@ def test_both_streams_deploy_what_validation_chose_and_evaluate_reports_it(still
     cfg = load_checkpoint(out).config
     choice = cfg.provenance["fusion_choice"]
     assert cfg.fusion.mode == "weighted" and cfg.fusion.spatial_weight == choice["spatial_weight"]
-    assert 0 < cfg.fusion.min_score < 1 and choice["unknown"]["threshold"] == cfg.fusion.min_score
+    unknown = choice["unknown"]  # calibrated on the chosen fusion's validation frames (the rule itself: the unit test above)
+    assert 0 <= cfg.fusion.min_score < 1 and unknown["threshold"] == cfg.fusion.min_score and unknown["frames"] > 0
+    assert unknown["correct_frames_below"] <= unknown["cap_quantile"]  # never holds back more right frames than the cap
+    assert unknown["wrong_frames"] > 0 or cfg.fusion.min_score == 0.0  # all validation frames right: nothing to hold back
     assert cfg.provenance["validation_clips"] == 6  # 2 of each class: one validation clip per class decides nothing
     dep = metrics["deployed"]
     assert dep["mode"] == choice["chosen"] and dep["spatial_weight"] == cfg.fusion.spatial_weight and dep["min_score"] == cfg.fusion.min_score

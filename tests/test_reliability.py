@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import synthetic_frames, write_video
+from outages import StallingPipe
 from realtime.nets.engines import create_engine
 from realtime.errors import SourceError
 from realtime.logs import scrub
@@ -294,77 +295,44 @@ def test_random_bytes_and_a_directory_are_refused_in_one_line(tmp_path) -> None:
         open_source(tmp_path)
 
 
-class _StallingPipe:
+def _stalling_pipe(tmp_path: Path, fraction: float) -> StallingPipe:
     """A named pipe that delivers the first `fraction` of a video file, then stays open and silent."""
-
-    def __init__(self, tmp_path: Path, fraction: float):
-        video = write_video(tmp_path / "clip.avi", synthetic_frames("swipe_up", 40))
-        self.data = video.read_bytes()[: int(len(video.read_bytes()) * fraction)]
-        self.path = tmp_path / "camera.fifo"
-        os.mkfifo(self.path)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._write, daemon=True)
-        self.thread.start()
-
-    def _write(self) -> None:
-        deadline = time.monotonic() + 30
-        fd = None
-        while fd is None and time.monotonic() < deadline and not self.done.is_set():
-            try:  # non-blocking, so the writer never hangs when no reader comes
-                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError:
-                time.sleep(0.02)
-        if fd is None:
-            return
-        os.set_blocking(fd, True)
-        try:
-            os.write(fd, self.data)
-        except OSError:
-            pass
-        self.done.wait(30)
-        os.close(fd)
-
-    def close(self) -> None:
-        self.done.set()
-        self.thread.join(5)
+    video = write_video(tmp_path / "clip.avi", synthetic_frames("swipe_up", 40)).read_bytes()
+    return StallingPipe(tmp_path / "camera.fifo", video[: int(len(video) * fraction)])
 
 
 def test_a_file_that_stops_delivering_without_closing_times_out(tmp_path, tiny_model) -> None:
-    pipe = _StallingPipe(tmp_path, 0.5)
+    """How soon after the last frame it fails: benchmarks/reliability.py (bar 2.5 s with a 1 s timeout)."""
+    pipe = _stalling_pipe(tmp_path, 0.5)
     preds = []
-    t0 = time.monotonic()
     try:
         with pytest.raises(SourceError, match=r"camera.fifo: no frame for 1.0 s; it stopped delivering frames without ending"):
             with Pipeline(pipe.path, tiny_model, engine="torch", source_timeout=1.0) as p:
                 for q in p:
-                    preds.append((time.monotonic(), q))
+                    preds.append(q)
     finally:
         pipe.close()
     assert 10 <= len(preds) < 40
-    assert time.monotonic() - preds[-1][0] < 2.5 and time.monotonic() - t0 < 10
     assert [t for t in pipeline_threads() if t != "twostream-source"] == []
 
 
 def test_the_cli_reports_a_stalled_input_in_one_line_and_exits(tmp_path) -> None:
-    pipe = _StallingPipe(tmp_path, 0.5)
+    pipe = _stalling_pipe(tmp_path, 0.5)
     try:
-        t0 = time.monotonic()
-        r = twostream("run", str(pipe.path), "--engine", "torch", "--timeout", "1", "-q")
-        elapsed = time.monotonic() - t0
+        r = twostream("run", str(pipe.path), "--engine", "torch", "--timeout", "1", "-q", timeout=30)  # a hang fails here
     finally:
         pipe.close()
-    assert "no frame for 1.0 s" in one_error_line(r) and elapsed < 30
+    assert "no frame for 1.0 s" in one_error_line(r)
 
 
 def test_a_pipe_that_never_delivers_fails_to_open_within_the_timeout(tmp_path) -> None:
-    pipe = _StallingPipe(tmp_path, 0.0)
-    t0 = time.monotonic()
+    """How soon: benchmarks/reliability.py (bar 3 s with a 1 s timeout)."""
+    pipe = _stalling_pipe(tmp_path, 0.0)
     try:
         with pytest.raises(SourceError, match=r"camera.fifo: file could not be opened within"):
             open_source(pipe.path, timeout_s=1.0)
     finally:
         pipe.close()
-    assert time.monotonic() - t0 < 3.0
 
 
 # -- overload -----------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ import pytest
 
 from realtime.stream.pipeline import Pipeline
 from realtime.io.sources import open_source
-from rtsp_server import RtspServer, frame_age_ms, unavailable_reason
+from outages import StatusLog
+from rtsp_server import RtspServer, unavailable_reason
 from test_reliability import process_sockets
 
 pytestmark = pytest.mark.rtsp
@@ -61,48 +62,25 @@ def _source_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name == "twostream-source"]
 
 
-class _StatusLog:
-    """Samples a pipeline's status every 10 ms on a side thread: (time, status, source message)."""
-
-    def __init__(self, pipe: Pipeline):
-        self.pipe, self.rows = pipe, []  # type: ignore[var-annotated]
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(0.01):
-            src = self.pipe.source
-            self.rows.append((time.monotonic(), self.pipe.status, src.status_message if src else ""))
-
-    def close(self) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def first(self, status: str, after: float = 0.0) -> tuple[float, str, str] | None:
-        return next((r for r in self.rows if r[1] == status and r[0] >= after), None)
-
-
-def test_reads_a_live_rtsp_stream_at_its_rate_with_low_latency(rtsp, tiny_model) -> None:
+def test_reads_a_live_rtsp_stream_as_a_live_source(rtsp, tiny_model) -> None:
+    """Its rate and the frames' age at prediction are timed by benchmarks/reliability.py."""
     server = rtsp(fps=30)
-    ages, preds = [], []
+    preds = []
     with Pipeline(server.url, tiny_model, engine="torch", source_timeout=2.0) as p:
         assert p.source is not None and p.source.is_live and p.source.fps == 30
         for pred in p:
-            ages.append(frame_age_ms(pred.frame))  # made by the server -> predicted here
             preds.append(pred)
             if len(preds) == 60:
                 break
     assert all(q.frame.shape == (120, 160, 3) and q.status == "ok" for q in preds)
     assert preds[-1].ready and [q.index for q in preds] == sorted(q.index for q in preds)
-    assert 20 < p.summary()["fps"] < 40  # read at the camera's rate, not faster, not a backlog
-    assert np.median(ages[20:]) < 250, f"frame age at prediction: {ages[20:]}"
+    assert len({q.capture_ts for q in preds}) == len(preds)  # every prediction a new frame, none replayed
 
 
-def test_server_killed_and_restarted_reconnects_within_2s_with_no_flow_across_the_gap(rtsp, tiny_model) -> None:
+def test_server_killed_and_restarted_reconnects_with_no_flow_across_the_gap(rtsp, tiny_model) -> None:
     server = rtsp(fps=30)
     pipe = Pipeline(server.url, tiny_model, engine="torch", source_timeout=2.0).start()
-    status = _StatusLog(pipe)
+    status = StatusLog(pipe)
     warm, times = threading.Event(), {}
 
     def outage() -> None:
@@ -137,26 +115,25 @@ def test_server_killed_and_restarted_reconnects_within_2s_with_no_flow_across_th
 
     # Seen while the server was away: the pipeline said so, with a readable, redacted reason.
     lost = status.first("reconnecting", after=times["kill"])
-    assert lost is not None and lost[0] < times["back"] and lost[0] - times["kill"] < 0.5
+    assert lost is not None and lost[0] < times["back"]  # how soon: benchmarks/reliability.py (bar 0.5 s)
     assert "reconnecting" in lost[2] and "127.0.0.1" in lost[2]
     assert status.rows[-1][1] == "running" or pipe.status in ("stopped", "finished")
 
-    # Back within 2 s of the server, in the same process and pipeline, with the flow ring restarted.
+    # Back, in the same process and pipeline, with the flow ring restarted (how soon: benchmarks/reliability.py, bar 2 s).
     first = after[0]
-    assert first.capture_ts - times["back"] < 2.0, f"resumed {first.capture_ts - times['back']:.2f} s after the server"
     assert first.status == "reconnected" and not first.ready, "flow was computed across the gap"
     assert first.index > before[-1].index
     ready_again = [q for q in after if q.ready]
     assert ready_again and all(q.status == "ok" for q in ready_again)
     assert all(q.status in ("reconnected", "ok") for q in after)
-    assert summary["reconnects"] == 1 and 1.5 < summary["source_down_s"] < 4.0
+    assert summary["reconnects"] == 1 and summary["source_down_s"] > 1.5  # the server was away 2 s
     assert source_threads == ["twostream-source"]  # the lost connection's capture thread has ended
 
 
 def test_a_stream_that_stalls_without_closing_is_detected_and_recovers(rtsp, tiny_model) -> None:
     server = rtsp(fps=30)
     pipe = Pipeline(server.url, tiny_model, engine="torch", source_timeout=1.0).start()
-    status = _StatusLog(pipe)
+    status = StatusLog(pipe)
     preds, times = [], {}
     try:
         for pred in pipe:
@@ -174,9 +151,9 @@ def test_a_stream_that_stalls_without_closing_is_detected_and_recovers(rtsp, tin
         status.close()
     lost = status.first("reconnecting", after=times["pause"])
     assert lost is not None, "a stalled stream was never reported"
-    assert 0.9 < lost[0] - times["pause"] < 2.0 and "no frame for 1.0 s" in lost[2]
+    assert lost[0] - times["pause"] > 0.9 and "no frame for 1.0 s" in lost[2]  # not before its timeout (how soon after: the benchmark)
     after = [q for q in preds if q.capture_ts > times["resume"]]
-    assert after[0].capture_ts - times["resume"] < 4.0  # an attempt in flight may wait out its open timeout
+    assert after and after[0].status == "reconnected"
     assert pipe.summary()["reconnects"] == 1
 
 
