@@ -33,10 +33,10 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINS = ((0, 4), (4, 10), (10, 20), (20, 10**9))
 
 
-def demo(model, engine: str, frames: int) -> dict:
+def demo(model, engine: str, frames: int, smoothing: int = 8) -> dict:
     rows = []
     last, since = None, 0
-    with Pipeline("synthetic:demo?fps=0", model, engine=engine, max_frames=frames, file_batch=1) as p:
+    with Pipeline("synthetic:demo?fps=0", model, engine=engine, max_frames=frames, file_batch=1, smoothing=smoothing) as p:
         for pred in p:
             since = 0 if pred.truth != last else since + 1
             last = pred.truth
@@ -52,6 +52,7 @@ def demo(model, engine: str, frames: int) -> dict:
     }
     return {
         "engine": name,
+        "smoothing": smoothing,
         "ready_frames": len(rows),
         "top_right": round(float(top.mean()), 4),
         "named_right": round(float((known & right).mean()), 4),
@@ -61,12 +62,12 @@ def demo(model, engine: str, frames: int) -> dict:
     }
 
 
-def real(model, engine: str, clips: list[Path]) -> dict:
+def real(model, engine: str, clips: list[Path], smoothing: int = 8) -> dict:
     ready = unknown = 0
     per = {}
     for c in clips:
         n = u = 0
-        with Pipeline(str(c), model, engine=engine) as p:
+        with Pipeline(str(c), model, engine=engine, smoothing=smoothing) as p:
             for pred in p:
                 if pred.ready:
                     n += 1
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1200)
     ap.add_argument("--engines", nargs="+", default=["onnxruntime", "onnxruntime-int8"])
     ap.add_argument("--real", nargs="*", help="real clips (default: the two samples in ../shared/data and the dev set's test clips)")
+    ap.add_argument("--smoothing", type=int, nargs="+", default=[8], help="smoothing windows to run the demo with (default 8, what `run` uses)")
     ap.add_argument("--out", default=str(RESULTS / "demo.json"))
     args = ap.parse_args()
     model = default_model()
@@ -96,8 +98,10 @@ def main() -> None:
         "runs": {},
     }
     for eng in args.engines:
-        res["runs"][eng] = {"synthetic_demo": demo(model, eng, args.frames), "real": real(model, eng, clips) if clips else None}
-        print(eng, json.dumps(res["runs"][eng]), flush=True)
+        for sm in args.smoothing:
+            key = eng if args.smoothing == [8] else f"{eng}, smoothing {sm}"
+            res["runs"][key] = {"synthetic_demo": demo(model, eng, args.frames, sm), "real": real(model, eng, clips, sm) if clips else None}
+            print(key, json.dumps(res["runs"][key]), flush=True)
     finish(res["machine"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,8 +114,9 @@ def main() -> None:
     for eng, r in res["runs"].items():
         d, rl = r["synthetic_demo"], r["real"]
         by = ", ".join(f"{k}: {v:.0%}" for k, v in d["top_right_by_frames_since_change"].items())
+        sm_note = "" if d.get("smoothing", 8) == 8 else f", smoothing {d['smoothing']}"
         lines.append(
-            f"| {d['engine']} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
+            f"| {d['engine']}{sm_note} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
             f"{d['unknown']:.1%} | {by} | " + (f"{rl['unknown']:.1%} of {rl['ready_frames']} ({rl['clips']} clips)" if rl else "-") + " |"
         )
     lines.append(

@@ -83,7 +83,7 @@ def test_realtime_file_is_paced_at_its_fps(video_file) -> None:
         src.read()
     elapsed = time.monotonic() - t0
     src.close()
-    assert src.is_live and 0.35 < elapsed < 3.0  # 10 intervals of 40 ms: never faster; slower only on a loaded machine
+    assert src.is_live and elapsed > 0.35  # 10 intervals of 40 ms: never faster (a loaded machine is only slower)
 
 
 def test_synthetic_source_is_deterministic_and_knows_its_labels() -> None:
