@@ -86,56 +86,41 @@ def rtsp_rate(server: Any, model: Any, engine: str, frames: int = 120) -> dict:
     return {"rtsp_fps": round(fps, 2), "rtsp_frame_age_ms": round(float(np.median(ages[frames // 3 :])), 1)}
 
 
-def rtsp_outage(server: Any, model: Any, engine: str) -> dict:
-    pipe = Pipeline(server.url, model, engine=engine, source_timeout=2.0).start()
+def _fault(server: Any, model: Any, engine: str, timeout: float, fault: Callable[[], None], restore: Callable[[], float], down_s: float) -> tuple[float, float]:
+    """45 frames in, `fault()`; `down_s` later, `restore()` (returns when the stream is back). Seconds from
+    the fault to status 'reconnecting', and from the return to the next predicted frame."""
+    pipe = Pipeline(server.url, model, engine=engine, source_timeout=timeout).start()
     status = StatusLog(pipe)
     times: dict[str, float] = {}
-    resumed = None
+    resumed = float("inf")
     try:
         for i, pred in enumerate(pipe):
-            if i == 45 and "kill" not in times:
-                times["kill"] = time.monotonic()
-                server.kill()
-                threading.Timer(2.0, lambda: (server.start(), times.setdefault("back", server.ready_at))).start()
+            if i == 45 and "fault" not in times:
+                times["fault"] = time.monotonic()
+                fault()
+                threading.Timer(down_s, lambda: times.setdefault("back", restore())).start()
             if "back" in times and pred.capture_ts > times["back"]:
                 resumed = pred.capture_ts - times["back"]
                 break
-            if "kill" in times and time.monotonic() - times["kill"] > 20:
+            if "fault" in times and time.monotonic() - times["fault"] > 20:
                 break
     finally:
         pipe.stop()
         status.close()
-    lost = status.first("reconnecting", after=times["kill"])
-    return {
-        "outage_reported_s": round(lost[0] - times["kill"], 3) if lost else float("inf"),
-        "outage_resumed_s": round(resumed, 3) if resumed is not None else float("inf"),
-    }
+    lost = status.first("reconnecting", after=times["fault"])
+    return (round(lost[0] - times["fault"], 3) if lost else float("inf")), round(resumed, 3)
+
+
+def rtsp_outage(server: Any, model: Any, engine: str) -> dict:
+    """The server killed mid-stream (SIGKILL) and restarted 2 s later."""
+    reported, resumed = _fault(server, model, engine, 2.0, server.kill, lambda: (server.start(), server.ready_at)[1], 2.0)
+    return {"outage_reported_s": reported, "outage_resumed_s": resumed}
 
 
 def rtsp_stall(server: Any, model: Any, engine: str) -> dict:
-    pipe = Pipeline(server.url, model, engine=engine, source_timeout=1.0).start()
-    status = StatusLog(pipe)
-    times: dict[str, float] = {}
-    resumed = None
-    try:
-        for i, pred in enumerate(pipe):
-            if i == 45 and "pause" not in times:
-                times["pause"] = time.monotonic()
-                server.pause()
-                threading.Timer(3.0, lambda: (times.setdefault("resume", time.monotonic()), server.resume())).start()
-            if "resume" in times and pred.capture_ts > times["resume"]:
-                resumed = pred.capture_ts - times["resume"]
-                break
-            if "pause" in times and time.monotonic() - times["pause"] > 20:
-                break
-    finally:
-        pipe.stop()
-        status.close()
-    lost = status.first("reconnecting", after=times["pause"])
-    return {
-        "stall_reported_s": round(lost[0] - times["pause"], 3) if lost else float("inf"),
-        "stall_resumed_s": round(resumed, 3) if resumed is not None else float("inf"),
-    }
+    """The server stalls without closing (SIGSTOP) for 3 s, with a 1 s source timeout."""
+    reported, resumed = _fault(server, model, engine, 1.0, server.pause, lambda: (time.monotonic(), server.resume())[0], 3.0)
+    return {"stall_reported_s": reported, "stall_resumed_s": resumed}
 
 
 def stop_while_stalled(server: Any, model: Any, engine: str) -> dict:
