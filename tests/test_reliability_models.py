@@ -163,13 +163,15 @@ def test_a_pickle_never_runs_its_payload(good, tmp_path) -> None:
             with pytest.raises(CheckpointError, match=r"corrupt|does not describe a model|never unpickles"):
                 load_checkpoint(path)
         assert not marker.exists(), f"{name}: the payload ran"
-    for path in cases.values():  # and through the command line
-        subprocess.run(
-            [sys.executable, "-m", "realtime.cli", "run", "synthetic:demo?fps=0", "--model", str(path), "--max-frames", "2", "--engine", "torch", "-q"],
-            cwd=ROOT,
-            capture_output=True,
-            timeout=120,
-        )
+    # and through the command line: every case in one child process, each a full `twostream run`
+    script = (
+        "import sys\nfrom realtime.cli import main\n"
+        "for path in sys.argv[1:]:\n"
+        "    main(['run', 'synthetic:demo?fps=0', '--model', path, '--max-frames', '2', '--engine', 'torch', '-q'])\n"
+        "    print('ran', path, flush=True)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, *map(str, cases.values())], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert r.stdout.count("ran ") == len(cases), r.stderr  # every case reached its end (refused or run), none crashed the process
     assert not marker.exists(), "the payload ran in the CLI"
 
 

@@ -19,6 +19,8 @@ from realtime.stream.pipeline import Pipeline
 from realtime.io.record import ClipLibrary
 from realtime.io.synthetic import CLASSES, EXTRA_CLASSES
 
+from clips import record_clips
+
 NEW = list(EXTRA_CLASSES)  # spin, bounce, zigzag: motions the shipped model was never trained on
 
 
@@ -27,20 +29,7 @@ def twostream(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def record(root: Path, label: str, clips: int, seed: int, seconds: float = 1.5) -> None:
-    r = twostream(
-        "record",
-        f"synthetic:{label}?fps=0&seed={seed}&clip={round(seconds * 30)}",
-        "--label",
-        label,
-        "--clips",
-        str(clips),
-        "--seconds",
-        str(seconds),
-        "--to",
-        str(root),
-        "-q",
-    )
-    assert r.returncode == 0, r.stderr
+    record_clips(root, label, clips, seconds, f"synthetic:{label}?fps=0&seed={seed}&clip={round(seconds * 30)}")
 
 
 @pytest.fixture(scope="module")

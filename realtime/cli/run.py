@@ -19,11 +19,14 @@ MIN_SCORE_HELP = (
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..io.annotate import AnnotatedWriter, annotate
-    from ..stream.pipeline import Pipeline, Prediction
+    from ..io.sources import check_source
 
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
+    check_source(args.source)  # a missing file is said at once, not after torch and the model have loaded
+    from ..io.annotate import AnnotatedWriter, annotate
+    from ..stream.pipeline import Pipeline, Prediction
+
     writer = AnnotatedWriter(args.out, 30.0) if args.out else None  # validated before the model loads
     pipe = Pipeline(args.source, args.model, spatial_weight=args.spatial_weight, **stream_options(args))
     untrained = pipe.announce(args.model)

@@ -13,6 +13,14 @@ from .options import add_fusion_option, add_model_options, stream_options
 def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError("--max-frames must be at least 1")
+    if not args.keep_going:  # a missing file refuses the start: say so before torch and the model load
+        from ..io.sources import check_source
+
+        for number, source in enumerate(args.sources):
+            try:
+                check_source(source)
+            except UserError as e:
+                raise UserError(f"stream {number}: {e}") from None
     from ..stream.multistream import MultiPipeline, StreamPrediction
 
     mp = MultiPipeline(args.sources, args.model, keep_going=args.keep_going, **stream_options(args))

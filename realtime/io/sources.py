@@ -100,6 +100,25 @@ def parse_source(text: str | int) -> SourceSpec:
     return SourceSpec("file", path, path)
 
 
+def check_file(spec: SourceSpec) -> Path:
+    """A file source's path, or SourceError if there is no file to open there."""
+    path = Path(spec.target)
+    if not path.exists():
+        raise SourceError(f"{spec.name}: no such file")
+    if path.is_dir():
+        raise SourceError(f"{spec.name}: is a directory, not a video file")
+    return path
+
+
+def check_source(source: str | int) -> SourceSpec:
+    """What `open_source` would refuse before touching the source (a bad name, a missing file), raised
+    as the same one-line SourceError; cheap, so a command says it before it loads a model."""
+    spec = parse_source(source)
+    if spec.kind == "file":
+        check_file(spec)
+    return spec
+
+
 class Pacer:
     """Hands out frames at `fps`: `wait()` sleeps until the next one is due. After a stall it catches up
     at most `catch_up` seconds' worth of frames at once instead of bursting through everything it missed."""
@@ -462,11 +481,7 @@ def _open_capture(spec: SourceSpec, timeout_s: float) -> cv2.VideoCapture:
             raise SourceError(f"{spec.name}: camera could not be opened; run 'twostream info' to list the cameras that open")
         return cap
     if spec.kind == "file":
-        path = Path(spec.target)
-        if not path.exists():
-            raise SourceError(f"{spec.name}: no such file")
-        if path.is_dir():
-            raise SourceError(f"{spec.name}: is a directory, not a video file")
+        path = check_file(spec)
         cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, timeouts)
         if not cap.isOpened():
             raise SourceError(f"{spec.name}: cannot be decoded as video (unsupported or corrupt file)")

@@ -29,15 +29,12 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from ..errors import UserError
+from ..options import ONNX_DYNAMO_MIN_OPSET, ONNX_EXPORTERS, ONNX_OPSET, ONNX_SIDECAR, ONNX_TOLERANCE
 
 log = logging.getLogger("twostream")
 FORMAT = "twostream-onnx"
 VERSION = 1
-SIDECAR = "twostream.json"
-OPSET = 17  # read by TensorRT 8.6+, Triton's ONNX Runtime back end and DeepStream
-DYNAMO_MIN_OPSET = 18  # the torch.export-based exporter writes 18+ (it cannot convert its graphs down to 17)
-TOLERANCE = 1e-4  # max abs difference of softmax scores allowed between ONNX Runtime and torch
-EXPORTERS = ("torchscript", "dynamo")
+SIDECAR, OPSET, DYNAMO_MIN_OPSET, TOLERANCE, EXPORTERS = ONNX_SIDECAR, ONNX_OPSET, ONNX_DYNAMO_MIN_OPSET, ONNX_TOLERANCE, ONNX_EXPORTERS
 VERIFY_BATCHES = (1, 3)
 INPUT_NAMES = {"spatial": "rgb", "temporal": "flow"}
 OUTPUT_NAME = "scores"
