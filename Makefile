@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 export QT_QPA_PLATFORM ?= offscreen
+# pytest-xdist workers for `make test` (a test file stays on one worker: its module fixtures are built once);
+# TEST_WORKERS=0 runs the suite in this process, one test after another
+TEST_WORKERS ?= 2
 
 .PHONY: demo test model install install-dev system-deps clean
 demo: $(VENV)/.core
@@ -12,7 +15,7 @@ test: $(VENV)/.dev system-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 install: $(VENV)/.core
 install-dev: $(VENV)/.dev

@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite on 2 workers. Each worker (and every child process it starts) then does
+    # torch's math on one thread: two workers with a thread per core each would oversubscribe the cores,
+    # and OpenMP threads spinning against each other starve a training run beside a live pipeline for minutes.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TWOSTREAM_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "twostream"))
 
 import cv2  # noqa: E402
