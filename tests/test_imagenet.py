@@ -72,7 +72,7 @@ def test_converter_writes_safetensors_that_load_into_any_channel_count(tmp_path:
     state = load_file(str(out))
     reference = imagenet.load_state()
     assert set(state) == set(reference) and all(torch.equal(state[k], reference[k]) for k in state)
-    from realtime.train.trainer import load_init
+    from realtime.train.pretrained import load_init
 
     flow_net = create_model("efficientnet_lite0", 5, 20)
     loaded = load_init(flow_net, str(out), 20)

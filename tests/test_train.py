@@ -24,7 +24,8 @@ from realtime.train.data import flow_window, protocol_crops, protocol_positions
 from realtime.train.datasets import open_dataset
 from realtime.train.procedural import make_dataset
 from realtime.train.sgd import Batch, SGDLoop
-from realtime.train.trainer import TrainOptions, load_init, train
+from realtime.train.pretrained import load_init
+from realtime.train.trainer import TrainOptions, train
 
 ROOT = Path(__file__).resolve().parent.parent
 EASY = ["swipe_left", "swipe_right"]  # differ only in motion: the temporal stream's job

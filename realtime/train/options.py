@@ -1,4 +1,4 @@
-"""`train`'s options and their defaults: the one place they live. The command line (realtime/train/cli.py)
+"""`train`'s options and their defaults: the one place they live. The command line (realtime/cli/train.py)
 builds its defaults from this dataclass; imports nothing heavy, so `twostream --help` stays fast."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import shlex
 import sys
 from dataclasses import MISSING, dataclass, field, fields
 
+from ..options import CLIP_LENGTH, FLOW_ALGORITHM, FLOW_PRESET, FLOW_SIZE, INPUT_SIZE, SPATIAL_ARCH, TEMPORAL_ARCH
+
 
 @dataclass
 class TrainOptions:
@@ -14,13 +16,13 @@ class TrainOptions:
     out: str
     stream: str = "both"
     arch: str | None = None  # both streams' architecture, when given (overrides the two below)
-    spatial_arch: str = "efficientnet_lite0"
-    temporal_arch: str = "resnet18_050"
-    size: int = 112
-    work_size: int = 128
-    clip_length: int = 10
-    flow_algorithm: str = "dis"
-    flow_preset: str = "ultrafast"
+    spatial_arch: str = SPATIAL_ARCH
+    temporal_arch: str = TEMPORAL_ARCH
+    size: int = INPUT_SIZE
+    work_size: int = FLOW_SIZE
+    clip_length: int = CLIP_LENGTH
+    flow_algorithm: str = FLOW_ALGORITHM
+    flow_preset: str = FLOW_PRESET
     epochs: int | None = None  # exactly this many epochs when given; by default a budget of steps (below)
     steps: int | None = None  # optimiser steps per stream; default max(min_steps, 30 epochs' worth)
     min_steps: int = 300  # a small dataset still gets enough steps (48 clips x 30 epochs would be ~45)

@@ -14,7 +14,6 @@ import datetime
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,9 @@ from ..errors import CheckpointError, UserError
 from ..stream.flow import FlowSettings
 from ..nets.models import ARCHITECTURES, ActionNet, classifier_layer, create_model
 from .cache import FlowCache
+from .card import write_model_card
+from .distributed import barrier, rank_and_world, setup_distributed
+from .pretrained import init_source, load_init
 from .options import TrainOptions  # noqa: F401  (re-exported: the one place the training defaults live)
 from .data import StreamSamples
 from .datasets import Clip, VideoDataset, open_dataset
@@ -50,90 +52,6 @@ from .sgd import Batch, SGDLoop, StepOutcome, collate
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
 DEFAULT_EPOCHS = 30  # the step budget's floor for a large dataset, when --epochs and --steps are not given
-
-
-# -- distributed helpers ------------------------------------------------------
-def _dist() -> tuple[int, int]:
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
-def _setup_distributed(device: torch.device) -> tuple[int, int]:
-    rank, world = _dist()
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
-        if device.type == "cpu":
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) // world))
-    return rank, world
-
-
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-# -- init from ImageNet weights ---------------------------------------------------
-def init_source(stream: str, arch: str, init: str) -> str | None:
-    """What a stream's net starts from: 'imagenet', a state-dict path, or None (from scratch).
-
-    `auto` (the default) gives the spatial stream ImageNet weights when its architecture has them
-    (the paper's lesson: ~42% from scratch against ~73% fine-tuned on UCF-101) and trains the
-    temporal stream from scratch, as the paper does."""
-    from ..nets.imagenet import ARCH as IMAGENET_ARCH
-
-    if init in ("none", "", None):
-        return None
-    if init == "auto":
-        return "imagenet" if stream == "spatial" and arch == IMAGENET_ARCH else None
-    if init == "imagenet":
-        return "imagenet" if arch == IMAGENET_ARCH else None
-    return init
-
-
-def load_init(net: nn.Module, path: str, in_chans: int) -> int:
-    """Load ImageNet weights ('imagenet', or a torchvision/efficientnet_pytorch-format state dict file);
-    the first conv is cross-modality initialised for flow.
-
-    For a 2L-channel net the RGB filters are averaged over their 3 channels and replicated over
-    the 2L flow channels (the paper's follow-up, TSN). The classifier is left fresh. Returns how
-    many tensors were loaded.
-    """
-    if path == "imagenet":
-        from ..nets.imagenet import load_state
-
-        state = load_state()
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"--init {path}: no such file (or use --init imagenet / --init none)")
-        try:
-            if p.suffix == ".safetensors":
-                from safetensors.torch import load_file
-
-                state = load_file(str(p))
-            else:
-                state = torch.load(str(p), map_location="cpu", weights_only=True)  # restricted unpickler: no code runs
-        except Exception as e:
-            raise UserError(f"--init {path}: not a readable state dict ({str(e).splitlines()[0][:120]})") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    own = net.state_dict()
-    conv_key = next(k for k, v in own.items() if v.ndim == 4)
-    head = classifier_layer(net)
-    head_name = next(n for n, m in net.named_modules() if m is head)
-    head_keys = {f"{head_name}.weight", f"{head_name}.bias"}
-    loaded = {}
-    for k, v in state.items():
-        if k not in own or k in head_keys or not torch.is_tensor(v):
-            continue
-        if k == conv_key and v.ndim == 4 and v.shape[1] != in_chans:
-            v = v.mean(1, keepdim=True).repeat(1, in_chans, 1, 1)  # cross-modality init
-        if v.shape == own[k].shape:
-            loaded[k] = v
-    if not loaded:
-        raise UserError(f"--init {path}: no tensor matches this architecture (torchvision-format names expected)")
-    net.load_state_dict(loaded, strict=False)
-    return len(loaded)
 
 
 # -- training one stream ------------------------------------------------------------
@@ -264,7 +182,7 @@ def train_stream(
     BatchNorm statistics kept."""
     import copy
 
-    rank, world = _dist()
+    rank, world = rank_and_world()
     main = rank == 0
     # Without --epochs an epoch is at least 8 batches: a small dataset gets fewer, longer epochs (and fewer resume points and evaluations)
     repeats = opts.repeats
@@ -522,7 +440,7 @@ def train(opts: TrainOptions) -> dict:
     """Run a training job end to end; returns the metrics (empty when evaluation was skipped)."""
     _check_options(opts)
     device = resolve_device(opts.device)
-    rank, world = _setup_distributed(device)
+    rank, world = setup_distributed(device)
     main = rank == 0
     torch.manual_seed(opts.seed)
     np.random.seed(opts.seed % 2**32)
@@ -542,7 +460,7 @@ def train(opts: TrainOptions) -> dict:
     if main:
         report = cache.build(ds.train + ds.test, ds.root, workers=opts.workers, progress=opts.progress)
         log.info("%s", report.line())
-    _barrier()
+    barrier()
     train_clips, test_clips = cache.available(ds.train, ds.root), cache.available(ds.test, ds.root)
     skipped = len(ds.train) + len(ds.test) - len(train_clips) - len(test_clips)
     if not train_clips:
@@ -554,7 +472,7 @@ def train(opts: TrainOptions) -> dict:
         if main:
             log.info("multi-task second dataset: %s", ds2.summary())
             log.info("%s", cache2.build(ds2.train + ds2.test, ds2.root, workers=opts.workers, progress=opts.progress).line())
-        _barrier()
+        barrier()
         extra = (cache2.available(ds2.train, ds2.root), ds2, cache2, len(ds2.classes))
     cache_s = time.perf_counter() - t_cache
     fit_clips, val_clips = split_validation(train_clips, opts.val_fraction, opts.seed)
@@ -642,7 +560,7 @@ def train(opts: TrainOptions) -> dict:
         write_model_card(out, model.config, ds, metrics)
         log.info("saved %s%s", out, "" if model.config.trained else f" (streams trained so far: {', '.join(sorted(trained))})")
     if world > 1:
-        _barrier()
+        barrier()
         torch.distributed.destroy_process_group()
     return metrics
 
@@ -768,119 +686,3 @@ def _save_second_task(model: TwoStreamModel, heads2: dict, extra: tuple, out: Pa
         lin.load_state_dict(head[-1].state_dict())
     model2.save(out / "task2")
     log.info("saved the second task's model (%d classes of %s) to %s", len(ds2.classes), ds2.name, out / "task2")
-
-
-def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: dict) -> None:
-    prov = config.provenance
-    lines = [
-        f"# Model card: {out.name}",
-        "",
-        f"Two-stream action recognizer ({config.spatial_arch} spatial + {config.temporal_arch} temporal at {config.input_size} px, "
-        f"L={config.clip_length} flow fields, flow {config.flow.algorithm}/{config.flow.preset} at {config.flow.width}x{config.flow.height}, "
-        f"bound {config.flow.bound:g} px). Trained by `twostream train` on {prov.get('date', '?')} with torch {prov.get('torch', '?')}.",
-        "",
-        f"## Classes ({config.num_classes})",
-        "",
-        ", ".join(config.labels),
-        "",
-        "## Data",
-        "",
-        f"{ds.name} at `{ds.root}`: {prov.get('train_clips')} training clips, {prov.get('test_clips')} held-out test clips."
-        + (f" Notes: {'; '.join(ds.notes)}." if ds.notes else ""),
-        "",
-        "## Reproduce",
-        "",
-        "```",
-        prov.get("command", "?"),
-        "```",
-        "",
-    ]
-    timings = prov.get("timings", {})
-    if timings:
-        lines += ["Time taken (this run): " + ", ".join(f"{k.replace('_s', '')} {v:.0f} s" for k, v in timings.items()), ""]
-    if metrics:
-        lines += [
-            "## Held-out metrics",
-            "",
-            f"Test protocol: {metrics['protocol']['samples_per_video']} equally spaced frames / flow stacks per video, "
-            f"{metrics['protocol']['crops']} crop(s), scores averaged; {metrics['videos']} videos.",
-            "",
-            "| | top-1 | top-5 | mean class |",
-            "|---|---|---|---|",
-        ]
-        dep = metrics.get("deployed", {})
-        for key, name in (
-            ("spatial", "spatial stream"),
-            ("temporal", "temporal stream"),
-            ("fusion_avg", "fused (average)"),
-            ("fusion_svm", "fused (SVM, fitted on the validation clips)"),
-            ("deployed", f"**deployed: what `twostream run` outputs** ({dep.get('mode')}, spatial weight {dep.get('spatial_weight', 0):.1f})"),
-        ):
-            m = metrics.get(key, {})
-            if m.get("top1") is not None:
-                lines.append(f"| {name} | {m['top1']:.3f} | {m['top5']:.3f} | {m['mean_class']:.3f} |")
-        choice = prov.get("fusion_choice", {})
-        if choice.get("why"):
-            lines += [
-                "",
-                f"Fusion: {choice.get('why', '')}"
-                + (
-                    f" (validation top-1 on {choice['clips']} clips: spatial {choice['spatial']:.3f}, temporal {choice['temporal']:.3f}, "
-                    f"best mix {choice['best_mixed']:.3f} at spatial weight {choice['best_mixed_weight']:.1f})."
-                    if "clips" in choice
-                    else "."
-                ),
-            ]
-        fam = choice.get("familiarity", {})
-        if fam.get("threshold") is not None:
-            lines += [
-                "",
-                f"Familiarity: a frame whose spatial features are less like every class's prototype (cosine) than "
-                f"{fam['threshold']:.3f} is also no known action: the model has seen nothing like it "
-                f"(calibrated on {fam['frames']} {fam['on']} and frames of the procedural world).",
-            ]
-        unk = choice.get("unknown", {})
-        if unk.get("threshold") is not None:
-            lines += [
-                "",
-                f'"No known action": a frame whose fused top score is below {unk["threshold"]:.2f} is shown as no known action '
-                f"(calibrated on {unk['frames']} validation frames: {unk['correct_frames_below']:.0%} of the correctly recognised ones fall below it; "
-                "`--min-score` changes it).",
-            ]
-        scored = "the fused scores" if config.trained else f"the {metrics['streams'][0]} stream's scores"
-        if not config.trained:
-            lines += [
-                "",
-                f"Only the {metrics['streams'][0]} stream is trained so far; fused figures come once both are "
-                f"(`twostream train --stream {'spatial' if metrics['streams'][0] == 'temporal' else 'temporal'} --out {out}`).",
-            ]
-        lines += ["", f"Confusion matrix of {scored}: `confusion.png`; everything in `metrics.json`.", ""]
-    else:
-        lines += ["## Metrics", "", "Not evaluated (`--no-eval`, or no test clips).", ""]
-    inits = prov.get("init", {})
-    if inits:
-        from ..nets.imagenet import SOURCE
-
-        lines += (
-            ["## Weights", ""]
-            + [
-                f"- {st}: "
-                + (
-                    f"initialised from {SOURCE}, then fine-tuned"
-                    if src == "imagenet"
-                    else "trained from scratch"
-                    if src == "none"
-                    else f"initialised from `{src}`"
-                )
-                for st, src in inits.items()
-            ]
-            + [""]
-        )
-    lines += [
-        "## Intended use and limits",
-        "",
-        "Recognises the classes above from a live camera, stream or file with `twostream run --model " + str(out) + "`. "
-        "It has only seen the training data described here; expect it to be wrong on anything else.",
-        "",
-    ]
-    (out / "MODEL_CARD.md").write_text("\n".join(lines))
