@@ -150,3 +150,11 @@ def test_the_command_line_starts_without_torch() -> None:
     r = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.stdout.split() == ["2", "False"], r.stdout + r.stderr
     assert "/no/such/clip.mp4: no such file" in r.stderr
+
+
+def test_every_engine_name_has_exactly_one_engine_class() -> None:
+    """The names the command line, the GUI and the checkpoints accept (realtime.options) are the engines that exist."""
+    from realtime.nets.engines import ENGINE_CLASSES
+    from realtime.options import ENGINES
+
+    assert ENGINES[0] == "auto" and set(ENGINES[1:]) == set(ENGINE_CLASSES) and len(set(ENGINES)) == len(ENGINES)

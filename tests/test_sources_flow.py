@@ -143,6 +143,13 @@ def test_farneback_is_an_alternative_that_also_tracks_motion() -> None:
     assert end_point_error(flow, truth) < end_point_error(np.zeros_like(truth), truth)
     with pytest.raises(UserError, match="unknown flow algorithm"):
         FlowSettings(algorithm="tvl1-magic")
+    # its parameters are settings: they travel with a model (an older model.json without them reads the defaults)
+    wide = FlowSettings(algorithm="farneback", farneback_winsize=31)
+    assert FlowSettings.from_dict(wide.to_dict()) == wide
+    assert FlowSettings.from_dict({"algorithm": "farneback"}) == settings
+    other = FlowEstimator(wide)
+    other.push(clip.frame(0))
+    assert np.abs(other.push(clip.frame(1)) - flow).max() > 0.1  # and the estimator uses them
 
 
 def test_quantisation_round_trips_within_one_step_and_clips_at_the_bound() -> None:

@@ -18,7 +18,7 @@ import torch
 from ..errors import CheckpointError, UserError
 from ..stream.flow import FlowSettings
 from .models import ARCHITECTURES, ActionNet, create_model
-from ..options import FUSION_MODES
+from ..options import CLIP_LENGTH, FUSION_MODES, INPUT_SIZE, SPATIAL_ARCH, TEMPORAL_ARCH
 
 FORMAT = "twostream-checkpoint"
 VERSION = 1
@@ -67,10 +67,10 @@ class ModelConfig:
     """Everything about a two-stream model except its weights."""
 
     labels: list[str]
-    spatial_arch: str = "resnet18_050"
-    temporal_arch: str = "resnet18_050"
-    input_size: int = 112  # nets see a centre crop of this side from the working-size frame / flow
-    clip_length: int = 10  # L: flow fields per temporal input (2L channels)
+    spatial_arch: str = SPATIAL_ARCH
+    temporal_arch: str = TEMPORAL_ARCH
+    input_size: int = INPUT_SIZE  # nets see a centre crop of this side from the working-size frame / flow
+    clip_length: int = CLIP_LENGTH  # L: flow fields per temporal input (2L channels)
     subtract_mean_flow: bool = True
     flow: FlowSettings = field(default_factory=FlowSettings)
     rgb_mean: tuple[float, ...] = IMAGENET_MEAN

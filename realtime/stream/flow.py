@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from ..errors import UserError
+from ..options import FLOW_ALGORITHM, FLOW_PRESET, FLOW_SIZE
 
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST, "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 ALGORITHMS = ("dis", "farneback")
@@ -22,12 +23,19 @@ ALGORITHMS = ("dis", "farneback")
 class FlowSettings:
     """How flow is computed and stored. Displacements are in working-size pixels."""
 
-    algorithm: str = "dis"
-    preset: str = "ultrafast"  # DIS preset; ignored by Farneback
-    width: int = 128  # frames are resized (not cropped) to this working size before flow
-    height: int = 128
+    algorithm: str = FLOW_ALGORITHM
+    preset: str = FLOW_PRESET  # DIS preset; ignored by Farneback
+    width: int = FLOW_SIZE  # frames are resized (not cropped) to this working size before flow
+    height: int = FLOW_SIZE
     bound: float = 20.0  # displacements are clipped to +-bound pixels, as in the paper
     levels: int = 256  # quantisation: uint8 codes 0..255 span [-bound, bound]
+    # Farneback's parameters (cv2.calcOpticalFlowFarneback), used when algorithm is "farneback"
+    farneback_pyr_scale: float = 0.5
+    farneback_levels: int = 3
+    farneback_winsize: int = 15
+    farneback_iterations: int = 3
+    farneback_poly_n: int = 5
+    farneback_poly_sigma: float = 1.2
 
     def __post_init__(self) -> None:
         if self.algorithm not in ALGORITHMS:
@@ -89,7 +97,19 @@ class FlowEstimator:
         if self.settings.algorithm == "dis":
             return self._dis.calc(prev_grey, next_grey, None)  # type: ignore[call-overload]  # OpenCV's stubs omit flow=None
         out = np.empty((*prev_grey.shape[:2], 2), np.float32)  # a new array each time (callers keep it); flags 0: not read as a first guess
-        return cv2.calcOpticalFlowFarneback(prev_grey, next_grey, out, 0.5, 3, 15, 3, 5, 1.2, 0)
+        f = self.settings
+        return cv2.calcOpticalFlowFarneback(
+            prev_grey,
+            next_grey,
+            out,
+            f.farneback_pyr_scale,
+            f.farneback_levels,
+            f.farneback_winsize,
+            f.farneback_iterations,
+            f.farneback_poly_n,
+            f.farneback_poly_sigma,
+            0,
+        )
 
     def push(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """Feed the next frame; returns flow from the previous frame to it, or None for the first."""
