@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut, QStandardItemModel
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -22,15 +22,13 @@ from PyQt6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSlider,
-    QSpinBox,
     QSplitter,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from realtime import ENGINES, FUSION_MODES, device_choices, parse_source, Prediction, trained_dir, UserError
+from realtime import ENGINES, device_choices, parse_source, Prediction, trained_dir, UserError
 
 from .choices import DEFAULT_SOURCE, ModelChoices, SourceChoices
 from .controller import Controller
@@ -38,8 +36,8 @@ from .display import DisplayPresenter, TIMELINE_SECONDS
 from .session import RunRequest, SessionInfo
 from .settings import FLOW_VIEWS, AppSettings
 from .stats import model_title
+from .live_controls import LiveControls, select
 from .teach import TeachPanel
-from .threshold_box import ThresholdBox
 from .widgets import Banner, FlowView, ScoreBars, StatsPanel, Timeline, VideoView
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mkv *.mov *.m4v *.webm *.mpg *.mpeg *.wmv);;All files (*)"
@@ -173,26 +171,7 @@ class MainWindow(QMainWindow):
         self.device_box.addItems(device_choices())
         self.device_box.activated.connect(lambda _: self._rerun())
 
-        self.fusion_box = QComboBox()
-        self.fusion_box.addItems(FUSION_MODES)
-        self.fusion_box.setToolTip("avg: mean of the two streams; weighted: the slider sets the mix; svm: the model's fitted SVM")
-        self.fusion_box.activated.connect(lambda i: self.set_fusion_mode(FUSION_MODES[i]))
-        self.weight_slider = QSlider(Qt.Orientation.Horizontal)
-        self.weight_slider.setRange(0, 100)
-        self.weight_slider.setValue(50)
-        self.weight_slider.setMinimumWidth(60)
-        self.weight_slider.setToolTip("Weight of the spatial (RGB) stream in weighted fusion; the temporal stream gets the rest ([ and ])")
-        self.weight_slider.valueChanged.connect(self._on_weight_changed)
-        self.weight_label = QLabel()
-        self.weight_label.setMinimumWidth(self.weight_label.fontMetrics().horizontalAdvance("spatial 0.50 · temporal 0.50") + 4)
-        self.smoothing_box = QSpinBox()
-        self.smoothing_box.setRange(1, 120)
-        self.smoothing_box.setValue(8)
-        self.smoothing_box.setSuffix(" frames")
-        self.smoothing_box.setToolTip("Average the fused scores over this many frames (1 = off)")
-        self.smoothing_box.valueChanged.connect(self._on_smoothing_changed)
-        self.min_score_box = ThresholdBox()
-        self.min_score_box.valueChanged.connect(self._on_min_score_changed)
+        self.live = LiveControls(self.controller, self._on_problem, self._status)
         self.flow_box = QComboBox()
         self.flow_box.addItems(["colour image", "arrows on video"])
         self.flow_box.setToolTip("Show flow as a colour image beside the video, or as sparse arrows on it (F)")
@@ -234,13 +213,13 @@ class MainWindow(QMainWindow):
         live.setSpacing(6)
         for widget, stretch in (
             (QLabel("Fusion"), 0),
-            (self.fusion_box, 0),
-            (self.weight_slider, 1),
-            (self.weight_label, 0),
+            (self.live.fusion_box, 0),
+            (self.live.weight_slider, 1),
+            (self.live.weight_label, 0),
             (QLabel("  Smoothing"), 0),
-            (self.smoothing_box, 0),
+            (self.live.smoothing_box, 0),
             (QLabel("  Unknown <"), 0),
-            (self.min_score_box, 0),
+            (self.live.min_score_box, 0),
             (QLabel("  Flow"), 0),
             (self.flow_box, 0),
         ):
@@ -358,8 +337,8 @@ class MainWindow(QMainWindow):
         self.record_action = action(m, "Record / stop recording", lambda: self.record_button.click(), "R")
         action(m, "Save snapshot", lambda: self.save_snapshot(), "S")
         m.addSeparator()
-        action(m, "Spatial weight down", lambda: self.nudge_weight(-0.05), "[")
-        action(m, "Spatial weight up", lambda: self.nudge_weight(+0.05), "]")
+        action(m, "Spatial weight down", lambda: self.live.nudge_weight(-0.05), "[")
+        action(m, "Spatial weight up", lambda: self.live.nudge_weight(+0.05), "]")
         action(m, "Rescan cameras", self.controller.probe_cameras)
         m = menu("&Teach")
         self.teach_action = action(m, "Teach panel", self.show_teach, "Ctrl+T", checkable=True)
@@ -393,11 +372,12 @@ class MainWindow(QMainWindow):
         self.source_choices.fill([])
         self.source_choices.show(self.source_text)
         self.model_choices.fill(self.model_key)
-        _select(self.engine_box, engine or st.engine)
-        _select(self.device_box, device or st.device)
-        _select(self.fusion_box, st.fusion or "avg")
-        self.weight_slider.setValue(st.spatial_weight)
-        self.smoothing_box.setValue(st.smoothing)
+        select(self.engine_box, engine or st.engine)
+        select(self.device_box, device or st.device)
+        live = self.live
+        select(live.fusion_box, st.fusion or "avg")
+        live.weight_slider.setValue(st.spatial_weight)
+        live.smoothing_box.setValue(st.smoothing)
         if st.teach_folder:
             self.teach.set_root(st.teach_folder)
         recorder = self.teach.clip_recorder
@@ -408,22 +388,21 @@ class MainWindow(QMainWindow):
         if st.teach_countdown is not None:
             recorder.countdown_box.setValue(st.teach_countdown)
         self.set_flow_view(st.flow_view)
-        self._update_fusion_controls()
+        live.update()
         if st.geometry is not None:
             self.restoreGeometry(st.geometry)
         self.show_teach(st.teach_visible)
         for key, state in st.splitters.items():
             self.splitters[key].restoreState(state)
         # The pipeline starts with what the controls say; a first run uses the model's own fusion.
-        self.controller.set_smoothing(self.smoothing_box.value())
+        self.controller.set_smoothing(live.smoothing_box.value())
         # The user's "no known action" threshold: the command line's, else the last one set; none: each model's own.
         try:
             self.controller.set_min_score(min_score if min_score is not None else st.min_score)
         except UserError as e:
             self._on_problem("error", str(e))
-        self._show_min_score()
-        mode = self.fusion_box.currentText() if st.fusion is not None else None
-        self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
+        live.show_min_score()
+        self.controller.set_fusion(live.fusion_box.currentText() if st.fusion is not None else None, live.spatial_weight)
 
     def current_settings(self) -> AppSettings:
         """What the window would remember now."""
@@ -435,9 +414,9 @@ class MainWindow(QMainWindow):
             recent_models=self.model_choices.recent,
             engine=self.engine_box.currentText(),
             device=self.device_box.currentText(),
-            fusion=self.fusion_box.currentText(),
-            spatial_weight=self.weight_slider.value(),
-            smoothing=self.smoothing_box.value(),
+            fusion=self.live.fusion_box.currentText(),
+            spatial_weight=self.live.weight_slider.value(),
+            smoothing=self.live.smoothing_box.value(),
             min_score=self.controller.min_score,
             flow_view=self.flow_mode,
             output_dir=str(self.output_dir),
@@ -524,63 +503,7 @@ class MainWindow(QMainWindow):
         if line is not None:
             line.selectAll()
 
-    # -- live controls -------------------------------------------------------------------
-    def _update_fusion_controls(self) -> None:
-        mode = self.fusion_box.currentText()
-        self.weight_slider.setEnabled(mode == "weighted")
-        w = self.weight_slider.value() / 100 if mode == "weighted" else 0.5
-        self.weight_label.setText(f"spatial {w:.2f} · temporal {1 - w:.2f}" if mode != "svm" else "SVM decides the mix")
-
-    def set_fusion_mode(self, mode: str) -> None:
-        """avg, weighted (the slider sets the mix) or svm (when the model has one); applies live."""
-        _select(self.fusion_box, mode)
-        self._apply_fusion()
-
-    def _apply_fusion(self) -> None:
-        mode = self.fusion_box.currentText()
-        try:
-            self.controller.set_fusion(mode, self.weight_slider.value() / 100 if mode == "weighted" else None)
-        except UserError as e:
-            self._on_problem("error", self.controller.safe_text(str(e)))
-            info = self.controller.info
-            _select(self.fusion_box, info.fusion_mode if info else "avg")
-        self._update_fusion_controls()
-
-    def _on_weight_changed(self, _: int) -> None:
-        self._update_fusion_controls()
-        if self.fusion_box.currentText() == "weighted":
-            self._apply_fusion()
-
-    def nudge_weight(self, delta: float) -> None:
-        if self.fusion_box.currentText() != "weighted":
-            self.set_fusion_mode("weighted")
-        self.weight_slider.setValue(self.weight_slider.value() + round(delta * 100))
-
-    def _on_smoothing_changed(self, frames: int) -> None:
-        self.controller.set_smoothing(frames)
-
-    def set_min_score(self, value: float | None) -> None:
-        """The "no known action" threshold, live: a number 0..1 is yours (kept for every model, remembered), None the
-        running model's own calibrated one."""
-        try:
-            self.controller.set_min_score(value)
-        except UserError as e:
-            self._on_problem("error", str(e))
-        info = self.controller.info
-        mine = self.controller.min_score
-        shown = mine if mine is not None else (info.model_min_score if info is not None else 0.0)
-        self._show_min_score()
-        whose = "yours" if mine is not None else "the model's own"
-        self._status(f"no known action below {shown:.2f} ({whose})" if shown > 0 else f"no known action: off, threshold 0 ({whose})")
-
-    def _on_min_score_changed(self, _: float) -> None:
-        self.set_min_score(self.min_score_box.threshold)
-
-    def _show_min_score(self, info: SessionInfo | None = None) -> None:
-        """Show the threshold in use (the user's, else the running model's own) without setting it."""
-        info = info or self.controller.info
-        self.min_score_box.display(info.model_min_score if info is not None else 0.0, self.controller.min_score)
-
+    # -- view ---------------------------------------------------------------------------
     @property
     def flow_mode(self) -> str:
         """ "colour" (an image beside the video) or "arrows" (on the video)."""
@@ -734,19 +657,7 @@ class MainWindow(QMainWindow):
         self.model_key = info.model_key
         self.model_choices.remember(info.model_key)
         self.model_choices.fill(self.model_key)
-        _select(self.fusion_box, info.fusion_mode)
-        if info.fusion_mode == "weighted":
-            self.weight_slider.blockSignals(True)
-            self.weight_slider.setValue(round(info.spatial_weight * 100))
-            self.weight_slider.blockSignals(False)
-        items = self.fusion_box.model()
-        assert isinstance(items, QStandardItemModel)  # a QComboBox's own model
-        svm_item = items.item(FUSION_MODES.index("svm"))
-        assert svm_item is not None
-        svm_item.setEnabled(info.has_svm)
-        svm_item.setToolTip("" if info.has_svm else "this model has no fitted SVM fusion")
-        self._update_fusion_controls()
-        self._show_min_score(info)  # the new model's own, unless the user set one
+        self.live.show_session(info)
         self.pause_button.blockSignals(True)
         self.pause_button.setChecked(False)
         self.pause_button.setText("❚❚ Pause")
@@ -829,12 +740,6 @@ class MainWindow(QMainWindow):
         self.save_settings()
         self.teach.shutdown()
         self.controller.shutdown(1.0)
-
-
-def _select(box: QComboBox, text: str) -> None:
-    i = box.findText(text)
-    if i >= 0:
-        box.setCurrentIndex(i)
 
 
 def _default_output_dir() -> Path:

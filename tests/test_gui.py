@@ -336,19 +336,19 @@ def test_pause_freezes_the_view_and_resume_continues(qtbot, open_window) -> None
 def test_fusion_weight_and_smoothing_change_the_live_scores(qtbot, open_window) -> None:
     w = open_window()
     wait_for_frames(qtbot, w)
-    w.smoothing_box.setValue(1)  # no smoothing: a fused score is this frame's
-    w.set_fusion_mode("weighted")
-    w.weight_slider.setValue(100)  # spatial only
+    w.live.smoothing_box.setValue(1)  # no smoothing: a fused score is this frame's
+    w.live.set_fusion_mode("weighted")
+    w.live.weight_slider.setValue(100)  # spatial only
     assert w.controller.info.fusion_mode == "weighted" and w.controller.info.spatial_weight == 1.0
     qtbot.waitUntil(lambda: bool(w.bars.rows) and w.bars.rows[0][2] is not None, timeout=WAIT_MS)
     wait_for_frames(qtbot, w, 5)  # past the frames in flight, and a bars refresh (15 Hz)
     assert all(abs(f - s) < 1e-5 for _, s, _, f in w.bars.rows)
     qtbot.keyClick(w.video, Qt.Key.Key_BracketLeft)  # '[' moves the weight towards the temporal stream
-    assert w.weight_slider.value() == 95
-    w.weight_slider.setValue(0)  # temporal only
+    assert w.live.weight_slider.value() == 95
+    w.live.weight_slider.setValue(0)  # temporal only
     wait_for_frames(qtbot, w, 5)
     assert all(abs(f - t) < 1e-5 for _, _, t, f in w.bars.rows)
-    assert "temporal 1.00" in w.weight_label.text()
+    assert "temporal 1.00" in w.live.weight_label.text()
 
 
 def test_flow_view_switches_to_arrows_on_the_video(qtbot, open_window) -> None:
@@ -370,15 +370,20 @@ def test_flow_view_switches_to_arrows_on_the_video(qtbot, open_window) -> None:
 def test_settings_are_remembered_between_runs(qtbot, open_window, settings_file: Path) -> None:
     w = open_window("synthetic:wave?fps=30&size=96x72")
     wait_for_frames(qtbot, w)
-    w.set_fusion_mode("weighted")
-    w.weight_slider.setValue(70)
-    w.smoothing_box.setValue(3)
+    w.live.set_fusion_mode("weighted")
+    w.live.weight_slider.setValue(70)
+    w.live.smoothing_box.setValue(3)
     w.set_flow_view("arrows")
     w.close()
 
     again = open_window(source=None)  # no source given: the last one comes back, with every setting
     assert again.source_text == "synthetic:wave?fps=30&size=96x72"
-    assert (again.fusion_box.currentText(), again.weight_slider.value(), again.smoothing_box.value(), again.flow_mode) == ("weighted", 70, 3, "arrows")
+    assert (again.live.fusion_box.currentText(), again.live.weight_slider.value(), again.live.smoothing_box.value(), again.flow_mode) == (
+        "weighted",
+        70,
+        3,
+        "arrows",
+    )
     qtbot.waitUntil(lambda: again.controller.info is not None, timeout=WAIT_MS)
     info = again.controller.info
     assert (info.fusion_mode, info.spatial_weight, info.smoothing) == ("weighted", 0.7, 3)  # and the pipeline uses them
@@ -413,12 +418,12 @@ def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_
     wait_for_frames(qtbot, w)
     pipe = w.controller.pipeline
     # The tiny model calibrated nothing (0): every frame names its top class.
-    assert pipe.fusion.min_score == 0.0 and w.min_score_box.threshold is None and w.min_score_box.text() == "model 0.00"
+    assert pipe.fusion.min_score == 0.0 and w.live.min_score_box.threshold is None and w.live.min_score_box.text() == "model 0.00"
     assert w.video.known and w.video.leader == w.video.top[0][0] == w.video.headline
 
-    w.min_score_box.setValue(0.9)  # as a user types it: applies to the running pipeline at once
+    w.live.min_score_box.setValue(0.9)  # as a user types it: applies to the running pipeline at once
     assert pipe.fusion.min_score == pytest.approx(0.9) and w.controller.info.min_score == pytest.approx(0.9)
-    assert w.min_score_box.threshold == pytest.approx(0.9) and w.controller.min_score == pytest.approx(0.9)
+    assert w.live.min_score_box.threshold == pytest.approx(0.9) and w.controller.min_score == pytest.approx(0.9)
     qtbot.waitUntil(lambda: w.shown_prediction is not None and w.shown_prediction.min_score == pytest.approx(0.9), timeout=WAIT_MS)
     wait_for_frames(qtbot, w, 3)
     pred = w.shown_prediction
@@ -432,8 +437,8 @@ def test_the_threshold_control_makes_the_overlay_bars_timeline_and_stats_say_no_
     w.display.stats_timer.timeout.emit()
     assert "below 0.90 (yours" in w.stats.values["unknown"].text()
 
-    w.min_score_box.setValue(w.min_score_box.minimum())  # its lowest step, "model": the model's own (0 here): named again
-    assert pipe.fusion.min_score == 0.0 and w.controller.min_score is None and w.min_score_box.text() == "model 0.00"
+    w.live.min_score_box.setValue(w.live.min_score_box.minimum())  # its lowest step, "model": the model's own (0 here): named again
+    assert pipe.fusion.min_score == 0.0 and w.controller.min_score is None and w.live.min_score_box.text() == "model 0.00"
     qtbot.waitUntil(lambda: w.shown_prediction.min_score == 0.0 and w.video.known, timeout=WAIT_MS)
     assert w.video.leader == w.shown_prediction.top(1)[0][0] == w.video.headline
     qtbot.waitUntil(lambda: not w.timeline.threshold_line.isVisible() and w.timeline.unknown_spans[-1][1] < -0.2, timeout=WAIT_MS)
@@ -445,49 +450,53 @@ def test_each_models_own_threshold_applies_unless_the_user_set_one_and_it_is_rem
     qtbot, open_window, model_dir: Path, calibrated_model_dir: Path, other_model_dir: Path, settings_file: Path
 ) -> None:
     w = open_window(model=calibrated_model_dir)
-    qtbot.waitUntil(lambda: w.controller.info is not None and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)  # the window shows the started session
+    qtbot.waitUntil(
+        lambda: w.controller.info is not None and w.live.min_score_box.text() == "model 0.60", timeout=WAIT_MS
+    )  # the window shows the started session
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.6)  # the checkpoint's calibrated threshold
-    assert w.min_score_box.threshold is None
-    w.min_score_box.stepBy(1)  # up from "model 0.60": the user's, from the model's number
-    assert w.min_score_box.threshold == pytest.approx(0.6) and w.controller.min_score == pytest.approx(0.6)
-    w.min_score_box.stepBy(-1)
-    assert w.min_score_box.threshold == pytest.approx(0.59) and w.controller.pipeline.fusion.min_score == pytest.approx(0.59)
-    w.set_min_score(None)
-    assert w.min_score_box.text() == "model 0.60" and w.controller.pipeline.fusion.min_score == pytest.approx(0.6)
+    assert w.live.min_score_box.threshold is None
+    w.live.min_score_box.stepBy(1)  # up from "model 0.60": the user's, from the model's number
+    assert w.live.min_score_box.threshold == pytest.approx(0.6) and w.controller.min_score == pytest.approx(0.6)
+    w.live.min_score_box.stepBy(-1)
+    assert w.live.min_score_box.threshold == pytest.approx(0.59) and w.controller.pipeline.fusion.min_score == pytest.approx(0.59)
+    w.live.set_min_score(None)
+    assert w.live.min_score_box.text() == "model 0.60" and w.controller.pipeline.fusion.min_score == pytest.approx(0.6)
     wait_for_frames(qtbot, w, 3)
     assert w.shown_prediction.min_score == pytest.approx(0.6) and not w.video.known  # near-uniform scores: below 0.6
     w.display.stats_timer.timeout.emit()
     assert w.stats.values["unknown"].text().startswith("below 0.60 (model)")
 
     w.open_model(str(other_model_dir))  # another model, no override: its own threshold (0)
-    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-wrj" and w.min_score_box.text() == "model 0.00", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-wrj" and w.live.min_score_box.text() == "model 0.00", timeout=WAIT_MS)
     assert w.controller.pipeline.fusion.min_score == 0.0
 
-    w.min_score_box.setValue(0.3)  # the user's threshold: kept for every model from now on
+    w.live.min_score_box.setValue(0.3)  # the user's threshold: kept for every model from now on
     w.open_model(str(calibrated_model_dir))  # a new pipeline (other inputs than tiny-wrj)
-    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.threshold == pytest.approx(0.3), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: w.controller.info.model_name == "tiny-calibrated" and w.live.min_score_box.threshold == pytest.approx(0.3), timeout=WAIT_MS)
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3) and w.controller.info.min_score_set
-    w.set_fusion_mode("weighted")  # changing fusion keeps it
+    w.live.set_fusion_mode("weighted")  # changing fusion keeps it
     assert w.controller.pipeline.fusion.min_score == pytest.approx(0.3)
     pipe = w.controller.pipeline
     w.open_taught_model(str(model_dir))  # swapped into the same pipeline: still the user's
     qtbot.waitUntil(lambda: pipe.swaps == 1 and w.controller.info.model_name == "tiny-test", timeout=WAIT_MS)
     assert w.controller.pipeline is pipe and pipe.fusion.min_score == pytest.approx(0.3)
-    w.set_min_score(None)  # reset: the running model's own
+    w.live.set_min_score(None)  # reset: the running model's own
     assert pipe.fusion.min_score == 0.0
     w.open_taught_model(str(calibrated_model_dir))  # swapped in live, no override: the new model's own
-    qtbot.waitUntil(lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated" and w.min_score_box.text() == "model 0.60", timeout=WAIT_MS)
+    qtbot.waitUntil(
+        lambda: pipe.swaps == 2 and w.controller.info.model_name == "tiny-calibrated" and w.live.min_score_box.text() == "model 0.60", timeout=WAIT_MS
+    )
     assert pipe.fusion.min_score == pytest.approx(0.6)
 
-    w.min_score_box.setValue(0.45)
+    w.live.min_score_box.setValue(0.45)
     w.close()
     assert "min_score=0.45" in settings_file.read_text()
     again = open_window(source=None, model=other_model_dir)  # remembered between runs
-    qtbot.waitUntil(lambda: again.controller.info is not None and again.min_score_box.threshold == pytest.approx(0.45), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: again.controller.info is not None and again.live.min_score_box.threshold == pytest.approx(0.45), timeout=WAIT_MS)
     assert again.controller.pipeline.fusion.min_score == pytest.approx(0.45)
     again.close()
     third = open_window(source=None, model=other_model_dir, min_score=0.8)  # `twostream gui --min-score 0.8` wins
-    qtbot.waitUntil(lambda: third.controller.info is not None and third.min_score_box.threshold == pytest.approx(0.8), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: third.controller.info is not None and third.live.min_score_box.threshold == pytest.approx(0.8), timeout=WAIT_MS)
     assert third.controller.pipeline.fusion.min_score == pytest.approx(0.8)
 
 
