@@ -65,8 +65,8 @@ API: dict[str, str] = {
     "user_models_dir": "realtime.nets.models_store",
     "TrainEvent": "realtime.train.events",
     "check_clips": "realtime.train.teach",
-    "MIN_CLIPS": "realtime.train.teach",
-    "RECOMMENDED_CLIPS": "realtime.train.teach",
+    "MIN_CLIPS": "realtime.train.options",
+    "RECOMMENDED_CLIPS": "realtime.train.options",
     "ENGINES": "realtime.options",
     "FUSION_MODES": "realtime.options",
     "add_model_options": "realtime.cli.options",
@@ -99,7 +99,8 @@ if TYPE_CHECKING:  # the same names, seen by type checkers (tests/test_layout.py
     from realtime.stream.prediction import NO_KNOWN_ACTION, Prediction
     from realtime.stream.stages import PipelineStats
     from realtime.train.events import TrainEvent
-    from realtime.train.teach import MIN_CLIPS, RECOMMENDED_CLIPS, check_clips
+    from realtime.train.options import MIN_CLIPS, RECOMMENDED_CLIPS
+    from realtime.train.teach import check_clips
 
 
 def __getattr__(name: str) -> Any:

@@ -160,19 +160,23 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
 
 
 def _dataset_options(p: argparse.ArgumentParser) -> None:
+    from ..train.options import default as D
+
     p.add_argument("--data", required=True, help="dataset root: UCF-101 lists, HMDB-51 split files, or ROOT/<class>/<clip>")
     p.add_argument("--train-list", help="UCF-style training list (Class/clip.avi [index])")
     p.add_argument("--test-list", help="UCF-style test list")
     p.add_argument("--class-index", help="UCF classInd.txt")
-    p.add_argument("--split", type=int, default=1, help="split number for UCF-101 / HMDB-51 (default 1)")
+    p.add_argument("--split", type=int, default=D("split"), help=f"split number for UCF-101 / HMDB-51 (default {D('split')})")
     p.add_argument("--cache", help="flow cache directory (default: DATA/.twostream-cache)")
-    p.add_argument("--workers", type=int, default=2, help="processes computing the flow cache (default 2)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=D("workers"), help=f"processes computing the flow cache (default {D('workers')})")
+    p.add_argument("--device", default=D("device"))
+    p.add_argument("--seed", type=int, default=D("seed"))
 
 
 def register(sub: argparse._SubParsersAction, commands: dict) -> None:
-    from ..train.options import default as D  # TrainOptions: the one place train's defaults live
+    from ..options import FLOW_ALGORITHMS, FLOW_PRESETS
+    from ..train.options import FINETUNE_MODES, RECOMMENDED_CLIPS, TeachOptions
+    from ..train.options import default as D  # TrainOptions and TeachOptions: the one place train's defaults live
 
     t = sub.add_parser("train", help="train the spatial and/or temporal net on a dataset, then fit fusion")
     _dataset_options(t)
@@ -191,12 +195,22 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     )
     g.add_argument(
         "--finetune",
-        choices=("heads", "all"),
-        default="heads",
+        choices=FINETUNE_MODES,
+        default=D("finetune", TeachOptions),
         help="heads: new classifier layers only (default, fastest); all: then a few epochs on every layer (--epochs, default 3)",
     )
-    g.add_argument("--held-out", type=float, default=0.2, help="fraction of each class's clips kept out of fitting, for the accuracy figure (default 0.2)")
-    g.add_argument("--min-clips", type=int, default=4, help="refuse to teach a class with fewer clips (default 4; 10 recommended)")
+    g.add_argument(
+        "--held-out",
+        type=float,
+        default=D("held_out", TeachOptions),
+        help=f"fraction of each class's clips kept out of fitting, for the accuracy figure (default {D('held_out', TeachOptions)})",
+    )
+    g.add_argument(
+        "--min-clips",
+        type=int,
+        default=D("min_clips", TeachOptions),
+        help=f"refuse to teach a class with fewer clips (default {D('min_clips', TeachOptions)}; {RECOMMENDED_CLIPS} recommended)",
+    )
     g.add_argument("--progress-json", action="store_true", help="one JSON object per progress step on stdout (for a UI)")
     g.add_argument("--nice", type=int, default=0, help="lower this process's CPU priority by N (training beside a live recognizer)")
     t.add_argument("--arch", help="network for both streams (overrides the two below)")
@@ -205,8 +219,8 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--size", type=int, default=D("size"), help=f"net input side in px (default {D('size')})")
     t.add_argument("--work-size", type=int, default=D("work_size"), help=f"frames are resized to this square before flow (default {D('work_size')})")
     t.add_argument("--L", dest="clip_length", type=int, default=D("clip_length"), help=f"flow fields per temporal input (default {D('clip_length')})")
-    t.add_argument("--flow-preset", default=D("flow_preset"), choices=("ultrafast", "fast", "medium"))
-    t.add_argument("--flow-algorithm", default=D("flow_algorithm"), choices=("dis", "farneback"))
+    t.add_argument("--flow-preset", default=D("flow_preset"), choices=FLOW_PRESETS)
+    t.add_argument("--flow-algorithm", default=D("flow_algorithm"), choices=FLOW_ALGORITHMS)
     t.add_argument("--epochs", type=int, help="exactly this many epochs (default: a budget of steps, below; with --from --finetune all: 3)")
     t.add_argument("--steps", type=int, help="optimiser steps per stream (default: the larger of --min-steps and 30 epochs' worth)")
     t.add_argument(

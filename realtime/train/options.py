@@ -1,5 +1,6 @@
-"""`train`'s options and their defaults: the one place they live. The command line (realtime/cli/train.py)
-builds its defaults from this dataclass; imports nothing heavy, so `twostream --help` stays fast."""
+"""`train`'s options and their defaults (TrainOptions; TeachOptions for `train --from`): the one place they live.
+The command line (realtime/cli/train.py) builds its defaults from these dataclasses; imports nothing heavy, so
+`twostream --help` stays fast."""
 
 from __future__ import annotations
 
@@ -64,9 +65,32 @@ class TrainOptions:
             self.spatial_arch = self.temporal_arch = self.arch
 
 
-def default(name: str) -> object:
-    """TrainOptions' default for `name` (for the command line's options and help)."""
-    f = next(f for f in fields(TrainOptions) if f.name == name)
+# -- teaching new classes (`train --from MODEL`, realtime/train/teach.py) --
+MIN_CLIPS = 4  # per class: at least 3 to fit on and 1 to check on
+RECOMMENDED_CLIPS = 10
+FINETUNE_MODES = ("heads", "all")
+
+
+@dataclass
+class TeachOptions:
+    data: str
+    base: str | None = None  # checkpoint to start from (default: the shipped model)
+    out: str | None = None  # default: user_models_dir()/<data folder name>-<date>
+    finetune: str = "heads"  # "heads": new classifier heads only; "all": then the whole nets
+    epochs: int = 3  # whole-net epochs with finetune="all"
+    held_out: float = 0.2  # fraction of each class's clips kept for the accuracy figure
+    min_clips: int = MIN_CLIPS
+    positions: int = 20  # frames / flow stacks sampled per training clip
+    crops: int = 4  # random crops (with scale jitter) per position, besides the centre crop
+    seed: int = 0
+    workers: int = 2
+    device: str = "cpu"
+    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
+
+
+def default(name: str, options: type = TrainOptions) -> object:
+    """The default of `name` in TrainOptions (or TeachOptions), for the command line's options and help."""
+    f = next(f for f in fields(options) if f.name == name)
     if f.default is MISSING:
-        raise KeyError(f"TrainOptions.{name} has no default")
+        raise KeyError(f"{options.__name__}.{name} has no default")
     return f.default

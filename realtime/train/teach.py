@@ -19,11 +19,9 @@ import copy
 import datetime
 import json
 import logging
-import shlex
-import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,32 +40,11 @@ from .datasets import Clip, VideoDataset, read_folder
 from ..nets.familiarity import calibrate, familiarity_of, other_world_features, prototypes_from
 from .evaluate import deployed_mode
 from .events import TrainEvent
+from .options import FINETUNE_MODES, MIN_CLIPS, RECOMMENDED_CLIPS, TeachOptions  # noqa: F401  (re-exported: teach's defaults live there)
 from .sgd import Batch, SGDLoop, StepOutcome, collate
 
 log = logging.getLogger("twostream")
 STREAMS = ("spatial", "temporal")
-MIN_CLIPS = 4  # per class: at least 3 to fit on and 1 to check on
-RECOMMENDED_CLIPS = 10
-FINETUNE_MODES = ("heads", "all")
-
-
-@dataclass
-class TeachOptions:
-    data: str
-    base: str | None = None  # checkpoint to start from (default: the shipped model)
-    out: str | None = None  # default: user_models_dir()/<data folder name>-<date>
-    finetune: str = "heads"  # "heads": new classifier heads only; "all": then the whole nets
-    epochs: int = 3  # whole-net epochs with finetune="all"
-    held_out: float = 0.2  # fraction of each class's clips kept for the accuracy figure
-    min_clips: int = MIN_CLIPS
-    positions: int = 20  # frames / flow stacks sampled per training clip
-    crops: int = 4  # random crops (with scale jitter) per position, besides the centre crop
-    seed: int = 0
-    workers: int = 2
-    device: str = "cpu"
-    command: str = field(default_factory=lambda: " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
-
-
 ProgressFn = Callable[[TrainEvent], None]
 
 
