@@ -31,7 +31,7 @@ from torch import nn
 
 from .checkpoint import TwoStreamModel
 from ..errors import EngineUnavailable, UserError
-from ..options import ENGINES  # noqa: F401  (re-exported: the engine names)
+from ..options import ENGINES, ONNX_TOLERANCE  # noqa: F401  (ENGINES re-exported: the engine names)
 from .familiarity import WithFamiliarity, split
 
 log = logging.getLogger("twostream")
@@ -420,7 +420,7 @@ class OnnxRuntimeEngine(Engine[np.ndarray]):
     """
 
     name = "onnxruntime"
-    TOLERANCE = 1e-4  # max abs difference of softmax scores from eager torch (as realtime/nets/export.py checks)
+    TOLERANCE = ONNX_TOLERANCE  # max abs difference of softmax scores from eager torch (the bound export checks too)
     FORMAT = 1  # bump when what is written to the cache changes
 
     def __init__(self, model: TwoStreamModel, device: torch.device, half: bool | None = None, cache_dir: str | Path | None = None, max_batch: int = 1):

@@ -16,7 +16,6 @@ from ..errors import UserError
 from ..options import FLOW_ALGORITHM, FLOW_ALGORITHMS, FLOW_PRESET, FLOW_PRESETS, FLOW_SIZE
 
 DIS_PRESETS = dict(zip(FLOW_PRESETS, (cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, cv2.DISOPTICAL_FLOW_PRESET_FAST, cv2.DISOPTICAL_FLOW_PRESET_MEDIUM), strict=True))
-ALGORITHMS = FLOW_ALGORITHMS
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ class FlowSettings:
     farneback_poly_sigma: float = 1.2
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise UserError(f"unknown flow algorithm '{self.algorithm}': choose one of {', '.join(ALGORITHMS)}")
+        if self.algorithm not in FLOW_ALGORITHMS:
+            raise UserError(f"unknown flow algorithm '{self.algorithm}': choose one of {', '.join(FLOW_ALGORITHMS)}")
         if self.algorithm == "dis" and self.preset not in DIS_PRESETS:
             raise UserError(f"unknown DIS preset '{self.preset}': choose one of {', '.join(DIS_PRESETS)}")
         if self.levels != 256:
