@@ -370,3 +370,60 @@ def test_sgd_loop_with_frozen_batchnorm_keeps_its_statistics_and_clipping_bounds
     assert int(bn.num_batches_tracked) == 0 and not bn.training and net.training
     moved = torch.sqrt(sum(((p.detach() - before[k]) ** 2).sum() for k, p in net.named_parameters()))
     assert 0 < float(moved) <= 0.01 + 1e-6  # plain SGD at lr 1: the step is the clipped gradient
+
+
+def test_transition_stacks_start_in_another_class_and_end_in_the_labelled_clip(ucf_tree, tmp_path) -> None:
+    """`--transitions`: a stack is another class's motion (then, half the time, the flow across the cut), then this clip's
+    first fields; its label is this clip's class."""
+    from realtime.stream.flow import FlowEstimator
+    from realtime.train.data import StreamSamples
+    from realtime.train.trainer import _config_for
+
+    ds = open_dataset(ucf_tree)
+    cfg = _config_for(TrainOptions(**{**SMALL, "clip_length": 6}, data=str(ucf_tree), out=str(tmp_path)), ds.classes)
+    cache = FlowCache(tmp_path / "c", cfg.flow)
+    cache.build(ds.train, ds.root, workers=1, progress=False)
+    n = cfg.clip_length
+    samples = StreamSamples(ds.train, ds.root, cache, cfg, "temporal", train=True, seed=0, flips=False, transitions=1.0)
+    flows = {c.key(ds.root): cache.load(c.key(ds.root), "flow") for c in ds.train}
+    est = FlowEstimator(cfg.flow)
+
+    def window_of(block: np.ndarray, clip) -> int | None:  # where `block` sits in another class's clip's fields
+        for other in ds.train:
+            f = flows[other.key(ds.root)]
+            if other.label != clip.label:
+                for s in range(len(f) - len(block) + 1):
+                    if np.array_equal(f[s : s + len(block)], block):
+                        return s + len(block)
+        return None
+
+    kinds = []
+    for i in range(24):
+        clip = ds.train[i % len(ds.train)]
+        codes = flows[clip.key(ds.root)]
+        out = samples._transition(clip, codes, np.random.default_rng(i))
+        assert out.shape == (n, *codes.shape[1:])
+        fresh = max(k for k in range(1, n) if np.array_equal(out[n - k :], codes[:k]))
+        assert fresh >= n // 3
+        head = out[: n - fresh]
+        if len(head) and window_of(head, clip) is not None:
+            kinds.append("joined")
+        else:
+            assert len(head) == 1 or window_of(head[:-1], clip) is not None, "the stack must begin in another class's clip"
+            cut_from_any = [
+                cfg.flow.quantise(est.between(est.prepare(cache.load(o.key(ds.root), "rgb")[t]), est.prepare(cache.load(clip.key(ds.root), "rgb")[0]))[None])[0]
+                for o in ds.train
+                if o.label != clip.label
+                for t in range(len(flows[o.key(ds.root)]) + 1)
+            ]
+            assert any(np.array_equal(head[-1], c) for c in cut_from_any), "the field before this clip's is the flow across the cut"
+            kinds.append("cut")
+    assert set(kinds) == {"joined", "cut"}
+    assert [samples[i][1] for i in range(len(samples))] == [c.label for c in samples.clips]
+    off = StreamSamples(ds.train, ds.root, cache, cfg, "temporal", train=True, seed=0, flips=False, transitions=0.0)
+    assert not any(np.array_equal(off[i][0], samples[i][0]) for i in range(len(samples)))
+
+
+def test_transitions_outside_0_to_1_is_one_clear_error(tmp_path) -> None:
+    with pytest.raises(UserError, match="--transitions must be in 0..1"):
+        train(TrainOptions(**SMALL, data=str(tmp_path), out=str(tmp_path / "o"), transitions=1.5))

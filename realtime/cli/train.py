@@ -247,6 +247,13 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     t.add_argument("--label-smoothing", type=float, default=D("label_smoothing"))
     t.add_argument("--schedule", choices=("cosine", "step"), default=D("schedule"))
     t.add_argument("--repeats", type=int, default=D("repeats"), help=f"random samples per clip per epoch (default {D('repeats')})")
+    t.add_argument(
+        "--transitions",
+        type=float,
+        default=D("transitions"),
+        help="share of the temporal stream's training stacks that begin in another class's clip and end in this one's first fields, "
+        f"so that a change of action is named sooner live (default {D('transitions')}; 0: off)",
+    )
     t.add_argument("--data2", help="a second dataset for multi-task training (shared trunk, its own head; saved to OUT/task2)")
     t.add_argument(
         "--init",

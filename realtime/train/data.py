@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..nets.checkpoint import ModelConfig
+from ..stream.flow import FlowEstimator
 from ..stream.preprocess import centre_crop, flow_input, rgb_input
 from .cache import FlowCache
 from .datasets import Clip
@@ -47,6 +48,12 @@ class StreamSamples(torch.utils.data.Dataset):
     Training samples take a random crop with scale jitter and a random horizontal flip (x flow negated,
     and the label of a mirror-pair class swapped);
     randomness is a function of (seed, epoch, index), so runs are reproducible.
+
+    `transitions` (temporal stream, training only): the share of flow stacks that begin in another
+    class's clip and end in the first fields of this one, labelled with this clip's class: live, the
+    stack after a change of action holds the old motion for up to L-1 frames, and a net that only saw
+    one action per stack keeps naming the old one. Half of them have the flow across a cut between the
+    two clips (what a file's scene change gives), half join the two motions directly (a camera).
     """
 
     def __init__(
@@ -61,10 +68,13 @@ class StreamSamples(torch.utils.data.Dataset):
         scale_jitter: bool = True,
         repeats: int = 1,
         flips: bool = True,
+        transitions: float = 0.0,
     ):
         self.clips, self.root, self.cache, self.config = clips, root, cache, config
         self.stream, self.train, self.seed, self.scale_jitter, self.repeats = stream, train, seed, scale_jitter, repeats
         self.flips = flips  # off for classes whose mirror image may be another action (a user's own classes)
+        self.transitions = transitions if train and stream == "temporal" and len({c.label for c in clips}) > 1 else 0.0
+        self._estimator: FlowEstimator | None = None
         self.epoch = 0
         self._zero = zero_flow_codes(config)
         self._mirror = config.flip_permutation()
@@ -95,9 +105,39 @@ class StreamSamples(torch.utils.data.Dataset):
             codes = self.cache.load(key, "flow")
             if len(codes) == 0:
                 codes = self._zero
-            start = int(rng.integers(0, max(1, len(codes) - cfg.clip_length + 1))) if self.train else max(0, (len(codes) - cfg.clip_length) // 2)
-            x = flow_input(codes, cfg, top, left, flip, order=flow_window(len(codes), start, cfg.clip_length), crop_size=c)
+            if self.transitions and rng.random() < self.transitions:
+                x = flow_input(self._transition(clip, codes, rng), cfg, top, left, flip, crop_size=c)
+            else:
+                start = int(rng.integers(0, max(1, len(codes) - cfg.clip_length + 1))) if self.train else max(0, (len(codes) - cfg.clip_length) // 2)
+                x = flow_input(codes, cfg, top, left, flip, order=flow_window(len(codes), start, cfg.clip_length), crop_size=c)
         return torch.from_numpy(x), (self._mirror[clip.label] if flip else clip.label)  # a mirrored swipe_left is a swipe_right
+
+    def _transition(self, clip: Clip, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """L flow codes: the end of a random other-class clip's motion, then this clip's first fields."""
+        n = self.config.clip_length
+        others = [c for c in self.clips if c.label != clip.label]
+        other = others[int(rng.integers(len(others)))]
+        old = self.cache.load(other.key(self.root), "flow")
+        if len(old) == 0:
+            old = self._zero
+        fresh = int(rng.integers(max(1, n // 3), n))  # fields of the new action: at least L/3, so there is some of it to see
+        cut = bool(rng.random() < 0.5)
+        keep = n - fresh - cut
+        end = int(rng.integers(min(keep, len(old)), len(old) + 1))  # the old motion stops at a random point of its clip
+        parts = [old[flow_window(len(old), end - keep, keep)]]
+        if cut:
+            parts.append(self._cut_field(other, min(end, len(old)), clip))
+        parts.append(codes[flow_window(len(codes), 0, fresh)])
+        return np.concatenate(parts)
+
+    def _cut_field(self, other: Clip, frame: int, clip: Clip) -> np.ndarray:
+        """The flow codes the live flow stage makes across a cut from `other`'s frame to `clip`'s first frame."""
+        if self._estimator is None:
+            self._estimator = FlowEstimator(self.config.flow)
+        old_rgb, new_rgb = self.cache.load(other.key(self.root), "rgb"), self.cache.load(clip.key(self.root), "rgb")
+        e = self._estimator
+        field = e.between(e.prepare(old_rgb[min(frame, len(old_rgb) - 1)]), e.prepare(new_rgb[0]))
+        return self.config.flow.quantise(field[None])
 
 
 def stream_input_batches(clip_key: str, cache: FlowCache, config: ModelConfig, stream: str, samples: int, ten_crop: bool) -> np.ndarray:

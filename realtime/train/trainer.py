@@ -188,7 +188,7 @@ def train_stream(
     repeats = opts.repeats
     if opts.epochs is None and len(train_clips) * repeats < 8 * opts.batch:
         repeats = math.ceil(8 * opts.batch / max(1, len(train_clips)))
-    samples = StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed, repeats=repeats)
+    samples = StreamSamples(train_clips, ds.root, cache, config, stream, train=True, seed=opts.seed, repeats=repeats, transitions=opts.transitions)
     samples2 = None
     if extra is not None:
         clips2, ds2, cache2, n2 = extra
@@ -432,6 +432,8 @@ def _check_options(opts: TrainOptions) -> None:
         raise UserError("--steps must be at least 1")
     if not 0 <= opts.val_fraction < 1:
         raise UserError("--val-fraction must be in 0..1 (0: no validation slice)")
+    if not 0 <= opts.transitions <= 1:
+        raise UserError("--transitions must be in 0..1 (a share of the temporal stream's training stacks; 0: off)")
     if opts.schedule not in ("cosine", "step"):
         raise UserError("--schedule must be cosine or step")
 
