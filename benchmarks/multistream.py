@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import busy_note, finish, cpu_name, machine  # noqa: E402
+from realtime.options import ENGINES  # noqa: E402
 from realtime.nets.engines import create_engine, resolve_device  # noqa: E402
 from realtime.errors import UserError  # noqa: E402
 from realtime.nets.models_store import default_model  # noqa: E402
@@ -133,7 +134,7 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4], help="numbers of sources to run (default 1 2 4)")
     ap.add_argument("--fps", type=int, default=30, help="frame rate of each paced source (default 30)")
     ap.add_argument("--seconds", type=float, help="length of each paced run (default 8; 3 with --quick)")
-    ap.add_argument("--engine", default="auto", choices=("auto", "torch", "torchscript", "compile", "tensorrt"))
+    ap.add_argument("--engine", default="auto", choices=ENGINES)
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     ap.add_argument("--size", default="320x240", help="source frame size (default 320x240)")
     args = ap.parse_args()

@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import busy_note, finish, machine  # noqa: E402
+from realtime.options import ENGINES  # noqa: E402
 from realtime.stream.buffers import FlowRing  # noqa: E402
 from realtime.nets.engines import create_engine  # noqa: E402
 from realtime.stream.flow import FlowEstimator  # noqa: E402
@@ -174,7 +175,7 @@ def main() -> None:
     ap.add_argument(
         "--engine",
         default="auto",
-        choices=("auto", "torch", "torchscript", "compile", "tensorrt", "onnxruntime", "onnxruntime-int8"),
+        choices=ENGINES,
         help="engine of the pipeline and of the same-nets loop (default: what auto picks for the shipped model here)",
     )
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
