@@ -3,6 +3,7 @@ real clips of people (none of its classes), per engine, same run.
 
     python benchmarks/demo.py                 # 1200 demo frames; real clips from ../shared/data
     python benchmarks/demo.py --frames 600 --engines onnxruntime
+    python benchmarks/demo.py --seeds 1 2 3     # and a row over 3 x 1200 frames of clips `run` never shows
 
 synthetic:demo (labelled synthetic): the share of ready frames (both streams) whose top class is right,
 that are named and right, named and wrong, or "no known action"; the top-class accuracy by frames
@@ -33,16 +34,18 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 BINS = ((0, 4), (4, 10), (10, 20), (20, 10**9))
 
 
-def demo(model, engine: str, frames: int, smoothing: int = 8) -> dict:
+def demo(model, engine: str, frames: int, smoothing: int = 8, seeds: tuple[int, ...] = (0,)) -> dict:
+    """`frames` frames of synthetic:demo per seed (seed 0 is what `twostream run` shows), pooled."""
     rows = []
-    last, since = None, 0
-    with Pipeline("synthetic:demo?fps=0", model, engine=engine, max_frames=frames, file_batch=1, smoothing=smoothing) as p:
-        for pred in p:
-            since = 0 if pred.truth != last else since + 1
-            last = pred.truth
-            if pred.ready:
-                rows.append((pred.top_label == pred.truth, pred.known, pred.label == pred.truth, since))
-        name = p.engine.describe()
+    for seed in seeds:
+        last, since = None, 0
+        with Pipeline(f"synthetic:demo?fps=0&seed={seed}", model, engine=engine, max_frames=frames, file_batch=1, smoothing=smoothing) as p:
+            for pred in p:
+                since = 0 if pred.truth != last else since + 1
+                last = pred.truth
+                if pred.ready:
+                    rows.append((pred.top_label == pred.truth, pred.known, pred.label == pred.truth, since))
+            name = p.engine.describe()
     a = np.array(rows, dtype=object)
     top, known, right, since_change = (a[:, i].astype(bool) if i < 3 else a[:, i].astype(int) for i in range(4))
     by = {
@@ -53,6 +56,7 @@ def demo(model, engine: str, frames: int, smoothing: int = 8) -> dict:
     return {
         "engine": name,
         "smoothing": smoothing,
+        "seeds": list(seeds),
         "ready_frames": len(rows),
         "top_right": round(float(top.mean()), 4),
         "named_right": round(float((known & right).mean()), 4),
@@ -83,6 +87,13 @@ def main() -> None:
     ap.add_argument("--engines", nargs="+", default=["onnxruntime", "onnxruntime-int8"])
     ap.add_argument("--real", nargs="*", help="real clips (default: the two samples in ../shared/data and the dev set's test clips)")
     ap.add_argument("--smoothing", type=int, nargs="+", default=[8], help="smoothing windows to run the demo with (default 8, what `run` uses)")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        action="append",
+        help="another row over the demo with these seeds, pooled (e.g. --seeds 1 2 3: 3 x --frames more frames, clips never shown by `run`)",
+    )
     ap.add_argument("--out", default=str(RESULTS / "demo.json"))
     args = ap.parse_args()
     model = default_model()
@@ -102,6 +113,10 @@ def main() -> None:
             key = eng if args.smoothing == [8] else f"{eng}, smoothing {sm}"
             res["runs"][key] = {"synthetic_demo": demo(model, eng, args.frames, sm), "real": real(model, eng, clips, sm) if clips else None}
             print(key, json.dumps(res["runs"][key]), flush=True)
+            for seeds in args.seeds or []:
+                k = f"{key}, seeds {' '.join(map(str, seeds))}"
+                res["runs"][k] = {"synthetic_demo": demo(model, eng, args.frames, sm, tuple(seeds)), "real": None}
+                print(k, json.dumps(res["runs"][k]), flush=True)
     finish(res["machine"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +130,8 @@ def main() -> None:
         d, rl = r["synthetic_demo"], r["real"]
         by = ", ".join(f"{k}: {v:.0%}" for k, v in d["top_right_by_frames_since_change"].items())
         sm_note = "" if d.get("smoothing", 8) == 8 else f", smoothing {d['smoothing']}"
+        if d.get("seeds", [0]) != [0]:
+            sm_note += f", demo seeds {' '.join(map(str, d['seeds']))}"
         lines.append(
             f"| {d['engine']}{sm_note} | {d['ready_frames']} | {d['top_right']:.1%} | {d['named_right']:.1%} | {d['named_wrong']:.1%} | "
             f"{d['unknown']:.1%} | {by} | " + (f"{rl['unknown']:.1%} of {rl['ready_frames']} ({rl['clips']} clips)" if rl else "-") + " |"
