@@ -174,3 +174,21 @@ def test_the_temporal_net_alone_in_int8_leaves_the_spatial_net_and_its_familiari
         assert int8.int8_nets == ["temporal"] and "int8 temporal" in int8.describe() and int8.precision == "int8 temporal, fp32 spatial"
     finally:
         fp32.close(), int8.close()
+
+
+def test_quantize_records_its_nets_and_command_in_the_model_card_once(quantized, tmp_path) -> None:
+    from realtime.train.card import INT8_HEADING, add_int8_to_card
+
+    _, _, meta = quantized
+    card = tmp_path / "MODEL_CARD.md"
+    card.write_text(
+        "# Model card: m\n\n## Reproduce\n\n```\ntwostream train --data d --out m\n```\n\n## Weights\n\n- x\n\n## Intended use and limits\n\nDemo.\n"
+    )
+    cmd = "twostream quantize --model m --data d"
+    for _ in range(2):  # a rerun replaces its section
+        add_int8_to_card(tmp_path, meta, cmd)
+    text = card.read_text()
+    assert text.count(INT8_HEADING) == 1 and text.count(cmd) == 1
+    assert text.index("## Weights") < text.index(INT8_HEADING) < text.index("## Intended use and limits")
+    assert f"deployed top-1 {meta['held_out']['deployed_top1'][meta['variant']]:.3f}" in text
+    assert text.index("twostream train --data d --out m\n" + cmd) < text.index("```\n\n## Weights")

@@ -123,3 +123,39 @@ def write_model_card(out: Path, config: ModelConfig, ds: VideoDataset, metrics: 
         "",
     ]
     (out / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+INT8_HEADING = "## int8 nets for the CPU"
+
+
+def add_int8_to_card(model_dir: Path, meta: dict, command: str) -> None:
+    """`twostream quantize` records its nets and their check in the model card (its section replaced on a rerun)
+    and its command under "Reproduce"."""
+    card = model_dir / "MODEL_CARD.md"
+    if not card.is_file():
+        return
+    text = card.read_text()
+    h, nets = meta["held_out"], meta["nets"]
+    v = meta["variant"]
+    dep, right = h["deployed_top1"], h["frames_named_right"]
+    files = ", ".join(f"`int8/{n}.onnx`" for n in nets)
+    section = [
+        INT8_HEADING,
+        "",
+        f"{files}: the {' and '.join(nets)} net{'s' if len(nets) > 1 else ''} in int8 (`twostream quantize`: ONNX Runtime {meta['quantisation']}, "
+        f"calibrated on {meta['calibration']['clips']} training clips). On the {h['clips']} held-out clips: deployed top-1 "
+        f"{dep[v]:.3f} (fp32 {dep['fp32']:.3f}), frames named and right {right[v]:.1%} (fp32 {right['fp32']:.1%}); "
+        + ("so `auto` runs it on a CPU." if meta["auto_uses_it"] else "it loses too much there, so `auto` keeps fp32 (`--engine onnxruntime-int8` runs it)."),
+        "",
+    ]
+    if INT8_HEADING in text:  # a rerun: drop the old section (up to the next heading)
+        head, _, rest = text.partition(INT8_HEADING)
+        nxt = rest.find("\n## ")
+        text = head + (rest[nxt + 1 :] if nxt >= 0 else "")
+    marker = "## Intended use and limits"
+    text = text.replace(marker, "\n".join(section) + "\n" + marker, 1) if marker in text else text + "\n" + "\n".join(section)
+    start = text.find("## Reproduce")
+    block_end = text.find("```", text.find("```", start) + 3) if start >= 0 else -1
+    if block_end >= 0 and command not in text[start:block_end]:
+        text = text[:block_end] + command + "\n" + text[block_end:]
+    card.write_text(text)

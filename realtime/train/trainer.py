@@ -267,6 +267,8 @@ def train_stream(
         total=total,
     )
     log_path = out / f"train_log_{stream}.csv"
+    if start_epoch == 0:
+        log_path.unlink(missing_ok=True)  # a fresh run's log, not appended to an earlier run's
     for epoch in range(start_epoch, epochs):
         if loop.done:
             break
