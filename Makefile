@@ -50,7 +50,7 @@ clean:
 # Reproduce the shipped model (trained/default) from nothing: the procedural dataset, both nets, fusion.
 model: $(VENV)/.dev
 	$(BIN)/twostream make-dataset --out data/procedural --train-clips 60 --test-clips 20 --seed 0
-	$(BIN)/twostream train --data data/procedural --stream both --seed 0 --fp16-weights --out trained/default
+	$(BIN)/twostream train --data data/procedural --stream both --seed 0 --fp16-weights --transitions 0.5 --out trained/default
 	$(BIN)/twostream quantize --model trained/default --data data/procedural
 
 # The GPU benchmark (benchmarks/gpu.py) with the venv's Python into benchmarks/results/gpu/; on a machine

@@ -38,7 +38,7 @@ class TrainOptions:
     label_smoothing: float = 0.1
     schedule: str = "cosine"
     repeats: int = 1  # samples drawn per clip per epoch
-    transitions: float = 0.5  # of the temporal stream's training stacks: another class's motion, then this clip's start
+    transitions: float = 0.0  # of the temporal stream's training stacks: another class's motion, then this clip's start (make model: 0.5)
     val_fraction: float = 0.2  # of each class's training clips: early stopping, fusion, the unknown threshold
     train_list: str | None = None
     test_list: str | None = None
