@@ -6,6 +6,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from .options import MODEL_HELP
 
@@ -27,10 +28,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             else f"auto will NOT use them (every variant loses more than {MAX_LOSS:.0%}); --engine onnxruntime-int8 still runs them\n"
         )
     )
-    from ..nets.models_store import model_path
     from ..train.card import add_int8_to_card
 
-    add_int8_to_card(model_path(args.model), meta, " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
+    add_int8_to_card(Path(model_path_str(args.model)), meta, " ".join(shlex.quote(a) for a in ["twostream", *sys.argv[1:]]))
     print(json.dumps(meta))
     return 0
 

@@ -75,6 +75,7 @@ class StreamSamples(torch.utils.data.Dataset):
         self.flips = flips  # off for classes whose mirror image may be another action (a user's own classes)
         self.transitions = transitions if train and stream == "temporal" and len({c.label for c in clips}) > 1 else 0.0
         self._estimator: FlowEstimator | None = None
+        self._labels = np.array([c.label for c in clips])
         self.epoch = 0
         self._zero = zero_flow_codes(config)
         self._mirror = config.flip_permutation()
@@ -115,8 +116,8 @@ class StreamSamples(torch.utils.data.Dataset):
     def _transition(self, clip: Clip, codes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """L flow codes: the end of a random other-class clip's motion, then this clip's first fields."""
         n = self.config.clip_length
-        others = [c for c in self.clips if c.label != clip.label]
-        other = others[int(rng.integers(len(others)))]
+        others = np.flatnonzero(self._labels != clip.label)
+        other = self.clips[int(others[rng.integers(len(others))])]
         old = self.cache.load(other.key(self.root), "flow")
         if len(old) == 0:
             old = self._zero
