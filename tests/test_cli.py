@@ -70,6 +70,7 @@ def test_out_writes_an_annotated_video_with_every_frame(tmp_path, video_file, ti
         (["run", "--out", "/no/such/dir/x.mp4"], "does not exist"),
         (["run", "--out", "video.xyz"], "unsupported video extension"),
         (["run", "synthetic:moonwalk"], "unknown synthetic source"),
+        (["run", "--cut-threshold", "0"], "cut threshold 0.0 is outside (0, 1]"),
     ],
 )
 def test_user_errors_are_one_line_exit_2_no_traceback(args, message) -> None:

@@ -8,6 +8,7 @@ import argparse
 from typing import Any
 
 from ..options import ENGINES, FUSION_MODES, PRECISIONS
+from ..stream.cuts import CUT_THRESHOLD
 
 MODEL_HELP = "a checkpoint directory, 'default' (the shipped model, or $TWOSTREAM_MODEL), or the name of a model you taught (train --from); default: default"
 
@@ -28,6 +29,17 @@ def add_fusion_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fusion", choices=FUSION_MODES, help="score fusion (default: the model's)")
 
 
+def add_cut_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--cut-threshold",
+        type=float,
+        default=CUT_THRESHOLD,
+        metavar="D",
+        help=f"a frame whose colour histogram is this far from the previous one's (0..1) starts a new shot: smoothing restarts and "
+        f"the spatial stream leads for the first frames (default {CUT_THRESHOLD}; 1 = off)",
+    )
+
+
 def half(args: argparse.Namespace) -> bool | None:
     """--precision as the engines take it: None (auto), True (fp16), False (fp32)."""
     return None if args.precision == "auto" else args.precision == "fp16"
@@ -45,4 +57,5 @@ def stream_options(args: argparse.Namespace) -> dict[str, Any]:
         max_frames=args.max_frames,
         source_timeout=args.timeout,
         min_score=args.min_score,
+        cut_threshold=args.cut_threshold,
     )

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ..errors import UserError
-from .options import add_fusion_option, add_model_options, stream_options
+from .options import add_cut_option, add_fusion_option, add_model_options, stream_options
 
 log = logging.getLogger("twostream")
 
@@ -103,6 +103,7 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     )
     add_model_options(run)
     add_fusion_option(run)
+    add_cut_option(run)
     run.add_argument("--spatial-weight", type=float, help="weight of the spatial stream for --fusion weighted (0..1)")
     run.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames (1 = off; default 8)")
     run.add_argument("--min-score", type=float, metavar="S", help=MIN_SCORE_HELP)

@@ -7,7 +7,7 @@ import json
 import sys
 
 from ..errors import UserError
-from .options import add_fusion_option, add_model_options, stream_options
+from .options import add_cut_option, add_fusion_option, add_model_options, stream_options
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -72,6 +72,7 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="one or more of: 0 or /dev/videoN, rtsp://..., http(s)://..., a video file, synthetic:NAME")
     add_model_options(p)
     add_fusion_option(p)
+    add_cut_option(p)
     p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
     p.add_argument(
         "--min-score",

@@ -41,6 +41,7 @@ from ..nets.checkpoint import ModelConfig, TwoStreamModel
 from ..nets.engines import Engine, Scores, batch_mode, batched_scores, create_engine, familiarity_of
 from ..nets.models_store import resolve_model
 from .buffers import END, LatestSlot
+from .cuts import CUT_THRESHOLD, check_cut_threshold
 from .flow import FlowSettings
 from .fusion import Fusion, Smoother
 from .prediction import Prediction
@@ -176,7 +177,9 @@ class StreamCore(Generic[P]):
         max_batch: int,
         thread_prefix: Callable[[int], str],
         strict_names: bool,
+        cut_threshold: float = CUT_THRESHOLD,
     ):
+        self.cut_threshold = check_cut_threshold(cut_threshold)  # before a model loads: a bad value is the caller's
         self.model = resolve_model(model, flow)
         cfg = self.model.config
         self.labels = list(cfg.labels)
@@ -564,7 +567,7 @@ class StreamCore(Generic[P]):
 
     def _flow_loop(self, st: Stream) -> None:
         assert st.frames is not None and st.work is not None and st.pool is not None
-        flow_stage(self.model.config, st.frames, st.work, st.pool, st.stop, st.stats, st.flow_ready, self._work_ready.set)
+        flow_stage(self.model.config, st.frames, st.work, st.pool, st.stop, st.stats, st.flow_ready, self._work_ready.set, self.cut_threshold)
 
     def _gather(self) -> list[tuple[Stream, Work]]:
         """What every source has ready now, without waiting: up to `_per_stream` pieces of work each, in order."""
@@ -615,7 +618,7 @@ class StreamCore(Generic[P]):
             for i, (st, w) in enumerate(batch):
                 if st.smoother.window != scoring.smoothing:
                     st.smoother = Smoother(self.model.config.num_classes, scoring.smoothing)
-                if w.segment != st.segment:  # after a gap, smooth only over the new frames
+                if w.segment != st.segment or w.since_cut == 0:  # after a gap or a shot cut, smooth only over the new frames
                     st.smoother.reset()
                     st.segment = w.segment
                 sp, tp = spatial[i], None
@@ -630,7 +633,7 @@ class StreamCore(Generic[P]):
                     flow_ts=w.flow_ts,
                     infer_ts=now,
                     labels=self.labels,
-                    fused=st.smoother(scoring.fusion(sp, tp)),
+                    fused=st.smoother(scoring.fusion(sp, tp, w.since_cut)),
                     spatial=sp,
                     temporal=tp,
                     dropped=sum(st.dropped.values()),
@@ -638,6 +641,7 @@ class StreamCore(Generic[P]):
                     frame=w.frame,
                     flow=w.flow,
                     truth=w.truth,
+                    since_cut=w.since_cut,
                     min_score=scoring.fusion.min_score,
                     familiarity=float(familiarity[i]) if familiarity is not None else None,
                     min_familiarity=scoring.fusion.min_familiarity,

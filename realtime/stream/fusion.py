@@ -6,6 +6,7 @@ import numpy as np
 
 from ..nets.checkpoint import FUSION_MODES, FusionConfig
 from ..errors import UserError
+from .cuts import CUT_RAMP
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -44,14 +45,23 @@ class Fusion:
             self._w = np.asarray(config.svm_weight, np.float32)
             self._b = np.asarray(config.svm_bias, np.float32)
 
-    def __call__(self, spatial: np.ndarray, temporal: np.ndarray | None) -> np.ndarray:
-        """Scores (..., C) from each stream -> fused (..., C). Before the temporal stream is ready, spatial alone."""
+    def __call__(self, spatial: np.ndarray, temporal: np.ndarray | None, since_cut: int | None = None) -> np.ndarray:
+        """Scores (..., C) from each stream -> fused (..., C). Before the temporal stream is ready, spatial alone.
+
+        `since_cut`: frames since a shot cut (0: this frame starts a new shot; None: no cut). For the
+        first CUT_RAMP frames of a shot the temporal stream's stack is mostly the previous shot's
+        motion, so a weighted or average fusion that uses both streams hands its weight to the spatial
+        stream and takes it back a frame at a time. A model that deploys one stream alone (weight 0 or
+        1) or the SVM keeps its fusion as it is.
+        """
         if temporal is None:
             return spatial
         if self.mode == "svm":
             both = np.concatenate([l2_normalise(spatial), l2_normalise(temporal)], axis=-1)
             return softmax(both @ self._w.T + self._b)
         w = self.spatial_weight
+        if since_cut is not None and since_cut < CUT_RAMP and 0.0 < w < 1.0:
+            w = 1.0 - (1.0 - w) * since_cut / CUT_RAMP
         return w * spatial + (1.0 - w) * temporal
 
 

@@ -41,6 +41,7 @@ from ..io.sources import FrameSource
 from ..nets.checkpoint import TwoStreamModel
 from ..nets.engines import Engine
 from .core import Stream, StreamCore
+from .cuts import CUT_THRESHOLD
 from .flow import FlowSettings
 from .prediction import Prediction
 from .stages import PipelineStats
@@ -77,6 +78,7 @@ class MultiPipeline(StreamCore[StreamPrediction]):
         flow: FlowSettings | None = None,
         keep_going: bool = False,
         min_score: float | None = None,
+        cut_threshold: float = CUT_THRESHOLD,
     ):
         """`keep_going`: a source that cannot be opened is reported and left out instead of refusing to start."""
         if isinstance(sources, (str, int, FrameSource)) or len(sources) == 0:
@@ -98,6 +100,7 @@ class MultiPipeline(StreamCore[StreamPrediction]):
             source_timeout=source_timeout,
             flow=flow,
             min_score=min_score,
+            cut_threshold=cut_threshold,
             max_batch=len(sources),
             thread_prefix=lambda i: f"twostream-s{i}-",
             strict_names=True,  # a malformed source is refused here, before anything starts

@@ -24,6 +24,7 @@ from ..io.sources import FrameSource, open_source
 from ..nets.checkpoint import TwoStreamModel
 from ..nets.engines import Engine, batch_mode
 from .core import KEEP, PipelineError, Stream, StreamCore
+from .cuts import CUT_THRESHOLD
 from .flow import FlowSettings
 from .fusion import Smoother
 from .prediction import NO_KNOWN_ACTION, Prediction
@@ -51,6 +52,7 @@ class Pipeline(StreamCore[Prediction]):
         source_timeout: float = 5.0,
         flow: FlowSettings | None = None,
         min_score: float | None = None,
+        cut_threshold: float = CUT_THRESHOLD,
         file_batch: int = 8,
     ):
         """`file_batch`: a file read as fast as possible runs the nets on up to this many consecutive frames
@@ -72,6 +74,7 @@ class Pipeline(StreamCore[Prediction]):
             source_timeout=source_timeout,
             flow=flow,
             min_score=min_score,
+            cut_threshold=cut_threshold,
             max_batch=1,
             thread_prefix=lambda i: "twostream-",
             strict_names=False,  # a malformed source is refused by start(), as a missing file is

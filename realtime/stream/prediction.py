@@ -26,6 +26,7 @@ class Prediction:
     frame: np.ndarray | None = None  # the BGR frame as read
     flow: np.ndarray | None = None  # newest flow field (H, W, 2) px at the working size
     truth: str | None = None  # ground-truth label, for synthetic sources
+    since_cut: int | None = None  # frames since the last shot cut (0: this frame starts a new shot; None: none yet)
     min_score: float = 0.0  # below this fused top score the frame shows "no known action"
     familiarity: float | None = None  # how like the training frames the spatial net finds this one (realtime.nets.familiarity)
     min_familiarity: float = 0.0  # ... below which it is "no known action" too
@@ -83,6 +84,7 @@ class Prediction:
             "temporal_top": [{"label": lab, "score": round(s, 4)} for lab, s in self.top(3, "temporal")],
             "ready": self.ready,
             "status": self.status,
+            "cut": self.since_cut == 0,
             "capture_ts": round(self.capture_ts, 6),
             "latency_ms": {
                 "flow": round((self.flow_ts - self.capture_ts) * 1e3, 3),

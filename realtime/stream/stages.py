@@ -20,6 +20,7 @@ import torch
 from ..io.sources import FrameSource, as_frame
 from ..nets.checkpoint import ModelConfig
 from .buffers import END, FlowRing, LatestSlot
+from .cuts import CutDetector
 from .preprocess import FlowFrontEnd, centre_crop, flow_input, rgb_input
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Work:
         self.truth: str | None = None
         self.status = "ok"
         self.segment = 0
+        self.since_cut: int | None = None  # frames since a shot cut in this segment (0: this frame starts a shot)
 
 
 @dataclass
@@ -193,11 +195,13 @@ def flow_stage(
     stats: PipelineStats,
     ready: threading.Event,
     handed_over: Callable[[], None] = lambda: None,
+    cut_threshold: float | None = None,
 ) -> None:
     """Frames -> flow ring -> net inputs in recycled `Work` items, handed to `work`; `handed_over()` after each.
 
     Sets `ready` once the flow estimator has allocated (capture should not start before: a live
-    source would drop what waits). Finishes `work` with the end marker.
+    source would drop what waits). Each `Work` says how many frames ago the last shot cut was
+    (`realtime.stream.cuts`; `cut_threshold` None or 1: never). Finishes `work` with the end marker.
     """
     front = FlowFrontEnd(cfg.flow)
     blank = np.zeros((cfg.flow.height, cfg.flow.width, 3), np.uint8)
@@ -208,6 +212,8 @@ def flow_stage(
     ring = FlowRing(cfg.flow, cfg.clip_length)
     top, left = centre_crop(cfg.flow, cfg.input_size)
     segment: Segment | None = None
+    cuts = CutDetector(cut_threshold) if cut_threshold is not None and cut_threshold < 1.0 else None
+    since_cut: int | None = None
     while not stop.is_set():
         item = frames.get()
         if item is None:
@@ -218,11 +224,17 @@ def flow_stage(
         if seg != segment:  # the source reconnected or changed size: no flow across the gap
             front.reset()
             ring.reset()
-            segment = seg
+            segment, since_cut = seg, None
+            if cuts is not None:
+                cuts.reset()
         t0 = time.perf_counter()
         small, flow = front.push(item.frame)
         if flow is not None:
             ring.push(flow)
+        if cuts is not None and cuts.push(small):
+            since_cut = 0
+        elif since_cut is not None:
+            since_cut += 1
         w = None
         while w is None and not stop.is_set():
             got = pool.get(timeout=0.1)
@@ -234,7 +246,7 @@ def flow_stage(
         if ring.ready:
             flow_input(ring.codes, cfg, top, left, out=w.temporal_np, order=ring.order())
         w.index, w.capture_ts, w.frame, w.flow, w.truth = item.index, item.capture_ts, item.frame, flow, item.truth
-        w.status, w.segment = ("ok" if ring.ready else seg.status), seg.number
+        w.status, w.segment, w.since_cut = ("ok" if ring.ready else seg.status), seg.number, since_cut
         w.flow_ts = time.monotonic()
         stats.flow_compute.append(time.perf_counter() - t0)
         evicted = work.put(w, stop)
