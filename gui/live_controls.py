@@ -45,7 +45,7 @@ class LiveControls:
         self.smoothing_box.setRange(1, 120)
         self.smoothing_box.setValue(8)
         self.smoothing_box.setSuffix(" frames")
-        self.smoothing_box.setToolTip("Average the fused scores over this many frames (1 = off)")
+        self.smoothing_box.setToolTip("Average the fused scores over this many frames, each weighted by its top score (1 = off)")
         self.smoothing_box.valueChanged.connect(self.controller.set_smoothing)
         self.min_score_box = ThresholdBox()
         self.min_score_box.valueChanged.connect(lambda _: self.set_min_score(self.min_score_box.threshold))

@@ -80,7 +80,8 @@ def test_a_video_file_with_a_cut_restarts_smoothing_and_leads_with_the_spatial_s
     cut, after = preds[20], preds[21]
     assert cut.ready and np.allclose(cut.fused, cut.spatial, atol=1e-6)  # nothing of the old shot, and spatial alone
     w = 1 - 0.5 * 1 / CUT_RAMP  # the tiny model averages (0.5): one frame into the ramp
-    assert np.allclose(after.fused, (cut.spatial + w * after.spatial + (1 - w) * after.temporal) / 2, atol=1e-5)
+    first, second = cut.spatial, w * after.spatial + (1 - w) * after.temporal  # smoothed, each weighted by its top score
+    assert np.allclose(after.fused, (first.max() * first + second.max() * second) / (first.max() + second.max()), atol=1e-5)
     off = predictions(cut_threshold=1.0)
     assert all(p.since_cut is None for p in off)
     assert not np.allclose(off[20].fused, off[20].spatial, atol=1e-3)  # without it the old shot's scores carry over

@@ -143,6 +143,9 @@ def test_fusion_modes_and_smoothing() -> None:
     outs = [sm(np.array(v, np.float32)) for v in ([1, 0], [0, 1], [0, 1], [0, 1])]
     np.testing.assert_allclose(outs[1], [0.5, 0.5])
     np.testing.assert_allclose(outs[3], [0, 1])  # the first frame has left the window
+    sm = Smoother(2, window=2)  # each frame counts as much as its top score: a flat frame moves the average little
+    sm(np.array([0.9, 0.1], np.float32))
+    np.testing.assert_allclose(sm(np.array([0.45, 0.55], np.float32)), (0.9 * np.array([0.9, 0.1]) + 0.55 * np.array([0.45, 0.55])) / 1.45, rtol=1e-6)
 
 
 def test_an_engine_passed_in_is_left_open_for_the_next_pipeline(tiny_model) -> None:

@@ -105,7 +105,9 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     add_fusion_option(run)
     add_cut_option(run)
     run.add_argument("--spatial-weight", type=float, help="weight of the spatial stream for --fusion weighted (0..1)")
-    run.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames (1 = off; default 8)")
+    run.add_argument(
+        "--smoothing", type=int, default=8, help="average the fused scores over this many frames, each weighted by its top score (1 = off; default 8)"
+    )
     run.add_argument("--min-score", type=float, metavar="S", help=MIN_SCORE_HELP)
     run.add_argument("--json", action="store_true", help="one JSON object per prediction on stdout; the summary goes to stderr")
     run.add_argument("--out", metavar="FILE", help="write the annotated video (labels + flow inset) to FILE (.mp4 or .avi)")

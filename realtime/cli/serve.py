@@ -73,7 +73,12 @@ def register(sub: argparse._SubParsersAction, commands: dict) -> None:
     add_model_options(p)
     add_fusion_option(p)
     add_cut_option(p)
-    p.add_argument("--smoothing", type=int, default=8, help="average the fused scores over this many frames per stream (1 = off; default 8)")
+    p.add_argument(
+        "--smoothing",
+        type=int,
+        default=8,
+        help="average the fused scores over this many frames per stream, each weighted by its top score (1 = off; default 8)",
+    )
     p.add_argument(
         "--min-score",
         type=float,

@@ -66,13 +66,20 @@ class Fusion:
 
 
 class Smoother:
-    """Mean of the last `window` score vectors, in a preallocated ring (window 1 = off)."""
+    """The last `window` score vectors averaged, each weighted by its own top score (window 1 = off).
+
+    A frame with flat scores (the actor out of view, motion blur, a shot's first frames) carries
+    little evidence and moves the average little; a confident frame moves it more. Kept in
+    preallocated rings.
+    """
 
     def __init__(self, num_classes: int, window: int = 8):
         if window < 1:
             raise UserError(f"smoothing window must be >= 1 frame, got {window}")
-        self._ring = np.zeros((window, num_classes), np.float32)
+        self._ring = np.zeros((window, num_classes), np.float64)  # weighted scores
+        self._weights = np.zeros(window, np.float64)
         self._sum = np.zeros(num_classes, np.float64)
+        self._total = 0.0
         self._n = 0
         self._head = 0
 
@@ -81,16 +88,23 @@ class Smoother:
         return self._ring.shape[0]
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
+        if self.window == 1:
+            return np.asarray(scores, np.float32)
         if self._n == self.window:
             self._sum -= self._ring[self._head]
+            self._total -= self._weights[self._head]
         else:
             self._n += 1
-        self._ring[self._head] = scores
-        self._sum += scores
+        weight = max(float(np.max(scores)), 1e-6)
+        np.multiply(scores, weight, out=self._ring[self._head])
+        self._weights[self._head] = weight
+        self._sum += self._ring[self._head]
+        self._total += weight
         self._head = (self._head + 1) % self.window
-        return (self._sum / self._n).astype(np.float32)
+        return (self._sum / self._total).astype(np.float32)
 
     def reset(self) -> None:
         self._sum[:] = 0
+        self._total = 0.0
         self._n = 0
         self._head = 0
