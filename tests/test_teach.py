@@ -103,9 +103,9 @@ def test_model_swaps_in_live_without_restarting_the_source(taught) -> None:
             if len(preds) == 20:  # swap from another thread while frames keep flowing, as the app does
                 swapper = threading.Thread(target=p.swap_model, args=(out,))
                 swapper.start()
-            if sum(q.labels == sorted(NEW) for q in preds) >= 30:
+            if sum(q.labels == sorted(NEW) for q in preds) >= 150:  # 5 s: several of the source's clips, not one
                 break
-            assert len(preds) < 600, "the swap never happened"
+            assert len(preds) < 800, "the swap never happened"
         swapper.join()
         assert p.source is source and all(t.is_alive() for t in threads) and p.status == "running"
         assert p.swaps == 1
@@ -115,7 +115,8 @@ def test_model_swaps_in_live_without_restarting_the_source(taught) -> None:
     assert all(b.index > a.index for a, b in zip(preds, preds[1:]))  # one uninterrupted stream of frames
     assert all(q.ready for q in preds[switch:])  # the flow history survived the swap: no warm-up again
     # and the new model knows the new class. (Not a per-frame bar: on a loaded machine a live source drops
-    # frames, so flow spans bigger steps than in the recordings; the accuracy bar is benchmarks/teach.py.)
+    # frames, so flow spans bigger steps than in the recordings, and a model taught from 6 clips can miss a
+    # whole clip of the source, so this counts over several; the accuracy bar is benchmarks/teach.py.)
     after = [q.label for q in preds[switch:]]
     assert max(set(after), key=after.count) == "spin", after
 
